@@ -107,7 +107,10 @@ fn an_insertion_moves_only_nearby_boundaries() {
     };
     let original: std::collections::HashSet<usize> = ends(&data).into_iter().collect();
     let moved = ends(&shifted);
-    let kept = moved.iter().filter(|e| original.contains(&(**e - 1))).count();
+    let kept = moved
+        .iter()
+        .filter(|e| original.contains(&(**e - 1)))
+        .count();
     // All but the boundaries of the first one or two chunks realign.
     assert!(kept + 2 >= moved.len(), "kept {kept} of {}", moved.len());
 }
