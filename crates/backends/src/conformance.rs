@@ -1,0 +1,463 @@
+//! The backend conformance suite: the contract every backend must meet.
+//!
+//! [`run`] takes a factory that returns a backend for a fresh, not yet created location
+//! and runs every check against its own instance, returning the failures (empty when the
+//! backend conforms). Test code asserts on the result:
+//!
+//! ```
+//! use arca_backends::{MemoryBackend, WriteBackend, conformance};
+//!
+//! let failures = conformance::run(&|| Box::new(MemoryBackend::new()) as Box<dyn WriteBackend>);
+//! assert!(failures.is_empty(), "{failures:?}");
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+
+use crate::{ErrorKind, FileKind, ObjectId, WriteBackend};
+
+/// One failed check.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The check's name.
+    pub check: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+type Check = fn(&dyn WriteBackend) -> Result<(), String>;
+
+/// Runs every check, each on a fresh backend from `make`, and returns the failures.
+pub fn run(make: &dyn Fn() -> Box<dyn WriteBackend>) -> Vec<Failure> {
+    let checks: [(&'static str, Check); 12] = [
+        ("fresh repository lists empty", fresh_lists_empty),
+        (
+            "create refuses a non-empty location",
+            create_refuses_non_empty,
+        ),
+        ("write then read round-trips", write_read_round_trip),
+        ("list reports ids and sizes", list_reports_sizes),
+        ("writes are write-once", write_once),
+        ("kinds are separate namespaces", kinds_are_separate),
+        ("ranged reads", ranged_reads),
+        ("not-found is distinguished", not_found_is_distinguished),
+        ("remove deletes", remove_deletes),
+        ("concurrent writers", concurrent_writers),
+        ("large objects", large_objects),
+        ("writes are atomic to readers", atomic_visibility),
+    ];
+    let mut failures = Vec::new();
+    for (name, check) in checks {
+        let backend = make();
+        let result = backend
+            .create()
+            .map_err(|e| format!("create failed: {e}"))
+            .and_then(|()| check(backend.as_ref()));
+        if let Err(message) = result {
+            failures.push(Failure {
+                check: name,
+                message,
+            });
+        }
+    }
+    failures
+}
+
+fn id(n: u32) -> ObjectId {
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(&n.to_be_bytes());
+    b[31] = 0xa5;
+    ObjectId::from_bytes(b)
+}
+
+fn data(n: u32, len: usize) -> Bytes {
+    let mut state = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    Bytes::from(bytes)
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+fn fresh_lists_empty(b: &dyn WriteBackend) -> Result<(), String> {
+    for kind in FileKind::ALL {
+        let listed = b.list(kind).map_err(|e| e.to_string())?;
+        ensure!(
+            listed.is_empty(),
+            "{kind} lists {listed:?} in a new repository"
+        );
+    }
+    Ok(())
+}
+
+fn create_refuses_non_empty(b: &dyn WriteBackend) -> Result<(), String> {
+    b.write(FileKind::Config, &ObjectId::ZERO, data(1, 10))
+        .map_err(|e| e.to_string())?;
+    match b.create() {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!(
+            "create on a used location failed with {e}, not AlreadyExists"
+        )),
+        Ok(()) => Err("create succeeded on a location that holds a config".into()),
+    }
+}
+
+fn write_read_round_trip(b: &dyn WriteBackend) -> Result<(), String> {
+    for (n, kind) in FileKind::ALL.into_iter().enumerate() {
+        let oid = if kind == FileKind::Config {
+            ObjectId::ZERO
+        } else {
+            id(n as u32)
+        };
+        for (m, len) in [0usize, 1, 4097].into_iter().enumerate() {
+            let oid = if m == 0 || kind == FileKind::Config {
+                oid
+            } else {
+                id(1000 + n as u32 * 10 + m as u32)
+            };
+            if kind == FileKind::Config && m > 0 {
+                continue;
+            }
+            let d = data(n as u32 + 7, len);
+            b.write(kind, &oid, d.clone()).map_err(|e| e.to_string())?;
+            let back = b.read_full(kind, &oid).map_err(|e| e.to_string())?;
+            ensure!(
+                back == d,
+                "{kind} {oid}: read {} bytes differ from the {len} written",
+                back.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn list_reports_sizes(b: &dyn WriteBackend) -> Result<(), String> {
+    let mut expected = HashSet::new();
+    for n in 0..20u32 {
+        let len = (n as usize) * 37;
+        b.write(FileKind::Pack, &id(n), data(n, len))
+            .map_err(|e| e.to_string())?;
+        expected.insert((id(n), len as u64));
+    }
+    let listed: HashSet<_> = b
+        .list(FileKind::Pack)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    ensure!(
+        listed == expected,
+        "list returned {} entries, not the 20 written with their sizes",
+        listed.len()
+    );
+    Ok(())
+}
+
+fn write_once(b: &dyn WriteBackend) -> Result<(), String> {
+    b.write(FileKind::Snapshot, &id(1), data(1, 100))
+        .map_err(|e| e.to_string())?;
+    match b.write(FileKind::Snapshot, &id(1), data(2, 50)) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("second write failed with {e}, not AlreadyExists")),
+        Ok(()) => return Err("second write of the same id succeeded".into()),
+    }
+    let back = b
+        .read_full(FileKind::Snapshot, &id(1))
+        .map_err(|e| e.to_string())?;
+    ensure!(back == data(1, 100), "the refused write changed the object");
+    Ok(())
+}
+
+fn kinds_are_separate(b: &dyn WriteBackend) -> Result<(), String> {
+    b.write(FileKind::Index, &id(5), data(1, 10))
+        .map_err(|e| e.to_string())?;
+    b.write(FileKind::Snapshot, &id(5), data(2, 20))
+        .map_err(|e| e.to_string())?;
+    let i = b
+        .read_full(FileKind::Index, &id(5))
+        .map_err(|e| e.to_string())?;
+    let s = b
+        .read_full(FileKind::Snapshot, &id(5))
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        i == data(1, 10) && s == data(2, 20),
+        "objects of different kinds with one id collide"
+    );
+    ensure!(
+        b.list(FileKind::Key).map_err(|e| e.to_string())?.is_empty(),
+        "keys list objects of other kinds"
+    );
+    Ok(())
+}
+
+fn ranged_reads(b: &dyn WriteBackend) -> Result<(), String> {
+    let d = data(3, 10_000);
+    b.write(FileKind::Pack, &id(3), d.clone())
+        .map_err(|e| e.to_string())?;
+    for (off, len) in [
+        (0u64, 10_000u64),
+        (0, 1),
+        (9_999, 1),
+        (1234, 5678),
+        (10_000, 0),
+        (17, 0),
+    ] {
+        let got = b
+            .read_range(FileKind::Pack, &id(3), off, len)
+            .map_err(|e| format!("range {off}+{len}: {e}"))?;
+        ensure!(
+            got[..] == d[off as usize..(off + len) as usize],
+            "range {off}+{len} returned wrong bytes"
+        );
+    }
+    for (off, len) in [(9_999u64, 2u64), (10_000, 1), (20_000, 10), (u64::MAX, 2)] {
+        match b.read_range(FileKind::Pack, &id(3), off, len) {
+            Ok(got) => {
+                return Err(format!(
+                    "range {off}+{len} past the end returned {} bytes",
+                    got.len()
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(format!("range {off}+{len} past the end reported not-found"));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn not_found_is_distinguished(b: &dyn WriteBackend) -> Result<(), String> {
+    let missing = id(99);
+    let kinds = [
+        b.read_full(FileKind::Pack, &missing)
+            .err()
+            .map(|e| e.kind()),
+        b.read_range(FileKind::Pack, &missing, 0, 1)
+            .err()
+            .map(|e| e.kind()),
+        b.remove(FileKind::Pack, &missing).err().map(|e| e.kind()),
+        b.read_full(FileKind::Config, &ObjectId::ZERO)
+            .err()
+            .map(|e| e.kind()),
+    ];
+    for (i, k) in kinds.into_iter().enumerate() {
+        ensure!(
+            k == Some(ErrorKind::NotFound),
+            "operation {i} on a missing object gave {k:?}, not NotFound"
+        );
+    }
+    Ok(())
+}
+
+fn remove_deletes(b: &dyn WriteBackend) -> Result<(), String> {
+    b.write(FileKind::Lock, &id(4), data(4, 64))
+        .map_err(|e| e.to_string())?;
+    b.remove(FileKind::Lock, &id(4))
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        b.list(FileKind::Lock)
+            .map_err(|e| e.to_string())?
+            .is_empty(),
+        "removed object still listed"
+    );
+    ensure!(
+        b.read_full(FileKind::Lock, &id(4)).err().map(|e| e.kind()) == Some(ErrorKind::NotFound),
+        "removed object still readable"
+    );
+    // The id can be written again after removal.
+    b.write(FileKind::Lock, &id(4), data(5, 8))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn concurrent_writers(b: &dyn WriteBackend) -> Result<(), String> {
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u32)
+            .map(|t| {
+                s.spawn(move || {
+                    for n in 0..16u32 {
+                        let k = t * 100 + n;
+                        b.write(FileKind::Pack, &id(k), data(k, 3000))
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("writer thread panicked".into()))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    let listed = b.list(FileKind::Pack).map_err(|e| e.to_string())?;
+    ensure!(
+        listed.len() == 128,
+        "{} of 128 concurrently written objects listed",
+        listed.len()
+    );
+    for (oid, size) in listed {
+        ensure!(size == 3000, "{oid} has size {size}");
+    }
+    Ok(())
+}
+
+fn large_objects(b: &dyn WriteBackend) -> Result<(), String> {
+    let len = 40 << 20;
+    let d = data(6, len);
+    b.write(FileKind::Pack, &id(6), d.clone())
+        .map_err(|e| e.to_string())?;
+    let back = b
+        .read_full(FileKind::Pack, &id(6))
+        .map_err(|e| e.to_string())?;
+    ensure!(back == d, "a 40 MiB object did not round-trip");
+    let tail = b
+        .read_range(FileKind::Pack, &id(6), len as u64 - 4096, 4096)
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        tail[..] == d[len - 4096..],
+        "tail range of a large object differs"
+    );
+    Ok(())
+}
+
+fn atomic_visibility(b: &dyn WriteBackend) -> Result<(), String> {
+    let d = data(7, 24 << 20);
+    let done = Arc::new(AtomicBool::new(false));
+    let observed: Result<u32, String> = std::thread::scope(|s| {
+        let reader_done = done.clone();
+        let expected = d.clone();
+        let reader = s.spawn(move || {
+            let mut seen = 0u32;
+            loop {
+                let finished = reader_done.load(Ordering::SeqCst);
+                match b.read_full(FileKind::Pack, &id(7)) {
+                    Ok(got) if got == expected => seen += 1,
+                    Ok(got) => {
+                        return Err(format!(
+                            "a reader saw {} of {} bytes",
+                            got.len(),
+                            expected.len()
+                        ));
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+                for (oid, size) in b.list(FileKind::Pack).map_err(|e| e.to_string())? {
+                    if oid == id(7) && size != expected.len() as u64 {
+                        return Err(format!("list showed the object with {size} bytes"));
+                    }
+                }
+                if finished {
+                    return Ok(seen);
+                }
+            }
+        });
+        let written = b
+            .write(FileKind::Pack, &id(7), d.clone())
+            .map_err(|e| e.to_string());
+        done.store(true, Ordering::SeqCst);
+        let seen = reader
+            .join()
+            .unwrap_or_else(|_| Err("reader thread panicked".into()));
+        written.and(seen)
+    });
+    let seen = observed?;
+    ensure!(seen >= 1, "the object was not visible after write returned");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LocalBackend, MemoryBackend};
+
+    /// Negative control: a backend that lets writes overwrite and clips ranges must fail.
+    #[test]
+    fn the_suite_catches_a_sloppy_backend() {
+        use crate::{BackendError, ReadBackend};
+        struct Sloppy(MemoryBackend);
+        impl ReadBackend for Sloppy {
+            fn location(&self) -> String {
+                self.0.location()
+            }
+            fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
+                self.0.list(kind)
+            }
+            fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError> {
+                self.0.read_full(kind, id)
+            }
+            fn read_range(
+                &self,
+                kind: FileKind,
+                id: &ObjectId,
+                offset: u64,
+                length: u64,
+            ) -> Result<Bytes, BackendError> {
+                let all = self.0.read_full(kind, id)?;
+                let start = (offset as usize).min(all.len());
+                let end = start.saturating_add(length as usize).min(all.len());
+                Ok(all.slice(start..end))
+            }
+        }
+        impl WriteBackend for Sloppy {
+            fn create(&self) -> Result<(), BackendError> {
+                self.0.create()
+            }
+            fn write(
+                &self,
+                kind: FileKind,
+                id: &ObjectId,
+                data: Bytes,
+            ) -> Result<(), BackendError> {
+                let _ = self.0.remove(kind, id);
+                self.0.write(kind, id, data)
+            }
+            fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
+                self.0.remove(kind, id)
+            }
+        }
+        let failures = run(&|| Box::new(Sloppy(MemoryBackend::new())));
+        let names: Vec<_> = failures.iter().map(|f| f.check).collect();
+        assert!(names.contains(&"writes are write-once"), "{names:?}");
+        assert!(names.contains(&"ranged reads"), "{names:?}");
+    }
+
+    #[test]
+    fn memory_backend_conforms() {
+        let failures = run(&|| Box::new(MemoryBackend::new()));
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn local_backend_conforms() {
+        let dirs = std::sync::Mutex::new(Vec::new());
+        let failures = run(&|| {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = LocalBackend::new(dir.path().join("repo"));
+            dirs.lock().unwrap().push(dir);
+            Box::new(backend)
+        });
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Storage for arca repositories: two small synchronous traits and their implementations.
+//!
+//! A backend stores opaque, already-encrypted objects addressed by a [`FileKind`] and an
+//! [`ObjectId`]; it never sees plaintext or keys. [`ReadBackend`] lists and reads,
+//! [`WriteBackend`] adds atomic write-once creation and removal. Errors say whether an
+//! object was not found, already exists, or the failure is transient or permanent
+//! ([`ErrorKind`]), which is what retry decorators and callers branch on.
+//!
+//! Implementations: [`LocalBackend`] (a directory; writes go to a temporary file that is
+//! fsynced and then linked into place, so an object is never partly visible) and
+//! [`MemoryBackend`] (for tests and embedding). With the `conformance` feature,
+//! [`conformance::run`] checks any backend against the contract.
+//!
+//! ```
+//! use arca_backends::{FileKind, MemoryBackend, ObjectId, ReadBackend, WriteBackend};
+//!
+//! let backend = MemoryBackend::new();
+//! backend.create()?;
+//! let id = ObjectId::from_bytes([7; 32]);
+//! backend.write(FileKind::Snapshot, &id, bytes::Bytes::from_static(b"sealed bytes"))?;
+//! assert_eq!(backend.read_range(FileKind::Snapshot, &id, 7, 5)?, &b"bytes"[..]);
+//! assert_eq!(backend.list(FileKind::Snapshot)?, vec![(id, 12)]);
+//! # Ok::<(), arca_backends::BackendError>(())
+//! ```
+//!
+//! This crate depends on nothing else in the workspace.
+
+mod error;
+mod kind;
+mod local;
+mod memory;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use error::{BackendError, ErrorKind};
+pub use kind::{FileKind, ObjectId, ParseIdError};
+pub use local::LocalBackend;
+pub use memory::MemoryBackend;
+
+/// Read access to a repository's storage. Implementations are `Send + Sync` and may be
+/// called from many threads at once.
+pub trait ReadBackend: Send + Sync {
+    /// Where the repository lives, for messages. Never contains credentials.
+    fn location(&self) -> String;
+
+    /// Every object of `kind` with its size in bytes, in no particular order.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if the repository itself does not exist; otherwise
+    /// transient or permanent storage errors.
+    fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError>;
+
+    /// The whole object.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if it does not exist; storage errors otherwise.
+    fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError>;
+
+    /// Exactly `length` bytes starting at `offset`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if the object does not exist; [`ErrorKind::Permanent`] if
+    /// the range extends past its end (a short object is damage, not a short read).
+    fn read_range(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, BackendError>;
+}
+
+/// Write access. Objects are write-once: they are created whole and never modified.
+pub trait WriteBackend: ReadBackend {
+    /// Creates an empty repository location.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AlreadyExists`] if the location already holds anything.
+    fn create(&self) -> Result<(), BackendError>;
+
+    /// Stores an object atomically: readers see either nothing or all of `data`, also
+    /// across a crash. Durable when this returns.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AlreadyExists`] if an object with this kind and id exists (it is left
+    /// unchanged); storage errors otherwise.
+    fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError>;
+
+    /// Deletes an object.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if it does not exist; storage errors otherwise.
+    fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError>;
+}
+
+macro_rules! forward_backend {
+    ($($ty:ty),*) => {$(
+        impl<T: ReadBackend + ?Sized> ReadBackend for $ty {
+            fn location(&self) -> String {
+                (**self).location()
+            }
+            fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
+                (**self).list(kind)
+            }
+            fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError> {
+                (**self).read_full(kind, id)
+            }
+            fn read_range(
+                &self,
+                kind: FileKind,
+                id: &ObjectId,
+                offset: u64,
+                length: u64,
+            ) -> Result<Bytes, BackendError> {
+                (**self).read_range(kind, id, offset, length)
+            }
+        }
+        impl<T: WriteBackend + ?Sized> WriteBackend for $ty {
+            fn create(&self) -> Result<(), BackendError> {
+                (**self).create()
+            }
+            fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
+                (**self).write(kind, id, data)
+            }
+            fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
+                (**self).remove(kind, id)
+            }
+        }
+    )*};
+}
+
+forward_backend!(Arc<T>, Box<T>, &T);

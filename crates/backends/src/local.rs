@@ -1,0 +1,422 @@
+//! A repository in a local directory.
+//!
+//! Layout: `config`, `keys/<id>`, `data/<first 2 hex digits>/<id>`, `index/<id>`,
+//! `snapshots/<id>`, `locks/<id>`. Directories are created mode 0700 and files 0600.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::{BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, WriteBackend};
+
+/// A repository stored in a directory on a local (or locally mounted) filesystem.
+///
+/// Writes are atomic and durable: data goes to a temporary file in the target
+/// directory, is fsynced, hard-linked to its final name (which fails if the name exists,
+/// making writes write-once), and the directory is fsynced.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+fn mkdir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl LocalBackend {
+    /// A backend rooted at `root` (which need not exist until [`WriteBackend::create`]).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, kind: FileKind, id: &ObjectId) -> PathBuf {
+        match kind {
+            FileKind::Config => self.root.clone(),
+            FileKind::Pack => self
+                .root
+                .join(kind.dir_name())
+                .join(hex::encode(&id.as_bytes()[..1])),
+            _ => self.root.join(kind.dir_name()),
+        }
+    }
+
+    fn path(&self, kind: FileKind, id: &ObjectId) -> PathBuf {
+        match kind {
+            FileKind::Config => self.root.join("config"),
+            _ => self.dir(kind, id).join(id.to_string()),
+        }
+    }
+
+    fn err(&self, op: &'static str, path: &Path, e: io::Error) -> BackendError {
+        BackendError::from_io(op, path.display().to_string(), e)
+    }
+
+    /// Creates `dir` and any missing parents below the repository root, never the root
+    /// itself: a vanished repository must fail, not be silently recreated.
+    fn ensure_dir(&self, dir: &Path) -> io::Result<()> {
+        if dir == self.root || dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            if parent != self.root {
+                self.ensure_dir(parent)?;
+            } else if !self.root.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "repository directory is missing",
+                ));
+            }
+        }
+        match mkdir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_temp(&self, dir: &Path, data: &[u8]) -> io::Result<PathBuf> {
+        let mut suffix = [0u8; 12];
+        getrandom::fill(&mut suffix).map_err(io::Error::other)?;
+        let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let mut file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.ensure_dir(dir)?;
+                open()?
+            }
+            other => other?,
+        };
+        let written = file.write_all(data).and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+
+    /// Moves `tmp` to `path` unless `path` exists.
+    fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
+        let linked = fs::hard_link(tmp, path);
+        match linked {
+            Ok(()) => {
+                let _ = fs::remove_file(tmp);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(tmp);
+                Err(e)
+            }
+            // Filesystems without hard links (FAT, some FUSE mounts): check, then rename.
+            // Not race-free against a concurrent writer of the same id, but ids are
+            // random or content-derived, so two writers of one id write the same bytes.
+            Err(_) => {
+                if path.exists() {
+                    let _ = fs::remove_file(tmp);
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "object already exists",
+                    ));
+                }
+                fs::rename(tmp, path).inspect_err(|_| {
+                    let _ = fs::remove_file(tmp);
+                })
+            }
+        }
+    }
+
+    fn list_dir(&self, dir: &Path, out: &mut Vec<(ObjectId, u64)>) -> Result<(), BackendError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            // A kind directory removed by a sync tool that drops empty directories.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.root.is_dir() => return Ok(()),
+            Err(e) => return Err(self.err("list", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| self.err("list", dir, e))?;
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<ObjectId>().ok())
+            else {
+                continue; // temporary files and foreign names are not objects
+            };
+            let meta = entry
+                .metadata()
+                .map_err(|e| self.err("list", &entry.path(), e))?;
+            if meta.is_file() {
+                out.push((id, meta.len()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReadBackend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
+        if !self.root.is_dir() {
+            return Err(BackendError::new(
+                ErrorKind::NotFound,
+                "list",
+                self.location(),
+                "repository directory does not exist",
+            ));
+        }
+        let mut out = Vec::new();
+        match kind {
+            FileKind::Config => {
+                let path = self.path(kind, &ObjectId::ZERO);
+                match fs::metadata(&path) {
+                    Ok(m) => out.push((ObjectId::ZERO, m.len())),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.err("list", &path, e)),
+                }
+            }
+            FileKind::Pack => {
+                let data = self.root.join(kind.dir_name());
+                let subdirs = match fs::read_dir(&data) {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                    Err(e) => return Err(self.err("list", &data, e)),
+                };
+                for sub in subdirs {
+                    let sub = sub.map_err(|e| self.err("list", &data, e))?;
+                    let name = sub.file_name();
+                    let is_prefix = name.len() == 2
+                        && name
+                            .to_str()
+                            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+                    if is_prefix && sub.path().is_dir() {
+                        self.list_dir(&sub.path(), &mut out)?;
+                    }
+                }
+            }
+            _ => self.list_dir(&self.root.join(kind.dir_name()), &mut out)?,
+        }
+        Ok(out)
+    }
+
+    fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError> {
+        let path = self.path(kind, id);
+        fs::read(&path)
+            .map(Bytes::from)
+            .map_err(|e| self.err("read", &path, e))
+    }
+
+    fn read_range(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, BackendError> {
+        let path = self.path(kind, id);
+        let file = File::open(&path).map_err(|e| self.err("read", &path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| self.err("read", &path, e))?
+            .len();
+        let end = offset.checked_add(length);
+        if end.is_none_or(|end| end > size) {
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                "read",
+                path.display().to_string(),
+                format!("range {offset}+{length} passes the end of the {size}-byte object"),
+            ));
+        }
+        let len = usize::try_from(length).map_err(|_| {
+            BackendError::new(
+                ErrorKind::Permanent,
+                "read",
+                path.display().to_string(),
+                "range too large for memory",
+            )
+        })?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| self.err("read", &path, e))?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+impl WriteBackend for LocalBackend {
+    fn create(&self) -> Result<(), BackendError> {
+        let root = &self.root;
+        match fs::read_dir(root) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(BackendError::new(
+                        ErrorKind::AlreadyExists,
+                        "create",
+                        self.location(),
+                        "directory is not empty",
+                    ));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .recursive(true)
+                    .create(root)
+                    .map_err(|e| self.err("create", root, e))?;
+            }
+            Err(e) => return Err(self.err("create", root, e)),
+        }
+        for kind in FileKind::ALL {
+            if kind == FileKind::Config {
+                continue;
+            }
+            let dir = root.join(kind.dir_name());
+            mkdir(&dir).map_err(|e| self.err("create", &dir, e))?;
+            if kind == FileKind::Pack {
+                for prefix in 0..=255u8 {
+                    let sub = dir.join(hex::encode([prefix]));
+                    mkdir(&sub).map_err(|e| self.err("create", &sub, e))?;
+                }
+                sync_dir(&dir).map_err(|e| self.err("create", &dir, e))?;
+            }
+        }
+        sync_dir(root).map_err(|e| self.err("create", root, e))
+    }
+
+    fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
+        let path = self.path(kind, id);
+        let dir = self.dir(kind, id);
+        let tmp = self
+            .write_temp(&dir, &data)
+            .map_err(|e| self.err("write", &path, e))?;
+        Self::publish(&tmp, &path).map_err(|e| self.err("write", &path, e))?;
+        sync_dir(&dir).map_err(|e| self.err("write", &dir, e))
+    }
+
+    fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
+        let path = self.path(kind, id);
+        fs::remove_file(&path).map_err(|e| self.err("remove", &path, e))?;
+        let dir = self.dir(kind, id);
+        sync_dir(&dir).map_err(|e| self.err("remove", &dir, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn files_and_directories_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let id = ObjectId::from_bytes([0xab; 32]);
+        b.write(FileKind::Key, &id, Bytes::from_static(b"k"))
+            .unwrap();
+        b.write(FileKind::Pack, &id, Bytes::from_static(b"p"))
+            .unwrap();
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(b.root().to_path_buf()), 0o700);
+        assert_eq!(mode(b.root().join("keys")), 0o700);
+        assert_eq!(mode(b.root().join("keys").join(id.to_string())), 0o600);
+        assert_eq!(mode(b.root().join("data/ab").join(id.to_string())), 0o600);
+    }
+
+    #[test]
+    fn temporary_and_foreign_files_are_not_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        fs::write(b.root().join("index/.tmp-123"), b"partial").unwrap();
+        fs::write(b.root().join("index/README"), b"x").unwrap();
+        fs::write(b.root().join("data/00/notes.txt"), b"x").unwrap();
+        assert!(b.list(FileKind::Index).unwrap().is_empty());
+        assert!(b.list(FileKind::Pack).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_missing_repository_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("nope"));
+        assert_eq!(
+            b.list(FileKind::Snapshot).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            b.read_full(FileKind::Config, &ObjectId::ZERO)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotFound
+        );
+        // Writing into a vanished repository fails instead of recreating it.
+        let err = b
+            .write(
+                FileKind::Index,
+                &ObjectId::from_bytes([1; 32]),
+                Bytes::new(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(!dir.path().join("nope").exists());
+    }
+
+    #[test]
+    fn removed_subdirectories_are_recreated_inside_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        fs::remove_dir(b.root().join("data/ab")).unwrap();
+        fs::remove_dir(b.root().join("snapshots")).unwrap();
+        let id = ObjectId::from_bytes([0xab; 32]);
+        assert!(b.list(FileKind::Snapshot).unwrap().is_empty());
+        b.write(FileKind::Pack, &id, Bytes::from_static(b"p"))
+            .unwrap();
+        b.write(FileKind::Snapshot, &id, Bytes::from_static(b"s"))
+            .unwrap();
+        assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(id, 1)]);
+    }
+
+    #[test]
+    fn create_refuses_a_file_and_accepts_an_empty_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        assert!(LocalBackend::new(&file).create().is_err());
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        LocalBackend::new(&empty).create().unwrap();
+        assert!(empty.join("data/ff").is_dir());
+    }
+
+    #[test]
+    fn errors_name_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let id = ObjectId::from_bytes([0x42; 32]);
+        let msg = b
+            .read_full(FileKind::Snapshot, &id)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(&format!("snapshots/{id}")), "{msg}");
+    }
+}
