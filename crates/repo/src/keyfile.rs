@@ -1,0 +1,187 @@
+//! Key slots: the master key wrapped under a passphrase-derived key.
+//!
+//! File layout:
+//!
+//! ```text
+//! header (40: type 2, id = slot id)
+//! kdf algorithm (1) = 1 (Argon2id v0x13) | memory KiB (u32) | iterations (u32) | lanes (u32) | salt (32)
+//! nonce (12) | ciphertext | tag (16)          associated data = the 85 bytes before the nonce
+//! ```
+//!
+//! Plaintext: `version (u16) = 1 | master key (64) | repository id (32) | created secs (i64)
+//! | created nanos (u32) | hostname (u16 length + UTF-8) | username (u16 length + UTF-8)`.
+
+use arca_backends::ObjectId;
+use arca_crypto::{
+    CryptoError, KdfParams, MasterKey, derive_wrapping_key, random_array, unwrap_key, wrap_key,
+};
+use zeroize::Zeroizing;
+
+use crate::RepoError;
+use crate::header::{HEADER_LEN, Header, ObjectType};
+use crate::tree::Timestamp;
+use crate::wire::Reader;
+
+const KDF_ARGON2ID: u8 = 1;
+const KEY_PAYLOAD_VERSION: u16 = 1;
+const KDF_SECTION_LEN: usize = 1 + 4 + 4 + 4 + 32;
+
+/// Who made a key slot and when (stored encrypted inside the slot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The repository the slot belongs to.
+    pub repository_id: ObjectId,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Host it was created on.
+    pub hostname: String,
+    /// User who created it.
+    pub username: String,
+}
+
+/// One key slot, as stored.
+#[derive(Clone, Debug)]
+pub struct KeySlot {
+    /// The slot's id (its file name).
+    pub id: ObjectId,
+    /// Argon2id cost parameters.
+    pub kdf: KdfParams,
+    salt: [u8; 32],
+    wrapped: Vec<u8>,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn get_str(r: &mut Reader<'_>) -> Result<String, RepoError> {
+    let len = r.u16()? as usize;
+    Ok(String::from_utf8_lossy(r.bytes(len)?).into_owned())
+}
+
+impl KeySlot {
+    /// Wraps `master` under `passphrase` in a new slot with a random id and salt.
+    ///
+    /// # Errors
+    /// Invalid KDF parameters or a failing random generator.
+    pub fn create(
+        master: &MasterKey,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        info: &KeyInfo,
+    ) -> Result<Self, RepoError> {
+        let rng = |e| RepoError::crypto("creating a key slot", e);
+        let id = ObjectId::from_bytes(random_array().map_err(rng)?);
+        let salt: [u8; 32] = random_array().map_err(rng)?;
+        let key = derive_wrapping_key(passphrase, &salt, &kdf).map_err(rng)?;
+
+        let mut plain = Zeroizing::new(Vec::with_capacity(160));
+        plain.extend_from_slice(&KEY_PAYLOAD_VERSION.to_le_bytes());
+        plain.extend_from_slice(&master.to_bytes()[..]);
+        plain.extend_from_slice(info.repository_id.as_bytes());
+        plain.extend_from_slice(&info.created.secs.to_le_bytes());
+        plain.extend_from_slice(&info.created.nanos.to_le_bytes());
+        put_str(&mut plain, &info.hostname);
+        put_str(&mut plain, &info.username);
+
+        let mut slot = Self {
+            id,
+            kdf,
+            salt,
+            wrapped: Vec::new(),
+        };
+        slot.wrapped = wrap_key(&key, &slot.prefix(), &plain).map_err(rng)?;
+        Ok(slot)
+    }
+
+    /// Header and KDF section: the associated data of the wrapped key.
+    fn prefix(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + KDF_SECTION_LEN);
+        out.extend_from_slice(&Header::new(ObjectType::Key, *self.id.as_bytes()).encode());
+        out.push(KDF_ARGON2ID);
+        out.extend_from_slice(&self.kdf.memory_kib.to_le_bytes());
+        out.extend_from_slice(&self.kdf.iterations.to_le_bytes());
+        out.extend_from_slice(&self.kdf.parallelism.to_le_bytes());
+        out.extend_from_slice(&self.salt);
+        out
+    }
+
+    /// The file's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.prefix();
+        out.extend_from_slice(&self.wrapped);
+        out
+    }
+
+    /// Parses a key file named `id`.
+    ///
+    /// # Errors
+    /// [`RepoError::Corrupt`] or [`RepoError::UnsupportedVersion`] naming the slot.
+    pub fn decode(data: &[u8], id: &ObjectId) -> Result<Self, RepoError> {
+        let object = format!("key {id}");
+        let header = Header::decode(data, ObjectType::Key, &object)?;
+        if header.id != *id.as_bytes() {
+            return Err(RepoError::corrupt(
+                &object,
+                "the id in its header differs from its name",
+            ));
+        }
+        let mut r = Reader::new(&data[HEADER_LEN..], &object);
+        let algorithm = r.u8()?;
+        if algorithm != KDF_ARGON2ID {
+            return Err(RepoError::corrupt(
+                &object,
+                format!("unknown key derivation {algorithm}"),
+            ));
+        }
+        let kdf = KdfParams {
+            memory_kib: r.u32()?,
+            iterations: r.u32()?,
+            parallelism: r.u32()?,
+        };
+        kdf.validate()
+            .map_err(|e| RepoError::corrupt(&object, e.to_string()))?;
+        let salt = r.array()?;
+        let wrapped = r.rest().to_vec();
+        Ok(Self {
+            id: *id,
+            kdf,
+            salt,
+            wrapped,
+        })
+    }
+
+    /// Unwraps the master key with `passphrase`.
+    ///
+    /// # Errors
+    /// [`RepoError::WrongPassword`] if the passphrase does not open this slot (or the slot
+    /// was altered, which is indistinguishable); [`RepoError::Corrupt`] if it opens but
+    /// its content is malformed.
+    pub fn open(&self, passphrase: &[u8]) -> Result<(MasterKey, KeyInfo), RepoError> {
+        let object = format!("key {}", self.id);
+        let key = derive_wrapping_key(passphrase, &self.salt, &self.kdf)
+            .map_err(|e| RepoError::crypto(format!("deriving the key of {object}"), e))?;
+        let plain = unwrap_key(&key, &self.prefix(), &self.wrapped).map_err(|e| match e {
+            CryptoError::Authentication | CryptoError::Truncated { .. } => RepoError::WrongPassword,
+            other => RepoError::crypto(format!("opening {object}"), other),
+        })?;
+        let mut r = Reader::new(&plain, &object);
+        let version = r.u16()?;
+        crate::wire::expect_version(version, KEY_PAYLOAD_VERSION, &object)?;
+        let master = MasterKey::from_bytes(r.bytes(MasterKey::LEN)?)
+            .map_err(|e| RepoError::corrupt(&object, e.to_string()))?;
+        let info = KeyInfo {
+            repository_id: ObjectId::from_bytes(r.array()?),
+            created: Timestamp {
+                secs: r.i64()?,
+                nanos: r.u32()?,
+            },
+            hostname: get_str(&mut r)?,
+            username: get_str(&mut r)?,
+        };
+        r.finish()?;
+        Ok((master, info))
+    }
+}

@@ -1,0 +1,444 @@
+//! An opened repository at the format level: keys, config, and typed reads and writes
+//! of every stored structure through a backend.
+
+use std::sync::Arc;
+
+use arca_backends::{FileKind, ObjectId, WriteBackend};
+use arca_crypto::{
+    IdAlgorithm, IdHasher, KdfParams, MasterKey, Opener, Sealer, SecretKey, expand_key,
+    random_array,
+};
+use bytes::Bytes;
+use zeroize::Zeroizing;
+
+use crate::RepoError;
+use crate::blob::{self, BlobId, BlobType, EncodedBlob, EntryHeader};
+use crate::compression::Compression;
+use crate::config::{ChunkerSettings, Config, MAX_PACK_SIZE, MIN_PACK_SIZE};
+use crate::header::{Header, ObjectType, open_file, seal_file};
+use crate::index::{BlobLocation, Index, IndexFile};
+use crate::keyfile::{KeyInfo, KeySlot};
+use crate::pack::Pack;
+use crate::snapshot::Snapshot;
+use crate::tree::{Timestamp, Tree};
+
+/// Bytes of key material for the chunker's gear table.
+pub const GEAR_TABLE_BYTES: usize = 2048;
+
+/// Settings for a new repository.
+#[derive(Clone, Debug)]
+pub struct InitParams {
+    /// Argon2id cost for the first key slot.
+    pub kdf: KdfParams,
+    /// The chunk id algorithm.
+    pub id_algorithm: IdAlgorithm,
+    /// Minimum chunk size.
+    pub chunk_min: u32,
+    /// Average chunk size.
+    pub chunk_avg: u32,
+    /// Maximum chunk size.
+    pub chunk_max: u32,
+    /// Chunk size normalization level.
+    pub chunk_normalization: u8,
+    /// Default compression.
+    pub compression: Compression,
+    /// Target pack size.
+    pub pack_size: u32,
+    /// Creation time.
+    pub now: Timestamp,
+    /// Host creating the repository (recorded in the key slot).
+    pub hostname: String,
+    /// User creating the repository (recorded in the key slot).
+    pub username: String,
+}
+
+/// An opened repository: the master key, the config, and typed access to storage.
+pub struct Repo {
+    backend: Arc<dyn WriteBackend>,
+    config: Config,
+    key_id: ObjectId,
+    key_info: KeyInfo,
+    sealer: Sealer,
+    opener: Opener,
+    ids: IdHasher,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("location", &self.backend.location())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn crypto_err(context: &str) -> impl Fn(arca_crypto::CryptoError) -> RepoError + '_ {
+    move |e| RepoError::crypto(context, e)
+}
+
+impl Repo {
+    fn from_parts(
+        backend: Arc<dyn WriteBackend>,
+        config: Config,
+        master: &MasterKey,
+        key_id: ObjectId,
+        key_info: KeyInfo,
+    ) -> Result<Self, RepoError> {
+        let ids = IdHasher::new(config.id_algorithm, master.id_key())
+            .map_err(crypto_err("preparing ids"))?;
+        Ok(Self {
+            sealer: Sealer::new(master.encryption_key())
+                .map_err(crypto_err("starting a session"))?,
+            opener: Opener::new(master.encryption_key()),
+            ids,
+            backend,
+            config,
+            key_id,
+            key_info,
+        })
+    }
+
+    /// Creates a repository: a fresh master key, one key slot for `passphrase`, and the
+    /// config (written last, so a location without a config is not a repository).
+    ///
+    /// # Errors
+    /// The backend refuses (e.g. the location is not empty); invalid parameters.
+    pub fn init(
+        backend: Arc<dyn WriteBackend>,
+        passphrase: &[u8],
+        p: &InitParams,
+    ) -> Result<Self, RepoError> {
+        if !(MIN_PACK_SIZE..=MAX_PACK_SIZE).contains(&p.pack_size) {
+            return Err(RepoError::InvalidInput(format!(
+                "pack size {} is outside {MIN_PACK_SIZE}..={MAX_PACK_SIZE} bytes",
+                p.pack_size
+            )));
+        }
+        p.kdf
+            .validate()
+            .map_err(|e| RepoError::InvalidInput(e.to_string()))?;
+        backend.create()?;
+        let master = MasterKey::generate().map_err(crypto_err("generating the master key"))?;
+        let repository_id = ObjectId::from_bytes(
+            random_array().map_err(crypto_err("generating the repository id"))?,
+        );
+        let config = Config {
+            repository_id,
+            created: p.now,
+            id_algorithm: p.id_algorithm,
+            chunker: ChunkerSettings {
+                min_size: p.chunk_min,
+                avg_size: p.chunk_avg,
+                max_size: p.chunk_max,
+                normalization: p.chunk_normalization,
+                gear_seed: random_array().map_err(crypto_err("generating the chunker seed"))?,
+            },
+            compression: p.compression,
+            pack_size: p.pack_size,
+        };
+        let info = KeyInfo {
+            repository_id,
+            created: p.now,
+            hostname: p.hostname.clone(),
+            username: p.username.clone(),
+        };
+        let slot = KeySlot::create(&master, passphrase, p.kdf, &info)?;
+        backend.write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
+        let repo = Self::from_parts(backend, config, &master, slot.id, info)?;
+        let file = seal_file(
+            &repo.sealer,
+            ObjectType::Config,
+            *repository_id.as_bytes(),
+            &repo.config.encode()?,
+        )?;
+        repo.backend
+            .write(FileKind::Config, &ObjectId::ZERO, Bytes::from(file))?;
+        Ok(repo)
+    }
+
+    /// Reads the repository id from the config's plaintext header (no key needed).
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no config; [`RepoError::Corrupt`] if it is not
+    /// an arca config.
+    pub fn peek_id(backend: &dyn WriteBackend) -> Result<ObjectId, RepoError> {
+        let data = read_config(backend)?;
+        Ok(ObjectId::from_bytes(
+            Header::decode(&data, ObjectType::Config, "config")?.id,
+        ))
+    }
+
+    /// Opens a repository with `passphrase`, trying each key slot.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if no repository is there; [`RepoError::WrongPassword`] if
+    /// no slot opens; [`RepoError::Corrupt`] for damaged config or keys.
+    pub fn open(backend: Arc<dyn WriteBackend>, passphrase: &[u8]) -> Result<Self, RepoError> {
+        let data = read_config(backend.as_ref())?;
+        let header = Header::decode(&data, ObjectType::Config, "config")?;
+        let repository_id = ObjectId::from_bytes(header.id);
+        let mut slots = backend.list(FileKind::Key)?;
+        if slots.is_empty() {
+            return Err(RepoError::corrupt(
+                "keys",
+                "the repository has no key slots",
+            ));
+        }
+        slots.sort();
+        let mut damaged = None;
+        for (id, _) in slots {
+            let slot = match backend
+                .read_full(FileKind::Key, &id)
+                .map_err(RepoError::from)
+                .and_then(|b| KeySlot::decode(&b, &id))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    damaged = Some(e);
+                    continue;
+                }
+            };
+            match slot.open(passphrase) {
+                Ok((master, info)) => {
+                    if info.repository_id != repository_id {
+                        return Err(RepoError::corrupt(
+                            format!("key {id}"),
+                            "it belongs to another repository",
+                        ));
+                    }
+                    let (_, payload) = open_file(
+                        &Opener::new(master.encryption_key()),
+                        ObjectType::Config,
+                        None,
+                        &data,
+                        "config",
+                    )?;
+                    let config = Config::decode(&payload)?;
+                    if config.repository_id != repository_id {
+                        return Err(RepoError::corrupt(
+                            "config",
+                            "its sealed id differs from its header",
+                        ));
+                    }
+                    return Self::from_parts(backend, config, &master, id, info);
+                }
+                Err(RepoError::WrongPassword) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Every readable slot rejected the passphrase. If some slot was unreadable, say
+        // so: the passphrase may belong to it.
+        match damaged {
+            Some(e) => Err(e),
+            None => Err(RepoError::WrongPassword),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn WriteBackend> {
+        &self.backend
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The key slot that opened the repository, and what it records.
+    pub fn key(&self) -> (ObjectId, &KeyInfo) {
+        (self.key_id, &self.key_info)
+    }
+
+    /// The keyed id of `data`.
+    pub fn blob_id(&self, data: &[u8]) -> BlobId {
+        BlobId(self.ids.id(data))
+    }
+
+    /// Key material for the chunker's gear table, derived from the config's secret seed.
+    ///
+    /// # Errors
+    /// Never in practice (HKDF output length is fixed and valid).
+    pub fn gear_table_material(&self) -> Result<Zeroizing<[u8; GEAR_TABLE_BYTES]>, RepoError> {
+        let mut out = Zeroizing::new([0u8; GEAR_TABLE_BYTES]);
+        let seed = SecretKey::from_bytes(self.config.chunker.gear_seed);
+        expand_key(&seed, b"arca-v1 gear table", b"", &mut out[..])
+            .map_err(crypto_err("deriving the gear table"))?;
+        Ok(out)
+    }
+
+    /// Compresses and seals a blob.
+    ///
+    /// # Errors
+    /// As [`blob::encode_blob`].
+    pub fn encode_blob(
+        &self,
+        blob_type: BlobType,
+        id: BlobId,
+        data: &[u8],
+        compression: Compression,
+    ) -> Result<EncodedBlob, RepoError> {
+        blob::encode_blob(&self.sealer, blob_type, id, data, compression)
+    }
+
+    /// Authenticates and decodes one pack entry.
+    ///
+    /// # Errors
+    /// As [`blob::decode_entry`].
+    pub fn decode_entry(
+        &self,
+        entry: &[u8],
+        expected: Option<(BlobType, BlobId)>,
+        object: &str,
+    ) -> Result<(EntryHeader, Vec<u8>), RepoError> {
+        blob::decode_entry(&self.opener, entry, expected, object)
+    }
+
+    /// Reads one blob from its pack.
+    ///
+    /// # Errors
+    /// Backend errors; [`RepoError::Corrupt`] naming the blob and pack.
+    pub fn read_blob(
+        &self,
+        blob_type: BlobType,
+        id: &BlobId,
+        loc: &BlobLocation,
+    ) -> Result<Vec<u8>, RepoError> {
+        let object = format!("{blob_type} blob {id} in pack {}", loc.pack);
+        let bytes = self.backend.read_range(
+            FileKind::Pack,
+            &loc.pack,
+            u64::from(loc.offset),
+            u64::from(loc.length),
+        )?;
+        let (_, plain) = self.decode_entry(&bytes, Some((blob_type, *id)), &object)?;
+        if plain.len() != loc.raw_len as usize {
+            return Err(RepoError::corrupt(
+                object,
+                format!("{} bytes, the index says {}", plain.len(), loc.raw_len),
+            ));
+        }
+        Ok(plain)
+    }
+
+    /// Reads and decodes a tree blob.
+    ///
+    /// # Errors
+    /// [`RepoError::BlobNotFound`] if the index lacks it; read and decode errors.
+    pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree, RepoError> {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| RepoError::BlobNotFound(format!("tree {id}")))?;
+        let data = self.read_blob(BlobType::Tree, id, &loc)?;
+        Tree::decode(&data, &format!("tree blob {id}"))
+    }
+
+    /// Uploads a finished pack.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn write_pack(&self, pack: &Pack) -> Result<(), RepoError> {
+        self.backend
+            .write(FileKind::Pack, &pack.id, pack.bytes.clone())?;
+        Ok(())
+    }
+
+    fn save_sealed(
+        &self,
+        kind: FileKind,
+        object_type: ObjectType,
+        payload: &[u8],
+    ) -> Result<ObjectId, RepoError> {
+        let id = ObjectId::from_bytes(random_array().map_err(crypto_err("naming a file"))?);
+        let file = seal_file(&self.sealer, object_type, *id.as_bytes(), payload)?;
+        self.backend.write(kind, &id, Bytes::from(file))?;
+        Ok(id)
+    }
+
+    fn load_sealed(
+        &self,
+        kind: FileKind,
+        object_type: ObjectType,
+        id: &ObjectId,
+    ) -> Result<Vec<u8>, RepoError> {
+        let data = self.backend.read_full(kind, id)?;
+        let object = format!("{} {id}", object_type.name());
+        Ok(open_file(
+            &self.opener,
+            object_type,
+            Some(*id.as_bytes()),
+            &data,
+            &object,
+        )?
+        .1)
+    }
+
+    /// Writes an index file; returns its id.
+    ///
+    /// # Errors
+    /// Backend or crypto errors.
+    pub fn save_index(&self, file: &IndexFile) -> Result<ObjectId, RepoError> {
+        self.save_sealed(FileKind::Index, ObjectType::Index, &file.encode())
+    }
+
+    /// Reads an index file.
+    ///
+    /// # Errors
+    /// Backend errors; [`RepoError::Corrupt`] naming it.
+    pub fn load_index(&self, id: &ObjectId) -> Result<IndexFile, RepoError> {
+        let payload = self.load_sealed(FileKind::Index, ObjectType::Index, id)?;
+        IndexFile::decode(&payload, &format!("index {id}"))
+    }
+
+    /// Reads every index file into one in-memory index.
+    ///
+    /// # Errors
+    /// The first unreadable or damaged index file.
+    pub fn load_full_index(&self) -> Result<Index, RepoError> {
+        let mut index = Index::new();
+        let mut files = self.backend.list(FileKind::Index)?;
+        files.sort();
+        for (id, _) in files {
+            index.add_file(&self.load_index(&id)?);
+        }
+        Ok(index)
+    }
+
+    /// Writes a snapshot file; returns its id.
+    ///
+    /// # Errors
+    /// Backend or crypto errors.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<ObjectId, RepoError> {
+        self.save_sealed(
+            FileKind::Snapshot,
+            ObjectType::Snapshot,
+            &snapshot.encode()?,
+        )
+    }
+
+    /// Reads a snapshot file.
+    ///
+    /// # Errors
+    /// Backend errors; [`RepoError::Corrupt`] naming it.
+    pub fn load_snapshot(&self, id: &ObjectId) -> Result<Snapshot, RepoError> {
+        let payload = self.load_sealed(FileKind::Snapshot, ObjectType::Snapshot, id)?;
+        Snapshot::decode(&payload, &format!("snapshot {id}"))
+    }
+
+    /// Lists stored objects of `kind` with their sizes.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, RepoError> {
+        Ok(self.backend.list(kind)?)
+    }
+}
+
+fn read_config(backend: &dyn WriteBackend) -> Result<Bytes, RepoError> {
+    match backend.read_full(FileKind::Config, &ObjectId::ZERO) {
+        Ok(d) => Ok(d),
+        Err(e) if e.is_not_found() => Err(RepoError::NotFound {
+            location: backend.location(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,119 @@
+//! Snapshots: what was backed up, when, from where, and the root tree.
+//!
+//! Payload: `version (u16 LE) = 1 || postcard(Snapshot)`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::RepoError;
+use crate::blob::BlobId;
+use crate::tree::Timestamp;
+use crate::wire::{decode_postcard, encode_versioned, expect_version, split_version};
+
+const SNAPSHOT_VERSION: u16 = 1;
+
+/// Figures recorded when a snapshot is made.
+///
+/// Field order is the encoding order; do not reorder.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    /// Wall-clock duration of the backup, in milliseconds.
+    pub duration_ms: u64,
+    /// Files not in the parent snapshot.
+    pub files_new: u64,
+    /// Files in the parent snapshot whose metadata changed (re-read).
+    pub files_changed: u64,
+    /// Files unchanged since the parent snapshot (not read).
+    pub files_unchanged: u64,
+    /// Directories not in the parent snapshot.
+    pub dirs_new: u64,
+    /// Directories whose tree differs from the parent's.
+    pub dirs_changed: u64,
+    /// Directories whose tree is identical to the parent's.
+    pub dirs_unchanged: u64,
+    /// Symlinks, devices, FIFOs and sockets.
+    pub other_entries: u64,
+    /// Total size of the files in the snapshot.
+    pub bytes_total: u64,
+    /// Bytes read from files during this backup.
+    pub bytes_read: u64,
+    /// Stored (compressed, encrypted) size of every chunk the snapshot references,
+    /// counting repeats.
+    pub bytes_stored_total: u64,
+    /// Plaintext size of the blobs this backup added to the repository.
+    pub bytes_added_raw: u64,
+    /// Stored size of the blobs this backup added to the repository.
+    pub bytes_added_stored: u64,
+    /// Data blobs added.
+    pub data_blobs_added: u64,
+    /// Tree blobs added.
+    pub tree_blobs_added: u64,
+    /// Chunk references in the snapshot, counting repeats.
+    pub chunks_total: u64,
+    /// Files or directories that could not be read (the snapshot is partial if > 0).
+    pub errors: u64,
+}
+
+/// A snapshot file's content.
+///
+/// Field order is the encoding order; do not reorder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When the backup started.
+    pub time: Timestamp,
+    /// The local time zone's offset from UTC at that moment, in seconds east.
+    pub utc_offset: i32,
+    /// The root tree.
+    pub tree: BlobId,
+    /// The backed-up paths, absolute, as raw bytes.
+    pub paths: Vec<Vec<u8>>,
+    /// The host the backup ran on.
+    pub hostname: String,
+    /// The user the backup ran as.
+    pub username: String,
+    /// That user's uid.
+    pub uid: u32,
+    /// That user's gid.
+    pub gid: u32,
+    /// User-given tags, sorted.
+    pub tags: Vec<String>,
+    /// The snapshot whose metadata was used to skip unchanged files.
+    pub parent: Option<[u8; 32]>,
+    /// The exclude patterns in effect.
+    pub excludes: Vec<String>,
+    /// The arca version that wrote it.
+    pub program_version: String,
+    /// Figures from the backup.
+    pub summary: SnapshotSummary,
+}
+
+impl Snapshot {
+    /// True if some files could not be read, so the snapshot lacks them.
+    pub fn is_partial(&self) -> bool {
+        self.summary.errors > 0
+    }
+
+    /// Encodes the payload.
+    ///
+    /// # Errors
+    /// Only if serialization fails.
+    pub fn encode(&self) -> Result<Vec<u8>, RepoError> {
+        encode_versioned(SNAPSHOT_VERSION, self)
+    }
+
+    /// Decodes a payload.
+    ///
+    /// # Errors
+    /// [`RepoError::Corrupt`] naming `object`, or [`RepoError::UnsupportedVersion`].
+    pub fn decode(payload: &[u8], object: &str) -> Result<Self, RepoError> {
+        let (version, body) = split_version(payload, object)?;
+        expect_version(version, SNAPSHOT_VERSION, object)?;
+        let snap: Snapshot = decode_postcard(body, object)?;
+        if snap.time.nanos >= 1_000_000_000 {
+            return Err(RepoError::corrupt(
+                object,
+                "time has nanoseconds out of range",
+            ));
+        }
+        Ok(snap)
+    }
+}
