@@ -1,5 +1,7 @@
 //! Golden bytes, round trips and damage handling for every structure of format v1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use arca_backends::{FileKind, MemoryBackend, ObjectId, ReadBackend, WriteBackend};
@@ -474,8 +476,8 @@ proptest! {
         let mut data = data;
         // Make some inputs get past the version/magic checks.
         match prefix {
-            0 => { if data.len() >= 2 { data[0] = 1; data[1] = 0; } }
-            1 => { if data.len() >= 8 { data[..8].copy_from_slice(&Header::new(ObjectType::Pack, [0; 32]).encode()[..8]); } }
+            0 if data.len() >= 2 => { data[0] = 1; data[1] = 0; }
+            1 if data.len() >= 8 => { data[..8].copy_from_slice(&Header::new(ObjectType::Pack, [0; 32]).encode()[..8]); }
             _ => {}
         }
         let _ = Tree::decode(&data, "t");
