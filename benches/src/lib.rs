@@ -1,1 +1,57 @@
-//! Benchmarks live in benches/.
+//! Shared inputs for arca's benchmarks and the `choose-defaults` measurement tool.
+//!
+//! The criterion benches live in `benches/`; `src/bin/choose_defaults.rs` measures the
+//! figures behind the repository defaults on real data (see docs/design.md).
+
+/// Deterministic incompressible bytes (xorshift64*), the stand-in for encrypted or
+/// already-compressed content.
+pub fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    state |= 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Deterministic compressible text-like bytes: words drawn from a small vocabulary.
+pub fn text(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "static ",
+        "int ",
+        "return ",
+        "struct ",
+        "(void) ",
+        "if ",
+        "else ",
+        "{\n",
+        "}\n",
+        "/* ",
+        "*/ ",
+        "const ",
+        "unsigned ",
+        "long ",
+        "buffer",
+        "->next;\n",
+    ];
+    let picks = noise(len, seed);
+    let mut out = Vec::with_capacity(len + 16);
+    let mut i = 0;
+    while out.len() < len {
+        out.extend_from_slice(WORDS[usize::from(picks[i % picks.len()] & 15)].as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// A 2048-byte gear table seed for benchmarks.
+pub fn gear_material() -> [u8; arca_chunker::GearTable::BYTES] {
+    let mut out = [0u8; arca_chunker::GearTable::BYTES];
+    out.copy_from_slice(&noise(arca_chunker::GearTable::BYTES, 77));
+    out
+}

@@ -53,12 +53,31 @@ impl Read for Trickle<'_> {
 /// Pins the cut points for a fixed table and input. If this test fails, chunk boundaries
 /// moved: every existing repository would stop deduplicating against new backups.
 #[test]
-fn golden_boundaries_default_params() {
-    let chunker = Chunker::new(ChunkerParams::default(), table(1)).unwrap();
+fn golden_boundaries_large_params() {
+    let params = ChunkerParams {
+        min_size: 256 * 1024,
+        avg_size: 1024 * 1024,
+        max_size: 4 * 1024 * 1024,
+        normalization: 1,
+    };
+    let chunker = Chunker::new(params, table(1)).unwrap();
     let data = pseudo_random(12 << 20, 42);
     let lengths: Vec<usize> = chunker.chunk_lengths(&data).collect();
     assert_eq!(lengths, GOLDEN_DEFAULT);
 }
+
+#[test]
+fn golden_boundaries_default_params() {
+    let chunker = Chunker::new(ChunkerParams::default(), table(3)).unwrap();
+    let data = pseudo_random(4 << 20, 11);
+    let lengths: Vec<usize> = chunker.chunk_lengths(&data).collect();
+    assert_eq!(lengths, GOLDEN_DEFAULT_PARAMS);
+}
+
+const GOLDEN_DEFAULT_PARAMS: &[usize] = &[
+    502350, 151856, 557744, 189902, 347911, 163557, 352985, 210319, 298323, 117249, 106328, 182841,
+    119710, 338052, 357012, 198165,
+];
 
 #[test]
 fn golden_boundaries_small_params() {

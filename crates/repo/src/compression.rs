@@ -34,9 +34,11 @@ pub const AUTO_MIN_SAVING_PERCENT: usize = 3;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 impl Default for Compression {
-    /// `auto` with zstd level 3 (measurements in docs/design.md, "Compression").
+    /// zstd level 3. On real source code and binaries it stores the same bytes as `auto`
+    /// at 1.5x its speed (zstd itself skips incompressible data fast); measurements in
+    /// docs/design.md, "Compression".
     fn default() -> Self {
-        Self::Auto {
+        Self::Zstd {
             level: DEFAULT_ZSTD_LEVEL,
         }
     }
@@ -246,6 +248,10 @@ mod tests {
         }
         let text = b"the quick brown fox jumps over the lazy dog. ".repeat(1000);
         assert_eq!(compress(Compression::default(), &text).0, Method::Zstd);
+        assert_eq!(
+            compress(Compression::Auto { level: 3 }, &text).0,
+            Method::Zstd
+        );
         assert_eq!(compress(Compression::Lz4, &text).0, Method::Lz4);
         assert_eq!(compress(Compression::None, &text).0, Method::None);
     }
