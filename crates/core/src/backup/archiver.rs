@@ -1,0 +1,535 @@
+//! The archiver walks the sources depth-first in sorted order, reuses the content of
+//! files unchanged since the parent snapshot, sends the others to the file workers, and
+//! writes each directory's tree once all its entries are known (bottom-up).
+//!
+//! Directories are tracked in a table keyed by a number. A directory is complete when
+//! its walk is done and no entry is pending (a file being read or a subdirectory not yet
+//! complete); completing it encodes its tree, queues the tree blob, and fills in its
+//! node in the parent, which may complete the parent in turn. Memory is bounded by the
+//! walk depth plus the files in flight, not by the size of the tree.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use arca_repo::{BlobId, Index, Node, NodeKind, Repo, Tree};
+use crossbeam_channel::{Receiver, Sender};
+
+use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
+use super::saver::BlobSaver;
+use crate::metadata::{Owners, node_from_metadata, read_xattrs, unchanged};
+use crate::patterns::PatternSet;
+use crate::progress::{BackupProgress, FileStatus};
+use crate::{Error, ErrorKind, Result};
+
+/// What the walk counted.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Counts {
+    pub(crate) files_new: u64,
+    pub(crate) files_changed: u64,
+    pub(crate) files_unchanged: u64,
+    pub(crate) dirs_new: u64,
+    pub(crate) dirs_changed: u64,
+    pub(crate) dirs_unchanged: u64,
+    pub(crate) other: u64,
+    pub(crate) bytes_total: u64,
+    pub(crate) bytes_read: u64,
+    pub(crate) chunks_total: u64,
+    pub(crate) errors: u64,
+    /// Stored size of referenced chunks found in the index so far.
+    pub(crate) stored_known: u64,
+}
+
+/// An entry to process: a real directory entry, or (for the path components above the
+/// backed-up paths) a virtual directory whose children are given rather than listed.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) name: Vec<u8>,
+    pub(crate) path: PathBuf,
+    pub(crate) children: Option<Vec<Entry>>,
+}
+
+/// Builds the entries of the root directory from normalized, non-nested absolute source
+/// paths (not `/` itself).
+pub(crate) fn source_entries(sources: &[PathBuf]) -> Vec<Entry> {
+    fn build(prefix: &Path, paths: Vec<Vec<OsString>>) -> Vec<Entry> {
+        let mut groups: std::collections::BTreeMap<Vec<u8>, Vec<Vec<OsString>>> =
+            Default::default();
+        for mut comps in paths {
+            if comps.is_empty() {
+                continue;
+            }
+            let first = comps.remove(0);
+            groups.entry(first.into_vec()).or_default().push(comps);
+        }
+        groups
+            .into_iter()
+            .map(|(name, rests)| {
+                let path = prefix.join(std::ffi::OsStr::from_bytes(&name));
+                // Sources are not nested, so a group is either one leaf or all deeper.
+                let children = if rests.iter().any(|r| r.is_empty()) {
+                    None
+                } else {
+                    Some(build(&path, rests))
+                };
+                Entry {
+                    name,
+                    path,
+                    children,
+                }
+            })
+            .collect()
+    }
+    let paths = sources
+        .iter()
+        .map(|p| {
+            p.components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(n) => Some(n.to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    build(Path::new("/"), paths)
+}
+
+/// What a finished walk produced.
+#[derive(Debug)]
+pub(crate) struct Walked {
+    pub(crate) root: BlobId,
+    pub(crate) counts: Counts,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) unresolved: HashMap<BlobId, u64>,
+}
+
+struct DirState {
+    path: PathBuf,
+    nodes: Vec<Option<Node>>,
+    pending: usize,
+    walk_done: bool,
+    /// Where this directory's node sits in its parent; `None` for the root.
+    parent: Option<(u64, usize)>,
+    /// This directory's tree in the parent snapshot.
+    previous: Option<Tree>,
+    previous_id: Option<BlobId>,
+}
+
+struct Frame {
+    dir: u64,
+    entries: std::vec::IntoIter<Entry>,
+}
+
+pub(crate) struct Archiver<'a> {
+    pub(crate) repo: &'a Repo,
+    pub(crate) index: &'a Index,
+    pub(crate) saver: &'a BlobSaver<'a>,
+    pub(crate) excludes: &'a PatternSet,
+    pub(crate) progress: &'a dyn BackupProgress,
+    pub(crate) abort: &'a Abort,
+    pub(crate) jobs: Option<Sender<FileJob>>,
+    pub(crate) blobs: Sender<BlobJob>,
+    pub(crate) done: Receiver<FileDone>,
+    counts: Counts,
+    warnings: Vec<String>,
+    /// Referenced chunks not yet in the index (stored in this session): id -> references.
+    unresolved: HashMap<BlobId, u64>,
+    dirs: HashMap<u64, DirState>,
+    next_dir: u64,
+    owners: Owners,
+    root: Option<BlobId>,
+}
+
+impl<'a> Archiver<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        repo: &'a Repo,
+        index: &'a Index,
+        saver: &'a BlobSaver<'a>,
+        excludes: &'a PatternSet,
+        progress: &'a dyn BackupProgress,
+        abort: &'a Abort,
+        jobs: Sender<FileJob>,
+        blobs: Sender<BlobJob>,
+        done: Receiver<FileDone>,
+    ) -> Self {
+        Self {
+            repo,
+            index,
+            saver,
+            excludes,
+            progress,
+            abort,
+            jobs: Some(jobs),
+            blobs,
+            done,
+            counts: Counts::default(),
+            warnings: Vec::new(),
+            unresolved: HashMap::new(),
+            dirs: HashMap::new(),
+            next_dir: 0,
+            owners: Owners::default(),
+            root: None,
+        }
+    }
+
+    fn warn(&mut self, path: &Path, message: impl Into<String>) {
+        let message = message.into();
+        self.progress.warning(path, &message);
+        self.warnings.push(format!("{}: {message}", path.display()));
+    }
+
+    fn error(&mut self, path: &Path, message: impl Into<String>) {
+        self.counts.errors += 1;
+        self.warn(path, message);
+    }
+
+    fn new_dir(
+        &mut self,
+        path: PathBuf,
+        parent: Option<(u64, usize)>,
+        previous_id: Option<BlobId>,
+    ) -> u64 {
+        let previous = previous_id.and_then(|id| match self.repo.load_tree(self.index, &id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Without the parent's tree every file is read again; nothing is lost.
+                self.warn(&path, format!("cannot use the parent snapshot's tree: {e}"));
+                None
+            }
+        });
+        let id = self.next_dir;
+        self.next_dir += 1;
+        self.dirs.insert(
+            id,
+            DirState {
+                path,
+                nodes: Vec::new(),
+                pending: 0,
+                walk_done: false,
+                parent,
+                previous,
+                previous_id,
+            },
+        );
+        id
+    }
+
+    fn dir_mut(&mut self, id: u64) -> Result<&mut DirState> {
+        self.dirs.get_mut(&id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Io,
+                format!("internal error: directory {id} is not being archived"),
+            )
+        })
+    }
+
+    fn push_node(&mut self, dir: u64, node: Node) -> Result<usize> {
+        let st = self.dir_mut(dir)?;
+        st.nodes.push(Some(node));
+        Ok(st.nodes.len() - 1)
+    }
+
+    /// Lists a directory's entries sorted by name; unreadable directories are recorded
+    /// empty with an error.
+    fn list_dir(&mut self, path: &Path) -> Vec<Entry> {
+        let reader = match fs::read_dir(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(path, format!("cannot read directory: {e}"));
+                return Vec::new();
+            }
+        };
+        let mut entries = Vec::new();
+        for item in reader {
+            match item {
+                Ok(item) => entries.push(Entry {
+                    name: item.file_name().into_vec(),
+                    path: item.path(),
+                    children: None,
+                }),
+                Err(e) => {
+                    self.error(path, format!("cannot read directory entry: {e}"));
+                }
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        entries
+    }
+
+    /// Archives the sources into the snapshot's root tree and returns its id.
+    pub(crate) fn run(
+        mut self,
+        root_entries: Option<Vec<Entry>>,
+        previous_root: Option<BlobId>,
+    ) -> Result<Walked> {
+        let root = self.new_dir(PathBuf::from("/"), None, previous_root);
+        let entries = match root_entries {
+            Some(e) => e,
+            None => self.list_dir(Path::new("/")),
+        };
+        let mut stack = vec![Frame {
+            dir: root,
+            entries: entries.into_iter(),
+        }];
+        while let Some(frame) = stack.last_mut() {
+            if self.abort.should_stop() {
+                return Err(self.abort.take_error());
+            }
+            let dir = frame.dir;
+            match frame.entries.next() {
+                Some(entry) => {
+                    if let Some(child) = self.process(dir, entry)? {
+                        stack.push(child);
+                    }
+                }
+                None => {
+                    stack.pop();
+                    self.dir_mut(dir)?.walk_done = true;
+                    self.complete(dir)?;
+                }
+            }
+            while let Ok(done) = self.done.try_recv() {
+                self.file_done(done)?;
+            }
+        }
+        // No more files to read: let the workers finish and collect their results.
+        self.jobs = None;
+        while self.root.is_none() {
+            if self.abort.should_stop() {
+                return Err(self.abort.take_error());
+            }
+            match self.done.recv() {
+                Ok(done) => self.file_done(done)?,
+                Err(_) => break,
+            }
+        }
+        if self.abort.should_stop() {
+            return Err(self.abort.take_error());
+        }
+        match self.root {
+            Some(root) => Ok(Walked {
+                root,
+                counts: self.counts,
+                warnings: self.warnings,
+                unresolved: self.unresolved,
+            }),
+            None => Err(Error::new(
+                ErrorKind::Io,
+                "internal error: the root directory was never completed",
+            )),
+        }
+    }
+
+    fn process(&mut self, dir: u64, entry: Entry) -> Result<Option<Frame>> {
+        let path = entry.path;
+        if self.excludes.matches(&path) {
+            return Ok(None);
+        }
+        // Path components above a backed-up path are followed if they are symlinks, so
+        // the snapshot shows the directory structure the user named.
+        let meta = if entry.children.is_some() {
+            fs::metadata(&path)
+        } else {
+            fs::symlink_metadata(&path)
+        };
+        let meta = match meta {
+            Ok(m) => m,
+            Err(e) => {
+                self.error(&path, format!("cannot read metadata: {e}"));
+                return Ok(None);
+            }
+        };
+        let mut node = node_from_metadata(&entry.name, &meta, &mut self.owners);
+        match read_xattrs(&path) {
+            Ok(x) => node.xattrs = x,
+            Err(e) => self.warn(&path, format!("cannot read extended attributes: {e}")),
+        }
+        let previous = self
+            .dir_mut(dir)?
+            .previous
+            .as_ref()
+            .and_then(|t| t.find(&entry.name))
+            .cloned();
+        match node.kind {
+            NodeKind::File => {
+                let reusable = previous.as_ref().filter(|p| {
+                    unchanged(p, &node) && p.content.iter().all(|id| self.index.contains(id))
+                });
+                if let Some(prev) = reusable {
+                    node.content = prev.content.clone();
+                    self.counts.files_unchanged += 1;
+                    self.count_file(&node);
+                    self.progress
+                        .file_done(&path, FileStatus::Unchanged, node.size);
+                    self.push_node(dir, node)?;
+                } else {
+                    let status = match previous {
+                        Some(p) if p.kind == NodeKind::File => FileStatus::Changed,
+                        _ => FileStatus::New,
+                    };
+                    let slot = self.push_node(dir, node)?;
+                    self.dir_mut(dir)?.pending += 1;
+                    let job = FileJob {
+                        dir,
+                        slot,
+                        path,
+                        status,
+                    };
+                    let sent = self.jobs.as_ref().map(|j| j.send(job));
+                    if !matches!(sent, Some(Ok(()))) {
+                        return Err(self.abort.take_error());
+                    }
+                }
+                Ok(None)
+            }
+            NodeKind::Dir => {
+                let previous_id = previous
+                    .filter(|p| p.kind == NodeKind::Dir)
+                    .and_then(|p| p.subtree);
+                let slot = self.push_node(dir, node)?;
+                self.dir_mut(dir)?.pending += 1;
+                let child = self.new_dir(path.clone(), Some((dir, slot)), previous_id);
+                let entries = match entry.children {
+                    Some(children) => children,
+                    None => self.list_dir(&path),
+                };
+                Ok(Some(Frame {
+                    dir: child,
+                    entries: entries.into_iter(),
+                }))
+            }
+            NodeKind::Symlink => {
+                match fs::read_link(&path) {
+                    Ok(target) => {
+                        node.target = target.into_os_string().into_vec();
+                        self.counts.other += 1;
+                        self.push_node(dir, node)?;
+                    }
+                    Err(e) => self.error(&path, format!("cannot read symlink: {e}")),
+                }
+                Ok(None)
+            }
+            _ => {
+                self.counts.other += 1;
+                self.push_node(dir, node)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn count_file(&mut self, node: &Node) {
+        self.counts.bytes_total += node.size;
+        self.counts.chunks_total += node.content.len() as u64;
+        for id in &node.content {
+            match self.index.get(id) {
+                Some(loc) => self.counts.stored_known += u64::from(loc.length),
+                None => *self.unresolved.entry(*id).or_default() += 1,
+            }
+        }
+    }
+
+    fn file_done(&mut self, done: FileDone) -> Result<()> {
+        let FileDone {
+            dir,
+            slot,
+            path,
+            status,
+            outcome,
+        } = done;
+        let taken = self
+            .dir_mut(dir)?
+            .nodes
+            .get_mut(slot)
+            .and_then(Option::take);
+        match (outcome, taken) {
+            (Ok(read), Some(old)) => {
+                let mut node = node_from_metadata(&old.name, &read.before, &mut self.owners);
+                node.xattrs = old.xattrs;
+                node.content = read.content;
+                node.size = read.bytes;
+                self.counts.bytes_read += read.bytes;
+                match status {
+                    FileStatus::Changed => self.counts.files_changed += 1,
+                    _ => self.counts.files_new += 1,
+                }
+                if read.changed {
+                    self.warn(
+                        &path,
+                        "changed while it was being read; the snapshot holds the content as read",
+                    );
+                }
+                self.count_file(&node);
+                self.progress.file_done(&path, status, node.size);
+                if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
+                    *s = Some(node);
+                }
+            }
+            (Err(message), _) => {
+                if self.abort.should_stop() {
+                    return Err(self.abort.take_error());
+                }
+                self.error(&path, message);
+            }
+            (Ok(_), None) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    "internal error: a file result arrived twice",
+                ));
+            }
+        }
+        self.dir_mut(dir)?.pending -= 1;
+        self.complete(dir)
+    }
+
+    /// Writes the tree of `dir` if it is complete, then of each ancestor that becomes
+    /// complete in turn.
+    fn complete(&mut self, mut dir: u64) -> Result<()> {
+        loop {
+            let st = self.dir_mut(dir)?;
+            if !st.walk_done || st.pending > 0 {
+                return Ok(());
+            }
+            let Some(st) = self.dirs.remove(&dir) else {
+                return Ok(());
+            };
+            let tree = Tree::new(st.nodes.into_iter().flatten().collect())
+                .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", st.path.display())))?;
+            let bytes = tree.encode()?;
+            let id = self.repo.blob_id(&bytes);
+            queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+            let Some((parent, slot)) = st.parent else {
+                self.root = Some(id);
+                return Ok(());
+            };
+            match st.previous_id {
+                Some(prev) if prev == id => self.counts.dirs_unchanged += 1,
+                Some(_) => self.counts.dirs_changed += 1,
+                None => self.counts.dirs_new += 1,
+            }
+            let p = self.dir_mut(parent)?;
+            if let Some(Some(node)) = p.nodes.get_mut(slot) {
+                node.subtree = Some(id);
+            }
+            p.pending -= 1;
+            dir = parent;
+        }
+    }
+}
+
+/// Lexically normalizes an absolute path: drops `.`, resolves `..`, no symlinks.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}

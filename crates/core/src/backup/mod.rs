@@ -1,0 +1,315 @@
+//! `backup`: turn source paths into a snapshot.
+//!
+//! Threads: the calling thread walks and builds trees ([`archiver`]); file workers read,
+//! chunk and name content ([`reader`]); blob workers compress, encrypt and pack
+//! ([`saver`]); an optional scanner estimates the totals for progress. Bounded channels
+//! between them keep memory bounded. The snapshot is written only after every pack it
+//! needs and the index naming those packs are durable.
+
+mod archiver;
+mod reader;
+mod saver;
+mod scan;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use arca_backends::ObjectId;
+use arca_repo::{Compression, Index, IndexFile, IndexedPack, Snapshot, SnapshotSummary};
+use crossbeam_channel::{bounded, unbounded};
+
+use self::archiver::{Archiver, normalize, source_entries};
+use self::reader::{Abort, FileWorker, blob_worker};
+use self::saver::BlobSaver;
+use crate::patterns::PatternSet;
+use crate::progress::{BackupProgress, CancelToken};
+use crate::repository::{RepositoryStats, SnapshotInfo};
+use crate::{Error, ErrorKind, Repository, Result};
+
+/// Index files are split so that none holds more than this many blobs.
+const INDEX_FILE_MAX_BLOBS: usize = 200_000;
+
+/// Settings for [`Repository::backup`].
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Exclude patterns (see [`crate::PatternSet`] for the language).
+    pub excludes: Vec<String>,
+    /// Tags to record.
+    pub tags: Vec<String>,
+    /// Host name to record instead of this machine's.
+    pub host: Option<String>,
+    /// Compression for this backup instead of the repository default.
+    pub compression: Option<Compression>,
+    /// Worker threads per stage; 0 means one per CPU.
+    pub threads: usize,
+    /// Estimate the totals with a concurrent scan, for progress display.
+    pub estimate: bool,
+    /// Set to stop the backup early.
+    pub cancel: CancelToken,
+}
+
+/// The outcome of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    /// The new snapshot's id.
+    pub snapshot_id: ObjectId,
+    /// The new snapshot (its `summary` holds this backup's figures).
+    pub snapshot: Snapshot,
+    /// The snapshot whose metadata was used to skip unchanged files.
+    pub parent: Option<ObjectId>,
+    /// One line per source path that could not be (fully) read.
+    pub warnings: Vec<String>,
+    /// Totals over the repository after this backup.
+    pub repository: RepositoryStats,
+}
+
+/// Makes source paths absolute and normal, checks they exist, and drops duplicates and
+/// paths inside other sources. Returns them sorted.
+fn normalize_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::invalid("nothing to back up: no paths given"));
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::io("cannot read the current directory", Path::new("."), e))?;
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        let abs = normalize(&cwd.join(p));
+        std::fs::symlink_metadata(&abs).map_err(|e| Error::io("cannot back up", &abs, e))?;
+        out.push(abs);
+    }
+    out.sort();
+    out.dedup();
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for p in out {
+        if !kept.iter().any(|k| p.starts_with(k)) {
+            kept.push(p);
+        }
+    }
+    Ok(kept)
+}
+
+fn path_bytes(p: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+impl Repository {
+    /// Backs up `paths` into a new snapshot.
+    ///
+    /// Files whose size, modification time, change time and inode match the parent
+    /// snapshot (the latest with the same host and paths) are not read again. Files that
+    /// cannot be read are skipped with a warning, and the snapshot records the number of
+    /// such errors (it is then partial).
+    ///
+    /// # Errors
+    /// `InvalidInput` for bad paths or patterns, `Interrupted` if cancelled, storage and
+    /// repository errors. On error no snapshot is written; packs already uploaded are
+    /// recorded in an index so a later backup does not upload them again.
+    pub fn backup(
+        &mut self,
+        paths: &[PathBuf],
+        options: &BackupOptions,
+        progress: &dyn BackupProgress,
+    ) -> Result<BackupSummary> {
+        let started = Instant::now();
+        let time = crate::system::now();
+        let sources = normalize_sources(paths)?;
+        let excludes = PatternSet::new(&options.excludes)?;
+        let host = options.host.clone().unwrap_or_else(crate::system::hostname);
+        let source_bytes: Vec<Vec<u8>> = sources.iter().map(|p| path_bytes(p)).collect();
+
+        let (snapshots, _) = self.snapshots_lenient()?;
+        let parent = snapshots
+            .iter()
+            .rev()
+            .find(|s| s.snapshot.hostname == host && s.snapshot.paths == source_bytes);
+        let parent_id = parent.map(|p| p.id);
+        let previous_root = parent.map(|p| p.snapshot.tree);
+
+        let threads = if options.threads > 0 {
+            options.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        };
+        let compression = options
+            .compression
+            .unwrap_or(self.repo.config().compression);
+        let abort = Abort::new(options.cancel.clone());
+        let saver = BlobSaver::new(&self.repo, &self.index, compression);
+        let root_entries = if sources.len() == 1 && sources[0] == Path::new("/") {
+            None
+        } else {
+            Some(source_entries(&sources))
+        };
+
+        let walked = std::thread::scope(|s| {
+            let (job_tx, job_rx) = bounded(threads * 4);
+            let (blob_tx, blob_rx) = bounded(threads * 4);
+            let (done_tx, done_rx) = unbounded();
+            for _ in 0..threads {
+                let worker = FileWorker {
+                    repo: &self.repo,
+                    chunker: &self.chunker,
+                    saver: &saver,
+                    blobs: blob_tx.clone(),
+                    progress,
+                    abort: &abort,
+                };
+                let (jobs, done) = (job_rx.clone(), done_tx.clone());
+                s.spawn(move || worker.run(jobs, done));
+                let blobs = blob_rx.clone();
+                let (saver, abort) = (&saver, &abort);
+                s.spawn(move || blob_worker(blobs, saver, abort));
+            }
+            drop((job_rx, blob_rx, done_tx));
+            if options.estimate {
+                let (sources, excludes, abort) = (&sources, &excludes, &abort);
+                s.spawn(move || scan::estimate(sources, excludes, progress, abort));
+            }
+            let archiver = Archiver::new(
+                &self.repo,
+                &self.index,
+                &saver,
+                &excludes,
+                progress,
+                &abort,
+                job_tx,
+                blob_tx,
+                done_rx,
+            );
+            let result = archiver.run(root_entries, previous_root);
+            if result.is_err() {
+                // Stop the workers and the scanner before the scope joins them.
+                abort.cancel.cancel();
+            }
+            result
+        });
+        // Every worker has finished: each claimed blob is stored or the backup failed.
+        let walked = walked.and_then(|w| {
+            if abort.should_stop() {
+                Err(abort.take_error())
+            } else {
+                saver.flush().map(|()| w)
+            }
+        });
+        let written = saver.take_written();
+        let added = [
+            &saver.stats.raw_bytes,
+            &saver.stats.stored_bytes,
+            &saver.stats.data_blobs,
+            &saver.stats.tree_blobs,
+        ]
+        .map(|c| c.load(Ordering::Relaxed));
+        drop(saver);
+        let walked = match walked {
+            Ok(w) => w,
+            Err(e) => {
+                // Keep what was uploaded usable for the next backup; the error that
+                // stopped this one is what the caller needs to see.
+                let _ = self.save_index(&written);
+                return Err(e);
+            }
+        };
+        self.save_index(&written)?;
+
+        let mut counts = walked.counts;
+        let mut session = Index::new();
+        for p in &written {
+            session.add_pack(p.id, &p.entries);
+        }
+        counts.stored_known += resolve_stored(&walked.unresolved, &session, &self.index)?;
+        for p in written {
+            self.index.add_pack(p.id, &p.entries);
+        }
+
+        let mut tags = options.tags.clone();
+        tags.sort();
+        tags.dedup();
+        let snapshot = Snapshot {
+            time,
+            utc_offset: crate::system::utc_offset(time),
+            tree: walked.root,
+            paths: source_bytes,
+            hostname: host,
+            username: crate::system::username(),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            tags,
+            parent: parent_id.map(|p| *p.as_bytes()),
+            excludes: options.excludes.clone(),
+            program_version: env!("CARGO_PKG_VERSION").to_owned(),
+            summary: SnapshotSummary {
+                duration_ms: started.elapsed().as_millis() as u64,
+                files_new: counts.files_new,
+                files_changed: counts.files_changed,
+                files_unchanged: counts.files_unchanged,
+                dirs_new: counts.dirs_new,
+                dirs_changed: counts.dirs_changed,
+                dirs_unchanged: counts.dirs_unchanged,
+                other_entries: counts.other,
+                bytes_total: counts.bytes_total,
+                bytes_read: counts.bytes_read,
+                bytes_stored_total: counts.stored_known,
+                bytes_added_raw: added[0],
+                bytes_added_stored: added[1],
+                data_blobs_added: added[2],
+                tree_blobs_added: added[3],
+                chunks_total: counts.chunks_total,
+                errors: counts.errors,
+            },
+        };
+        let snapshot_id = self.repo.save_snapshot(&snapshot)?;
+        let mut all = snapshots;
+        all.push(SnapshotInfo {
+            id: snapshot_id,
+            snapshot: snapshot.clone(),
+        });
+        Ok(BackupSummary {
+            snapshot_id,
+            snapshot,
+            parent: parent_id,
+            warnings: walked.warnings,
+            repository: self.stats_for(&all),
+        })
+    }
+
+    /// Writes index files naming `packs` (already durable), split into bounded files.
+    fn save_index(&self, packs: &[IndexedPack]) -> Result<()> {
+        let mut file = IndexFile::default();
+        let mut blobs = 0;
+        for p in packs {
+            blobs += p.entries.len();
+            file.packs.push(p.clone());
+            if blobs >= INDEX_FILE_MAX_BLOBS {
+                self.repo.save_index(&file)?;
+                file = IndexFile::default();
+                blobs = 0;
+            }
+        }
+        if !file.packs.is_empty() {
+            self.repo.save_index(&file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Stored size of chunks referenced during the backup that were not yet indexed.
+fn resolve_stored(
+    unresolved: &HashMap<arca_repo::BlobId, u64>,
+    session: &Index,
+    index: &Index,
+) -> Result<u64> {
+    let mut total = 0;
+    for (id, count) in unresolved {
+        let loc = session.get(id).or_else(|| index.get(id)).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("internal error: chunk {id} was referenced but not stored"),
+            )
+        })?;
+        total += u64::from(loc.length) * count;
+    }
+    Ok(total)
+}

@@ -1,0 +1,220 @@
+//! File workers: open a source file, stream it through the chunker, name each chunk, and
+//! hand chunks the repository lacks to the blob workers.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arca_chunker::Chunker;
+use arca_repo::{BlobId, BlobType, Repo};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+
+use super::saver::BlobSaver;
+use crate::progress::{BackupProgress, CancelToken, FileStatus};
+use crate::{Error, Result};
+
+/// Stops the pipeline on the first fatal error or on cancellation.
+#[derive(Debug, Default)]
+pub(crate) struct Abort {
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+    pub(crate) cancel: CancelToken,
+}
+
+impl Abort {
+    pub(crate) fn new(cancel: CancelToken) -> Self {
+        Self {
+            cancel,
+            ..Self::default()
+        }
+    }
+
+    /// Records a fatal error (the first one wins) and stops the pipeline.
+    pub(crate) fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn should_stop(&self) -> bool {
+        self.failed.load(Ordering::Relaxed) || self.cancel.is_cancelled()
+    }
+
+    /// The error to return for a stopped pipeline.
+    pub(crate) fn take_error(&self) -> Error {
+        self.error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(Error::interrupted)
+    }
+}
+
+/// A file to read.
+#[derive(Debug)]
+pub(crate) struct FileJob {
+    pub(crate) dir: u64,
+    pub(crate) slot: usize,
+    pub(crate) path: PathBuf,
+    pub(crate) status: FileStatus,
+}
+
+/// A chunk to compress, encrypt and pack.
+#[derive(Debug)]
+pub(crate) struct BlobJob {
+    pub(crate) blob_type: BlobType,
+    pub(crate) id: BlobId,
+    pub(crate) data: Bytes,
+}
+
+/// What reading a file produced.
+#[derive(Debug)]
+pub(crate) struct ReadFile {
+    pub(crate) content: Vec<BlobId>,
+    pub(crate) bytes: u64,
+    /// Metadata of the opened file before it was read.
+    pub(crate) before: Metadata,
+    /// Size, modification or change time differed after reading.
+    pub(crate) changed: bool,
+}
+
+/// The outcome of a [`FileJob`]: the content, or why the file could not be read.
+#[derive(Debug)]
+pub(crate) struct FileDone {
+    pub(crate) dir: u64,
+    pub(crate) slot: usize,
+    pub(crate) path: PathBuf,
+    pub(crate) status: FileStatus,
+    pub(crate) outcome: std::result::Result<ReadFile, String>,
+}
+
+/// Opens a source file without following symlinks, without blocking on a FIFO swapped
+/// in since the walk, and without updating its access time where permitted.
+fn open_source(path: &std::path::Path) -> io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NOATIME)
+        .open(path)
+    {
+        // O_NOATIME is only allowed to the file's owner (or root).
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            OpenOptions::new().read(true).custom_flags(flags).open(path)
+        }
+        other => other,
+    }
+}
+
+fn same_state(a: &Metadata, b: &Metadata) -> bool {
+    a.size() == b.size()
+        && (a.mtime(), a.mtime_nsec()) == (b.mtime(), b.mtime_nsec())
+        && (a.ctime(), a.ctime_nsec()) == (b.ctime(), b.ctime_nsec())
+}
+
+pub(crate) struct FileWorker<'a> {
+    pub(crate) repo: &'a Repo,
+    pub(crate) chunker: &'a Chunker,
+    pub(crate) saver: &'a BlobSaver<'a>,
+    pub(crate) blobs: Sender<BlobJob>,
+    pub(crate) progress: &'a dyn BackupProgress,
+    pub(crate) abort: &'a Abort,
+}
+
+impl FileWorker<'_> {
+    pub(crate) fn run(&self, jobs: Receiver<FileJob>, done: Sender<FileDone>) {
+        for job in jobs {
+            let outcome = if self.abort.should_stop() {
+                Err("backup stopped".to_owned())
+            } else {
+                self.read(&job)
+            };
+            let result = FileDone {
+                dir: job.dir,
+                slot: job.slot,
+                path: job.path,
+                status: job.status,
+                outcome,
+            };
+            if done.send(result).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn read(&self, job: &FileJob) -> std::result::Result<ReadFile, String> {
+        let file = open_source(&job.path).map_err(|e| format!("cannot open: {e}"))?;
+        let before = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+        if !before.is_file() {
+            return Err("is no longer a regular file".to_owned());
+        }
+        let mut content = Vec::with_capacity(
+            (before.size() / u64::from(self.chunker.params().avg_size)) as usize + 1,
+        );
+        let mut bytes = 0u64;
+        for chunk in self.chunker.chunks(&file, before.size()) {
+            if self.abort.should_stop() {
+                return Err("backup stopped".to_owned());
+            }
+            let chunk = chunk.map_err(|e| format!("read failed after {bytes} bytes: {e}"))?;
+            let id = self.repo.blob_id(&chunk);
+            bytes += chunk.len() as u64;
+            let len = chunk.len() as u64;
+            if self.saver.claim(&id) {
+                let job = BlobJob {
+                    blob_type: BlobType::Data,
+                    id,
+                    data: chunk,
+                };
+                if self.blobs.send(job).is_err() {
+                    return Err("backup stopped".to_owned());
+                }
+            }
+            content.push(id);
+            self.progress.bytes_processed(len);
+        }
+        let after = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+        Ok(ReadFile {
+            content,
+            bytes,
+            changed: !same_state(&before, &after) || bytes != before.size(),
+            before,
+        })
+    }
+}
+
+/// Compresses, encrypts and packs blobs until the channel closes.
+pub(crate) fn blob_worker(jobs: Receiver<BlobJob>, saver: &BlobSaver<'_>, abort: &Abort) {
+    for job in jobs {
+        if abort.should_stop() {
+            continue; // drain, so senders never block on a stopped pipeline
+        }
+        if let Err(e) = saver.store(job.blob_type, job.id, &job.data) {
+            abort.fail(e);
+        }
+    }
+}
+
+/// Claims and queues a tree blob.
+pub(crate) fn queue_tree(
+    saver: &BlobSaver<'_>,
+    blobs: &Sender<BlobJob>,
+    id: BlobId,
+    data: Vec<u8>,
+) -> Result<()> {
+    if saver.claim(&id) {
+        blobs
+            .send(BlobJob {
+                blob_type: BlobType::Tree,
+                id,
+                data: Bytes::from(data),
+            })
+            .map_err(|_| Error::interrupted())?;
+    }
+    Ok(())
+}

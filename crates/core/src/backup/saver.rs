@@ -1,0 +1,149 @@
+//! Saving blobs during a backup: deduplication against the index and the session,
+//! compression and encryption, and packing into pack files that are uploaded as they
+//! fill. Used from many threads at once.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arca_backends::ObjectId;
+use arca_repo::{
+    BlobId, BlobType, BuildBlobIdHasher, Compression, Index, IndexedPack, PackBuilder, Repo,
+};
+
+use crate::{Error, Result};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // State behind these locks is only changed in whole steps; a panic elsewhere cannot
+    // leave it half-updated, so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Figures about what this session stored.
+#[derive(Debug, Default)]
+pub(crate) struct SaverStats {
+    pub(crate) raw_bytes: AtomicU64,
+    pub(crate) stored_bytes: AtomicU64,
+    pub(crate) data_blobs: AtomicU64,
+    pub(crate) tree_blobs: AtomicU64,
+}
+
+/// Saves blobs into packs; see the module docs.
+pub(crate) struct BlobSaver<'r> {
+    repo: &'r Repo,
+    index: &'r Index,
+    compression: Compression,
+    pack_size: usize,
+    /// Ids this session has taken responsibility for storing.
+    claimed: Mutex<HashSet<BlobId, BuildBlobIdHasher>>,
+    data_pack: Mutex<Option<PackBuilder>>,
+    tree_pack: Mutex<Option<PackBuilder>>,
+    /// Packs uploaded in this session, durable, in upload order.
+    written: Mutex<Vec<IndexedPack>>,
+    pub(crate) stats: SaverStats,
+}
+
+impl<'r> BlobSaver<'r> {
+    pub(crate) fn new(repo: &'r Repo, index: &'r Index, compression: Compression) -> Self {
+        Self {
+            repo,
+            index,
+            compression,
+            pack_size: repo.config().pack_size as usize,
+            claimed: Mutex::new(HashSet::default()),
+            data_pack: Mutex::new(None),
+            tree_pack: Mutex::new(None),
+            written: Mutex::new(Vec::new()),
+            stats: SaverStats::default(),
+        }
+    }
+
+    /// Returns true if the caller must store blob `id`: it is neither in the repository
+    /// nor already claimed by this session. A `true` answer obliges the caller to call
+    /// [`BlobSaver::store`] (or fail the backup).
+    pub(crate) fn claim(&self, id: &BlobId) -> bool {
+        !self.index.contains(id) && lock(&self.claimed).insert(*id)
+    }
+
+    fn packer(&self, blob_type: BlobType) -> &Mutex<Option<PackBuilder>> {
+        match blob_type {
+            BlobType::Data => &self.data_pack,
+            BlobType::Tree => &self.tree_pack,
+        }
+    }
+
+    /// Compresses, encrypts and packs a claimed blob; uploads the pack when it is full.
+    pub(crate) fn store(&self, blob_type: BlobType, id: BlobId, data: &[u8]) -> Result<()> {
+        let compression = match blob_type {
+            BlobType::Data => self.compression,
+            // Trees are small, repetitive and read often: always zstd.
+            BlobType::Tree => Compression::Zstd { level: 3 },
+        };
+        let blob = self.repo.encode_blob(blob_type, id, data, compression)?;
+        self.stats
+            .raw_bytes
+            .fetch_add(u64::from(blob.raw_len), Ordering::Relaxed);
+        self.stats
+            .stored_bytes
+            .fetch_add(blob.bytes.len() as u64, Ordering::Relaxed);
+        match blob_type {
+            BlobType::Data => &self.stats.data_blobs,
+            BlobType::Tree => &self.stats.tree_blobs,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+
+        let full = {
+            let mut slot = lock(self.packer(blob_type));
+            let mut full = None;
+            if slot.as_ref().is_some_and(|p| !p.fits(&blob)) {
+                full = slot.take();
+            }
+            let pack = match slot.as_mut() {
+                Some(p) => p,
+                None => slot.insert(PackBuilder::new(
+                    ObjectId::random().map_err(|e| {
+                        Error::new(crate::ErrorKind::Io, format!("random generator: {e}"))
+                    })?,
+                    blob_type,
+                    self.pack_size + self.pack_size / 8,
+                )),
+            };
+            pack.push(&blob)?;
+            if full.is_none() && pack.len() >= self.pack_size {
+                full = slot.take();
+            }
+            full
+        };
+        // Upload outside the lock so other workers keep packing meanwhile.
+        if let Some(pack) = full {
+            self.upload(pack)?;
+        }
+        Ok(())
+    }
+
+    fn upload(&self, builder: PackBuilder) -> Result<()> {
+        let pack = builder.finish();
+        self.repo.write_pack(&pack)?;
+        lock(&self.written).push(IndexedPack {
+            id: pack.id,
+            entries: pack.entries,
+        });
+        Ok(())
+    }
+
+    /// Uploads the partly filled packs.
+    pub(crate) fn flush(&self) -> Result<()> {
+        for blob_type in [BlobType::Data, BlobType::Tree] {
+            let pack = lock(self.packer(blob_type)).take();
+            if let Some(p) = pack.filter(|p| !p.is_empty()) {
+                self.upload(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The packs uploaded so far (all durable).
+    pub(crate) fn take_written(&self) -> Vec<IndexedPack> {
+        std::mem::take(&mut *lock(&self.written))
+    }
+}

@@ -1,0 +1,93 @@
+//! Browsing a snapshot's trees: resolving a path and walking everything below it.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use arca_repo::{Node, NodeKind};
+
+use crate::repository::SnapshotInfo;
+use crate::{Error, ErrorKind, Repository, Result};
+
+impl Repository {
+    /// Visits `path` in `snapshot` and, if it is a directory, everything below it:
+    /// depth first, in name order, each directory before its entries. `visit` gets the
+    /// absolute path inside the snapshot and the node. `path` `/` visits the whole
+    /// snapshot (the root itself has no node).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if `path` is not in the snapshot; `Corrupt` for missing
+    /// or damaged trees; any error `visit` returns (which stops the walk).
+    pub fn walk(
+        &self,
+        snapshot: &SnapshotInfo,
+        path: &Path,
+        visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+    ) -> Result<()> {
+        let mut tree = self.load_tree(&snapshot.snapshot.tree)?;
+        let mut prefix = PathBuf::from("/");
+        let mut start: Option<Node> = None;
+        let components: Vec<&OsStr> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        for (i, name) in components.iter().enumerate() {
+            let node = tree.find(name.as_bytes()).cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{} is not in snapshot {}",
+                        path.display(),
+                        snapshot.id.short()
+                    ),
+                )
+            })?;
+            if i + 1 < components.len() {
+                match (node.kind, node.subtree) {
+                    (NodeKind::Dir, Some(sub)) => tree = self.load_tree(&sub)?,
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::NotFound,
+                            format!(
+                                "{} is not in snapshot {}: {} is not a directory",
+                                path.display(),
+                                snapshot.id.short(),
+                                prefix.join(name).display()
+                            ),
+                        ));
+                    }
+                }
+                prefix.push(name);
+            } else {
+                start = Some(node);
+            }
+        }
+        let mut stack: Vec<(PathBuf, std::vec::IntoIter<Node>)> = Vec::new();
+        match start {
+            None => stack.push((prefix, tree.into_nodes().into_iter())),
+            Some(node) => {
+                let here = prefix.join(OsStr::from_bytes(&node.name));
+                visit(&here, &node)?;
+                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                    stack.push((here, self.load_tree(&sub)?.into_nodes().into_iter()));
+                }
+            }
+        }
+        while let Some((dir, nodes)) = stack.last_mut() {
+            let Some(node) = nodes.next() else {
+                stack.pop();
+                continue;
+            };
+            let here = dir.join(OsStr::from_bytes(&node.name));
+            visit(&here, &node)?;
+            if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                let children = self.load_tree(&sub)?.into_nodes().into_iter();
+                stack.push((here, children));
+            }
+        }
+        Ok(())
+    }
+}

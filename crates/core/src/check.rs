@@ -1,0 +1,384 @@
+//! `check`: verify the repository's structure and, optionally, every stored byte.
+//!
+//! Structure: every index and snapshot file authenticates and decodes; every pack the
+//! index names exists and is long enough; every tree of every snapshot is present and
+//! decodes; every chunk a file references is indexed. With `read_data`, every indexed
+//! pack is read in full, every entry authenticated and decompressed, its id recomputed
+//! from the plaintext, and compared with the index. Problems name the object and, where
+//! a snapshot depends on it, the snapshot and path.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arca_backends::{FileKind, ObjectId};
+use arca_repo::{BlobId, BlobType, BuildBlobIdHasher, NodeKind, PackEntry, scan_pack};
+
+use crate::progress::{CancelToken, CheckProgress};
+use crate::{Error, Repository, Result};
+
+/// Settings for [`Repository::check`].
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Read, authenticate, decompress and re-hash every blob.
+    pub read_data: bool,
+    /// Worker threads for reading data; 0 means one per CPU.
+    pub threads: usize,
+    /// Set to stop early.
+    pub cancel: CancelToken,
+}
+
+/// One problem found by `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The object concerned, e.g. `pack 1a2b…` or `snapshot 3c4d… /home/x/file`.
+    pub object: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.object, self.message)
+    }
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// Damage: the repository is not fully restorable while any is present.
+    pub errors: Vec<Problem>,
+    /// Harmless findings, e.g. packs left by an interrupted backup.
+    pub notes: Vec<String>,
+    /// Snapshots checked.
+    pub snapshots: u64,
+    /// Distinct trees checked.
+    pub trees: u64,
+    /// Blobs in the index.
+    pub blobs: u64,
+    /// Packs in the index.
+    pub packs: u64,
+    /// Packs read in full (with `read_data`).
+    pub packs_read: u64,
+    /// Bytes read in full (with `read_data`).
+    pub bytes_read: u64,
+}
+
+/// The index's entries of one pack, by offset.
+type EntriesAt = HashMap<u32, PackEntry>;
+
+/// What reading packs found: problems, damaged blobs, packs and bytes read.
+#[derive(Default)]
+struct PackFindings {
+    problems: Vec<Problem>,
+    damaged: Vec<(BlobId, String)>,
+    packs: u64,
+    bytes: u64,
+}
+
+impl CheckReport {
+    /// True if no damage was found.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    fn error(&mut self, object: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Problem {
+            object: object.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Repository {
+    /// Checks the repository; see the module documentation.
+    ///
+    /// # Errors
+    /// Only failures that stop the check itself (listing the storage, cancellation);
+    /// damage is reported in the [`CheckReport`].
+    pub fn check(
+        &self,
+        options: &CheckOptions,
+        progress: &dyn CheckProgress,
+    ) -> Result<CheckReport> {
+        let mut report = CheckReport {
+            blobs: self.index.len() as u64,
+            packs: self.index.packs().len() as u64,
+            ..Default::default()
+        };
+        for (id, e) in &self.index_errors {
+            report.error(format!("index {id}"), e.to_string());
+        }
+
+        // Packs named by the index must exist and hold every indexed entry.
+        let stored: HashMap<ObjectId, u64> = self.repo.list(FileKind::Pack)?.into_iter().collect();
+        let mut needed: HashMap<ObjectId, u64> = HashMap::new();
+        for (_, loc) in self.index.iter() {
+            let end = u64::from(loc.offset) + u64::from(loc.length);
+            let e = needed.entry(loc.pack).or_default();
+            *e = (*e).max(end);
+        }
+        let mut missing_packs = HashSet::new();
+        for (pack, end) in &needed {
+            match stored.get(pack) {
+                None => {
+                    report.error(
+                        format!("pack {pack}"),
+                        "missing: the index lists blobs in it",
+                    );
+                    missing_packs.insert(*pack);
+                }
+                Some(&size) if size < *end => {
+                    report.error(
+                        format!("pack {pack}"),
+                        format!("truncated: {size} bytes, the index needs {end}"),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        let unindexed = stored.keys().filter(|p| !needed.contains_key(p)).count();
+        if unindexed > 0 {
+            report.notes.push(format!(
+                "{unindexed} pack(s) are not in any index (left by an interrupted backup); they hold no data any snapshot needs"
+            ));
+        }
+
+        let mut damaged: HashMap<BlobId, String, BuildBlobIdHasher> = HashMap::default();
+        if options.read_data {
+            self.read_all_packs(
+                &needed,
+                &missing_packs,
+                options,
+                progress,
+                &mut report,
+                &mut damaged,
+            )?;
+        }
+
+        let (snapshots, snapshot_errors) = self.snapshots_lenient()?;
+        for e in snapshot_errors {
+            report.error("snapshot", e.to_string());
+        }
+        report.snapshots = snapshots.len() as u64;
+        let mut seen_trees: HashSet<BlobId, BuildBlobIdHasher> = HashSet::default();
+        let mut reported_blobs: HashSet<BlobId, BuildBlobIdHasher> = HashSet::default();
+        for info in &snapshots {
+            if options.cancel.is_cancelled() {
+                return Err(Error::interrupted());
+            }
+            let snap = format!("snapshot {}", info.id.short());
+            let mut stack = vec![(PathBuf::from("/"), info.snapshot.tree)];
+            while let Some((path, tree_id)) = stack.pop() {
+                if !seen_trees.insert(tree_id) {
+                    continue;
+                }
+                report.trees += 1;
+                let tree = match self.load_tree(&tree_id) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        report.error(
+                            format!("{snap} {}", path.display()),
+                            format!(
+                                "directory listing (tree {}) unreadable: {e}",
+                                tree_id.short()
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                for node in tree.nodes() {
+                    let here = path.join(OsStr::from_bytes(&node.name));
+                    match node.kind {
+                        NodeKind::Dir => {
+                            if let Some(sub) = node.subtree {
+                                stack.push((here, sub));
+                            }
+                        }
+                        NodeKind::File => {
+                            for id in &node.content {
+                                let problem = match (self.index.get(id), damaged.get(id)) {
+                                    (None, _) => Some(format!("chunk {} is missing", id.short())),
+                                    (Some(loc), _) if loc.blob_type != BlobType::Data => {
+                                        Some(format!("chunk {} is stored as a tree", id.short()))
+                                    }
+                                    (Some(loc), _) if missing_packs.contains(&loc.pack) => {
+                                        Some(format!(
+                                            "chunk {} is in missing pack {}",
+                                            id.short(),
+                                            loc.pack.short()
+                                        ))
+                                    }
+                                    (_, Some(why)) => {
+                                        Some(format!("chunk {} is damaged: {why}", id.short()))
+                                    }
+                                    _ => None,
+                                };
+                                if let Some(message) = problem
+                                    && reported_blobs.insert(*id)
+                                {
+                                    report.error(format!("{snap} {}", here.display()), message);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn read_all_packs(
+        &self,
+        needed: &HashMap<ObjectId, u64>,
+        missing: &HashSet<ObjectId>,
+        options: &CheckOptions,
+        progress: &dyn CheckProgress,
+        report: &mut CheckReport,
+        damaged: &mut HashMap<BlobId, String, BuildBlobIdHasher>,
+    ) -> Result<()> {
+        // The index's view of each pack, by offset.
+        let mut expected: HashMap<ObjectId, EntriesAt> = HashMap::new();
+        for (id, loc) in self.index.iter() {
+            let entry = PackEntry {
+                blob_type: loc.blob_type,
+                id,
+                offset: loc.offset,
+                length: loc.length,
+                raw_len: loc.raw_len,
+            };
+            expected
+                .entry(loc.pack)
+                .or_default()
+                .insert(loc.offset, entry);
+        }
+        let mut packs: Vec<ObjectId> = needed
+            .keys()
+            .filter(|p| !missing.contains(p))
+            .copied()
+            .collect();
+        packs.sort();
+        progress.packs_total(packs.len() as u64, needed.values().sum());
+        let threads = if options.threads > 0 {
+            options.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        };
+        let next = AtomicUsize::new(0);
+        let found = Mutex::new(PackFindings::default());
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(pack) = packs.get(i) else { break };
+                        if options.cancel.is_cancelled() {
+                            break;
+                        }
+                        let empty = HashMap::new();
+                        let (problems, bad, bytes) =
+                            self.check_pack(pack, expected.get(pack).unwrap_or(&empty));
+                        progress.pack_done(bytes);
+                        let mut f = found.lock().unwrap_or_else(|e| e.into_inner());
+                        f.problems.extend(problems);
+                        f.damaged.extend(bad);
+                        f.packs += 1;
+                        f.bytes += bytes;
+                    }
+                });
+            }
+        });
+        if options.cancel.is_cancelled() {
+            return Err(Error::interrupted());
+        }
+        let found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+        report.errors.extend(found.problems);
+        damaged.extend(found.damaged);
+        report.packs_read = found.packs;
+        report.bytes_read = found.bytes;
+        Ok(())
+    }
+
+    /// Reads one pack in full and checks every entry against the index.
+    fn check_pack(
+        &self,
+        pack: &ObjectId,
+        expected: &EntriesAt,
+    ) -> (Vec<Problem>, Vec<(BlobId, String)>, u64) {
+        let object = format!("pack {pack}");
+        let mut problems = Vec::new();
+        let mut bad = Vec::new();
+        let data = match self.repo.backend().read_full(FileKind::Pack, pack) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(Problem {
+                    object,
+                    message: format!("unreadable: {e}"),
+                });
+                bad.extend(
+                    expected
+                        .values()
+                        .map(|e| (e.id, "its pack is unreadable".to_owned())),
+                );
+                return (problems, bad, 0);
+            }
+        };
+        let (entries, damage) = scan_pack(&data, pack);
+        if let Some(e) = damage {
+            problems.push(Problem {
+                object: object.clone(),
+                message: e.to_string(),
+            });
+        }
+        let mut seen = HashSet::new();
+        for entry in entries {
+            let blob = format!("blob {} in pack {pack}", entry.id);
+            let bytes = &data[entry.offset as usize..(entry.offset + entry.length) as usize];
+            seen.insert(entry.offset);
+            match self.repo.decode_entry(bytes, None, &blob) {
+                Ok((header, plain)) => {
+                    let actual = self.repo.blob_id(&plain);
+                    if actual != header.id {
+                        problems.push(Problem {
+                            object: blob,
+                            message: format!("content hashes to {}, not to its id", actual.short()),
+                        });
+                        bad.push((header.id, "content does not match its id".to_owned()));
+                    } else if let Some(want) = expected.get(&entry.offset)
+                        && (want.id != header.id
+                            || want.blob_type != header.blob_type
+                            || want.length != entry.length
+                            || want.raw_len as usize != plain.len())
+                    {
+                        problems.push(Problem {
+                            object: blob,
+                            message: "differs from its index entry".to_owned(),
+                        });
+                        bad.push((want.id, "its index entry is wrong".to_owned()));
+                    }
+                }
+                Err(e) => {
+                    problems.push(Problem {
+                        object: blob,
+                        message: e.to_string(),
+                    });
+                    bad.push((entry.id, "failed authentication".to_owned()));
+                }
+            }
+        }
+        for (offset, want) in expected {
+            if !seen.contains(offset) {
+                problems.push(Problem {
+                    object: format!("blob {} in pack {pack}", want.id),
+                    message: format!("not found at offset {offset} where the index places it"),
+                });
+                bad.push((want.id, "not where the index says".to_owned()));
+            }
+        }
+        (problems, bad, data.len() as u64)
+    }
+}

@@ -1,0 +1,76 @@
+//! arca-core: encrypted, deduplicated, compressed backups as a library.
+//!
+//! This is the API the `arca` command-line tool is built on, and the one other tools
+//! embed. A [`Repository`] is obtained only by opening (or creating) one with its
+//! passphrase; everything else is a method on it:
+//!
+//! - [`Repository::backup`] turns directories into a snapshot, reading only files that
+//!   changed since the previous snapshot of the same paths;
+//! - [`Repository::snapshots`], [`Repository::find_snapshot`] and [`Repository::walk`]
+//!   list what is stored;
+//! - [`Repository::restore`] recreates a snapshot or part of it, byte for byte with its
+//!   metadata;
+//! - [`Repository::check`] verifies the structure and, optionally, every stored byte.
+//!
+//! Options are plain values with defaults ([`BackupOptions`], [`RestoreOptions`], ...);
+//! progress goes through small traits the caller implements ([`BackupProgress`], ...), or
+//! [`NoProgress`]. Every fallible call returns [`Error`], whose [`Error::kind`] says what
+//! went wrong.
+//!
+//! ```
+//! use arca_core::{BackupOptions, InitOptions, Location, NoProgress, Repository, RestoreOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let source = dir.path().join("documents");
+//! std::fs::create_dir(&source)?;
+//! std::fs::write(source.join("notes.txt"), b"remember the milk")?;
+//!
+//! let backend = Location::parse(dir.path().join("repo").to_str().unwrap())?.backend();
+//! let mut init = InitOptions::default();
+//! init.kdf = arca_core::KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 }; // fast, for the example
+//! Repository::init(backend.clone(), b"passphrase", &init)?;
+//!
+//! let mut repo = Repository::open(backend, b"passphrase")?;
+//! let summary = repo.backup(&[source.clone()], &BackupOptions::default(), &NoProgress)?;
+//! assert_eq!(summary.snapshot.summary.files_new, 1);
+//!
+//! let latest = repo.find_snapshot("latest")?;
+//! let target = dir.path().join("restored");
+//! repo.restore(&latest, &target, &RestoreOptions::default(), &NoProgress)?;
+//! let restored = target.join(source.strip_prefix("/")?).join("notes.txt");
+//! assert_eq!(std::fs::read(restored)?, b"remember the milk");
+//! # Ok(()) }
+//! ```
+//!
+//! Crate boundaries: this crate orchestrates `arca-repo` (the format), `arca-chunker`,
+//! `arca-crypto` and `arca-backends`; it never prints and never exits.
+
+mod backup;
+mod browse;
+mod check;
+mod error;
+mod location;
+mod metadata;
+mod patterns;
+mod progress;
+mod repository;
+mod restore;
+mod system;
+
+pub use backup::{BackupOptions, BackupSummary};
+pub use check::{CheckOptions, CheckReport, Problem};
+pub use error::{Error, ErrorKind, Result};
+pub use location::Location;
+pub use patterns::{PatternSet, read_exclude_file};
+pub use progress::{
+    BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
+};
+pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo};
+pub use restore::{RestoreOptions, RestoreSummary};
+
+pub use arca_backends::{ObjectId, WriteBackend};
+pub use arca_chunker::ChunkerParams;
+pub use arca_crypto::{IdAlgorithm, KdfParams};
+pub use arca_repo::{
+    BlobId, Compression, Config, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp, Xattr,
+};

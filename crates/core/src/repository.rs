@@ -1,0 +1,332 @@
+//! The opened repository handle and snapshot selection.
+
+use std::sync::Arc;
+
+use arca_backends::{FileKind, ObjectId, WriteBackend};
+use arca_chunker::{Chunker, ChunkerParams, GearTable};
+use arca_crypto::{IdAlgorithm, KdfParams};
+use arca_repo::{
+    BlobId, BlobType, Compression, Config, DEFAULT_PACK_SIZE, Index, InitParams, Repo, Snapshot,
+    Tree,
+};
+
+use crate::{Error, ErrorKind, Result};
+
+/// Settings for [`Repository::init`].
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Default compression of new blobs.
+    pub compression: Compression,
+    /// The chunk id algorithm.
+    pub id_algorithm: IdAlgorithm,
+    /// Chunk sizes.
+    pub chunker: ChunkerParams,
+    /// Target pack file size in bytes.
+    pub pack_size: u32,
+    /// Argon2id cost of the first key slot.
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            compression: Compression::default(),
+            id_algorithm: IdAlgorithm::Blake3,
+            chunker: ChunkerParams::default(),
+            pack_size: DEFAULT_PACK_SIZE,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// A snapshot and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The snapshot's id.
+    pub id: ObjectId,
+    /// Its content.
+    pub snapshot: Snapshot,
+}
+
+impl SnapshotInfo {
+    /// The backed-up paths, lossily converted to UTF-8 for display.
+    pub fn paths_lossy(&self) -> Vec<String> {
+        self.snapshot
+            .paths
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    }
+}
+
+/// Totals over the whole repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepositoryStats {
+    /// Number of snapshots.
+    pub snapshots: u64,
+    /// Sum of the snapshots' original sizes.
+    pub bytes_total: u64,
+    /// Sum of the snapshots' stored sizes, counting shared chunks once per reference.
+    pub bytes_stored_total: u64,
+    /// Bytes actually stored for blobs (each once).
+    pub bytes_stored_unique: u64,
+    /// Plaintext bytes of the blobs stored (each once).
+    pub bytes_raw_unique: u64,
+    /// Distinct data chunks stored.
+    pub unique_chunks: u64,
+    /// Chunk references over all snapshots.
+    pub total_chunks: u64,
+    /// Pack files referenced by the index.
+    pub packs: u64,
+}
+
+/// An opened repository. Obtain one with [`Repository::init`] or [`Repository::open`];
+/// no repository operation is possible before the passphrase opened it.
+pub struct Repository {
+    pub(crate) repo: Repo,
+    pub(crate) index: Index,
+    pub(crate) chunker: Chunker,
+    /// Index files that could not be read when the repository was opened.
+    pub(crate) index_errors: Vec<(ObjectId, Error)>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.location())
+            .field("blobs", &self.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// Creates a new repository at `backend` protected by `passphrase`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AlreadyExists`] if the location is not empty; `InvalidInput` for bad
+    /// options; storage errors.
+    pub fn init(
+        backend: Arc<dyn WriteBackend>,
+        passphrase: &[u8],
+        options: &InitOptions,
+    ) -> Result<Self> {
+        options
+            .chunker
+            .validate()
+            .map_err(|e| Error::invalid(format!("invalid chunker parameters: {e}")))?;
+        let now = crate::system::now();
+        let params = InitParams {
+            kdf: options.kdf,
+            id_algorithm: options.id_algorithm,
+            chunk_min: options.chunker.min_size,
+            chunk_avg: options.chunker.avg_size,
+            chunk_max: options.chunker.max_size,
+            chunk_normalization: options.chunker.normalization,
+            compression: options.compression,
+            pack_size: options.pack_size,
+            now,
+            hostname: crate::system::hostname(),
+            username: crate::system::username(),
+        };
+        let location = backend.location();
+        let repo = Repo::init(backend, passphrase, &params).map_err(|e| {
+            let err = Error::from(e);
+            if err.kind() == ErrorKind::AlreadyExists {
+                Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("cannot create a repository at {location}: it is not empty"),
+                )
+            } else {
+                err
+            }
+        })?;
+        Self::from_repo(repo, Index::new())
+    }
+
+    /// Opens the repository at `backend` with `passphrase` and loads its index.
+    ///
+    /// # Errors
+    /// [`ErrorKind::RepositoryNotFound`], [`ErrorKind::WrongPassword`], `Corrupt` for a
+    /// damaged config, key or index file (named in the message), storage errors.
+    ///
+    /// A damaged index file does not stop the opening: its blobs are treated as absent
+    /// (a backup stores them again, a restore that needs them fails naming them), and
+    /// [`Repository::index_problems`] reports it.
+    pub fn open(backend: Arc<dyn WriteBackend>, passphrase: &[u8]) -> Result<Self> {
+        let repo = Repo::open(backend, passphrase)?;
+        let mut files = repo.list(FileKind::Index)?;
+        files.sort();
+        let mut index = Index::new();
+        let mut errors = Vec::new();
+        for (id, _) in files {
+            match repo.load_index(&id) {
+                Ok(file) => index.add_file(&file),
+                Err(e) => errors.push((id, Error::from(e))),
+            }
+        }
+        let mut this = Self::from_repo(repo, index)?;
+        this.index_errors = errors;
+        Ok(this)
+    }
+
+    /// Index files that could not be read when the repository was opened.
+    pub fn index_problems(&self) -> &[(ObjectId, Error)] {
+        &self.index_errors
+    }
+
+    fn from_repo(repo: Repo, index: Index) -> Result<Self> {
+        let c = &repo.config().chunker;
+        let params = ChunkerParams {
+            min_size: c.min_size,
+            avg_size: c.avg_size,
+            max_size: c.max_size,
+            normalization: c.normalization,
+        };
+        let table = GearTable::from_bytes(&*repo.gear_table_material()?);
+        let chunker = Chunker::new(params, table).map_err(|e| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("config has invalid chunker parameters: {e}"),
+            )
+        })?;
+        Ok(Self {
+            repo,
+            index,
+            chunker,
+            index_errors: Vec::new(),
+        })
+    }
+
+    /// Where the repository lives.
+    pub fn location(&self) -> String {
+        self.repo.backend().location()
+    }
+
+    /// The repository's settings.
+    pub fn config(&self) -> &Config {
+        self.repo.config()
+    }
+
+    /// Every snapshot, oldest first.
+    ///
+    /// # Errors
+    /// The first snapshot file that cannot be read or authenticated (named), or storage
+    /// errors. Use [`Repository::snapshots_lenient`] to skip damaged ones.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let (list, mut damaged) = self.snapshots_lenient()?;
+        match damaged.pop() {
+            Some(e) => Err(e),
+            None => Ok(list),
+        }
+    }
+
+    /// Every readable snapshot, oldest first, and an error for each damaged one.
+    ///
+    /// # Errors
+    /// Storage errors listing the snapshots.
+    pub fn snapshots_lenient(&self) -> Result<(Vec<SnapshotInfo>, Vec<Error>)> {
+        let mut ids = self.repo.list(FileKind::Snapshot)?;
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        let mut damaged = Vec::new();
+        for (id, _) in ids {
+            match self.repo.load_snapshot(&id) {
+                Ok(snapshot) => out.push(SnapshotInfo { id, snapshot }),
+                Err(e) => damaged.push(e.into()),
+            }
+        }
+        out.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
+        Ok((out, damaged))
+    }
+
+    /// Finds a snapshot by full id, unique id prefix, or `latest`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if none matches; `InvalidInput` if a prefix is ambiguous.
+    pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotInfo> {
+        let list = self.snapshots()?;
+        select_snapshot(list, spec)
+    }
+
+    /// Reads a tree blob.
+    ///
+    /// # Errors
+    /// `Corrupt` if the tree is missing or damaged.
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        Ok(self.repo.load_tree(&self.index, id)?)
+    }
+
+    /// Reads a data blob (a chunk of file content).
+    ///
+    /// # Errors
+    /// `Corrupt` if the blob is missing or damaged.
+    pub fn load_data_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = self.index.get(id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("data blob {id} is not in the index"),
+            )
+        })?;
+        Ok(self.repo.read_blob(BlobType::Data, id, &loc)?)
+    }
+
+    /// Totals over the whole repository.
+    ///
+    /// # Errors
+    /// As [`Repository::snapshots`].
+    pub fn stats(&self) -> Result<RepositoryStats> {
+        let snapshots = self.snapshots()?;
+        Ok(self.stats_for(&snapshots))
+    }
+
+    pub(crate) fn stats_for(&self, snapshots: &[SnapshotInfo]) -> RepositoryStats {
+        let mut s = RepositoryStats {
+            snapshots: snapshots.len() as u64,
+            packs: self.index.packs().len() as u64,
+            ..Default::default()
+        };
+        for info in snapshots {
+            s.bytes_total += info.snapshot.summary.bytes_total;
+            s.bytes_stored_total += info.snapshot.summary.bytes_stored_total;
+            s.total_chunks += info.snapshot.summary.chunks_total;
+        }
+        for (_, loc) in self.index.iter() {
+            s.bytes_stored_unique += u64::from(loc.length);
+            s.bytes_raw_unique += u64::from(loc.raw_len);
+            if loc.blob_type == BlobType::Data {
+                s.unique_chunks += 1;
+            }
+        }
+        s
+    }
+}
+
+/// Picks the snapshot `spec` names out of `list` (sorted oldest first).
+pub(crate) fn select_snapshot(list: Vec<SnapshotInfo>, spec: &str) -> Result<SnapshotInfo> {
+    if spec == "latest" {
+        return list
+            .into_iter()
+            .next_back()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "the repository has no snapshots"));
+    }
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid(format!(
+            "invalid snapshot {spec:?}: expected an id, a unique id prefix, or \"latest\""
+        )));
+    }
+    let mut matches: Vec<SnapshotInfo> = list
+        .into_iter()
+        .filter(|s| s.id.to_string().starts_with(&prefix))
+        .collect();
+    match matches.len() {
+        0 => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no snapshot matches {spec:?}"),
+        )),
+        1 => Ok(matches.remove(0)),
+        n => Err(Error::invalid(format!(
+            "snapshot prefix {spec:?} is ambiguous: it matches {n} snapshots"
+        ))),
+    }
+}
