@@ -95,7 +95,38 @@ pub(crate) fn node_from_metadata(name: &[u8], meta: &Metadata, owners: &mut Owne
     if matches!(n.kind, NodeKind::BlockDevice | NodeKind::CharDevice) {
         n.rdev = meta.rdev();
     }
+    if n.kind == NodeKind::Symlink {
+        // Reading a link (to back it up) sets its access time, which would make every
+        // later snapshot differ; a symlink's access time is recorded as its mtime.
+        n.atime = n.mtime;
+    }
     n
+}
+
+/// The names in directory `path`, unsorted. The directory is opened with `O_NOATIME`
+/// where permitted (as owner or root), so backing it up does not change its access time
+/// and with it the next snapshot's tree; and with `O_NOFOLLOW`, so a directory swapped
+/// for a symlink since it was examined is not followed.
+pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<Vec<u8>>> {
+    use nix::fcntl::OFlag;
+    let base = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut dir =
+        match nix::dir::Dir::open(path, base | OFlag::O_NOATIME, nix::sys::stat::Mode::empty()) {
+            Err(nix::errno::Errno::EPERM) => {
+                nix::dir::Dir::open(path, base, nix::sys::stat::Mode::empty())
+            }
+            other => other,
+        }
+        .map_err(io::Error::from)?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.map_err(io::Error::from)?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    Ok(names)
 }
 
 /// The extended attributes of `path` (not following symlinks), sorted by name.
@@ -227,6 +258,36 @@ mod tests {
         );
         assert_eq!(l.kind, NodeKind::Symlink);
         assert_eq!(l.size, 0);
+    }
+
+    #[test]
+    fn symlink_atime_is_its_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("target", dir.path().join("l")).unwrap();
+        let meta = fs::symlink_metadata(dir.path().join("l")).unwrap();
+        let l = node_from_metadata(b"l", &meta, &mut Owners::default());
+        assert_eq!(l.kind, NodeKind::Symlink);
+        assert_eq!(l.size, 0);
+        assert_eq!(l.atime, l.mtime);
+    }
+
+    #[test]
+    fn listing_a_directory_keeps_its_access_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("d");
+        fs::create_dir(&sub).unwrap();
+        fs::write(sub.join("x"), b"").unwrap();
+        // An access time older than the mtime: relatime would update it on a plain read.
+        filetime::set_file_atime(&sub, FileTime::from_unix_time(1_000_000_000, 0)).unwrap();
+        let names = read_dir_names(&sub).unwrap();
+        assert_eq!(names, vec![b"x".to_vec()]);
+        assert_eq!(fs::metadata(&sub).unwrap().atime(), 1_000_000_000);
+        assert!(read_dir_names(&dir.path().join("missing")).is_err());
+        std::os::unix::fs::symlink(&sub, dir.path().join("link")).unwrap();
+        assert!(
+            read_dir_names(&dir.path().join("link")).is_err(),
+            "a symlink must not be followed"
+        );
     }
 
     #[test]

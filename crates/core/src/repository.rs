@@ -143,6 +143,18 @@ impl Repository {
         Self::from_repo(repo, Index::new())
     }
 
+    /// Whether `backend` holds a repository (its config exists). Needs no passphrase.
+    ///
+    /// # Errors
+    /// `Corrupt` if a config exists but is not an arca config; storage errors.
+    pub fn exists(backend: &dyn WriteBackend) -> Result<bool> {
+        match Repo::peek_id(backend) {
+            Ok(_) => Ok(true),
+            Err(arca_repo::RepoError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Opens the repository at `backend` with `passphrase` and loads its index.
     ///
     /// # Errors

@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
 use super::saver::BlobSaver;
-use crate::metadata::{Owners, node_from_metadata, read_xattrs, unchanged};
+use crate::metadata::{Owners, node_from_metadata, read_dir_names, read_xattrs, unchanged};
 use crate::patterns::PatternSet;
 use crate::progress::{BackupProgress, FileStatus};
 use crate::{Error, ErrorKind, Result};
@@ -235,28 +235,24 @@ impl<'a> Archiver<'a> {
     /// Lists a directory's entries sorted by name; unreadable directories are recorded
     /// empty with an error.
     fn list_dir(&mut self, path: &Path) -> Vec<Entry> {
-        let reader = match fs::read_dir(path) {
-            Ok(r) => r,
+        match read_dir_names(path) {
+            Ok(names) => {
+                let mut entries: Vec<Entry> = names
+                    .into_iter()
+                    .map(|name| Entry {
+                        path: path.join(std::ffi::OsStr::from_bytes(&name)),
+                        name,
+                        children: None,
+                    })
+                    .collect();
+                entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+                entries
+            }
             Err(e) => {
                 self.error(path, format!("cannot read directory: {e}"));
-                return Vec::new();
-            }
-        };
-        let mut entries = Vec::new();
-        for item in reader {
-            match item {
-                Ok(item) => entries.push(Entry {
-                    name: item.file_name().into_vec(),
-                    path: item.path(),
-                    children: None,
-                }),
-                Err(e) => {
-                    self.error(path, format!("cannot read directory entry: {e}"));
-                }
+                Vec::new()
             }
         }
-        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        entries
     }
 
     /// Archives the sources into the snapshot's root tree and returns its id.

@@ -5,7 +5,10 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::os::unix::ffi::OsStrExt;
+
 use super::reader::Abort;
+use crate::metadata::read_dir_names;
 use crate::patterns::PatternSet;
 use crate::progress::BackupProgress;
 
@@ -29,8 +32,12 @@ pub(crate) fn estimate(
             continue;
         };
         if meta.is_dir() {
-            if let Ok(entries) = fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
+            if let Ok(names) = read_dir_names(&path) {
+                stack.extend(
+                    names
+                        .iter()
+                        .map(|n| path.join(std::ffi::OsStr::from_bytes(n))),
+                );
             }
         } else if meta.is_file() {
             files += 1;

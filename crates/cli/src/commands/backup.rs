@@ -1,0 +1,252 @@
+//! `arca backup`.
+
+use std::path::PathBuf;
+
+use arca_core::{BackupOptions, BackupSummary, CancelToken, Compression, read_exclude_file};
+use serde::Serialize;
+
+use crate::app::GlobalArgs;
+use crate::progress::BackupBar;
+use crate::{exit, output};
+
+/// Back up files and directories into a new snapshot. Files unchanged since the previous
+/// snapshot of the same paths on this host are not read again.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  arca backup ~/documents ~/projects
+  arca backup /home --exclude '**/.cache' --exclude '*.tmp' --tag nightly
+  arca backup /etc /var/www --exclude-from /etc/arca/excludes --json
+
+Patterns starting with / match absolute paths; others match at any depth; ** spans
+directories. Exit code 3: the snapshot was saved but some files could not be read.")]
+pub struct Args {
+    /// Files and directories to back up
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+
+    /// Exclude paths matching GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+
+    /// Read exclude patterns from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    exclude_from: Vec<PathBuf>,
+
+    /// Tag the snapshot with T (repeatable, or comma-separated)
+    #[arg(long = "tag", value_name = "T")]
+    tags: Vec<String>,
+
+    /// Record host name H instead of this machine's
+    #[arg(long, value_name = "H")]
+    host: Option<String>,
+
+    /// Compression for this backup: zstd[,LEVEL], lz4, auto[,LEVEL] or none
+    #[arg(long, value_name = "C")]
+    compression: Option<String>,
+
+    /// Worker threads per stage (default: one per CPU)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+
+    /// Print the summary as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `--json` summary. Field names are a stable contract (see README).
+#[derive(Serialize)]
+struct BackupJson {
+    snapshot_id: String,
+    short_id: String,
+    parent: Option<String>,
+    time: String,
+    host: String,
+    paths: Vec<String>,
+    tags: Vec<String>,
+    files_new: u64,
+    files_changed: u64,
+    files_unchanged: u64,
+    dirs_new: u64,
+    dirs_changed: u64,
+    dirs_unchanged: u64,
+    other_entries: u64,
+    bytes_original: u64,
+    bytes_compressed: u64,
+    bytes_deduplicated: u64,
+    bytes_read: u64,
+    bytes_added_raw: u64,
+    data_blobs_added: u64,
+    tree_blobs_added: u64,
+    chunks_total: u64,
+    duration_seconds: f64,
+    errors: u64,
+    partial: bool,
+    warnings: Vec<String>,
+    repository: RepositoryJson,
+}
+
+#[derive(Serialize)]
+struct RepositoryJson {
+    snapshots: u64,
+    bytes_original: u64,
+    bytes_compressed: u64,
+    bytes_deduplicated: u64,
+    unique_chunks: u64,
+    total_chunks: u64,
+}
+
+fn to_json(s: &BackupSummary) -> BackupJson {
+    let snap = &s.snapshot;
+    let sum = &snap.summary;
+    let r = &s.repository;
+    BackupJson {
+        snapshot_id: s.snapshot_id.to_string(),
+        short_id: s.snapshot_id.short(),
+        parent: s.parent.map(|p| p.to_string()),
+        time: output::rfc3339(snap.time, snap.utc_offset),
+        host: snap.hostname.clone(),
+        paths: snap
+            .paths
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        tags: snap.tags.clone(),
+        files_new: sum.files_new,
+        files_changed: sum.files_changed,
+        files_unchanged: sum.files_unchanged,
+        dirs_new: sum.dirs_new,
+        dirs_changed: sum.dirs_changed,
+        dirs_unchanged: sum.dirs_unchanged,
+        other_entries: sum.other_entries,
+        bytes_original: sum.bytes_total,
+        bytes_compressed: sum.bytes_stored_total,
+        bytes_deduplicated: sum.bytes_added_stored,
+        bytes_read: sum.bytes_read,
+        bytes_added_raw: sum.bytes_added_raw,
+        data_blobs_added: sum.data_blobs_added,
+        tree_blobs_added: sum.tree_blobs_added,
+        chunks_total: sum.chunks_total,
+        duration_seconds: sum.duration_ms as f64 / 1000.0,
+        errors: sum.errors,
+        partial: snap.is_partial(),
+        warnings: s.warnings.clone(),
+        repository: RepositoryJson {
+            snapshots: r.snapshots,
+            bytes_original: r.bytes_total,
+            bytes_compressed: r.bytes_stored_total,
+            bytes_deduplicated: r.bytes_stored_unique,
+            unique_chunks: r.unique_chunks,
+            total_chunks: r.total_chunks,
+        },
+    }
+}
+
+fn print_summary(s: &BackupSummary) -> anyhow::Result<()> {
+    let sum = &s.snapshot.summary;
+    let r = &s.repository;
+    let parent = match s.parent {
+        Some(p) => format!(" (parent {})", p.short()),
+        None => String::new(),
+    };
+    let rows = [
+        format!("snapshot {} saved{parent}", s.snapshot_id.short()),
+        format!(
+            "Files:       {} new, {} changed, {} unchanged",
+            output::count(sum.files_new),
+            output::count(sum.files_changed),
+            output::count(sum.files_unchanged)
+        ),
+        format!(
+            "Dirs:        {} new, {} changed, {} unchanged",
+            output::count(sum.dirs_new),
+            output::count(sum.dirs_changed),
+            output::count(sum.dirs_unchanged)
+        ),
+        format!(
+            "Added:       {} of data, stored as {}",
+            output::size(sum.bytes_added_raw),
+            output::size(sum.bytes_added_stored)
+        ),
+        String::new(),
+        format!(
+            "{:<16}{:>16}{:>18}{:>20}",
+            "", "Original size", "Compressed size", "Deduplicated size"
+        ),
+        format!(
+            "{:<16}{:>16}{:>18}{:>20}",
+            "This snapshot:",
+            output::size(sum.bytes_total),
+            output::size(sum.bytes_stored_total),
+            output::size(sum.bytes_added_stored)
+        ),
+        format!(
+            "{:<16}{:>16}{:>18}{:>20}",
+            "All snapshots:",
+            output::size(r.bytes_total),
+            output::size(r.bytes_stored_total),
+            output::size(r.bytes_stored_unique)
+        ),
+        String::new(),
+        format!("{:<16}{:>16}{:>18}", "", "Unique chunks", "Total chunks"),
+        format!(
+            "{:<16}{:>16}{:>18}",
+            "Chunk index:",
+            output::count(r.unique_chunks),
+            output::count(r.total_chunks)
+        ),
+        format!("Duration:    {:.2} s", sum.duration_ms as f64 / 1000.0),
+    ];
+    for row in rows {
+        output::line(row)?;
+    }
+    Ok(())
+}
+
+pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
+    let mut excludes = a.exclude.clone();
+    for file in &a.exclude_from {
+        excludes.extend(read_exclude_file(file)?);
+    }
+    let compression = a
+        .compression
+        .as_deref()
+        .map(str::parse::<Compression>)
+        .transpose()?;
+    let tags = a
+        .tags
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut repo = g.open()?;
+    let bar = BackupBar::new(g.progress());
+    let options = BackupOptions {
+        excludes,
+        tags,
+        host: a.host.clone(),
+        compression,
+        threads: a.threads,
+        estimate: bar.wants_estimate(),
+        cancel: cancel.clone(),
+    };
+    let result = repo.backup(&a.paths, &options, &bar);
+    bar.finish();
+    let summary = result?;
+    if a.json {
+        output::json(&to_json(&summary))?;
+    } else if !g.quiet {
+        print_summary(&summary)?;
+    }
+    let errors = summary.snapshot.summary.errors;
+    if errors > 0 {
+        output::message(format!(
+            "warning: snapshot {} is partial: {errors} file(s) or directories could not be read",
+            summary.snapshot_id.short()
+        ));
+        return Ok(exit::PARTIAL);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,130 @@
+//! `arca init`.
+
+use anyhow::{Context, bail};
+use arca_core::{ChunkerParams, Compression, IdAlgorithm, InitOptions, KdfParams, Repository};
+use serde::Serialize;
+
+use super::parse_size;
+use crate::app::GlobalArgs;
+use crate::{exit, output};
+
+/// Create a new, empty repository. The location must not exist or be an empty directory.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  arca -r /srv/backup init
+  arca -r /mnt/usb/repo init --compression zstd,6 --id-hash sha256")]
+pub struct Args {
+    /// Compression of new data: zstd[,LEVEL], lz4, auto[,LEVEL] or none
+    #[arg(long, value_name = "C", default_value = "zstd,3")]
+    compression: String,
+
+    /// Chunk id hash: blake3, sha256 (HMAC-SHA-256) or blake2b
+    #[arg(long = "id-hash", value_name = "H", default_value = "blake3")]
+    id_hash: String,
+
+    /// Content-defined chunk sizes MIN,AVG,MAX
+    #[arg(long, value_name = "MIN,AVG,MAX", default_value = "64K,256K,1M")]
+    chunk_size: String,
+
+    /// Target size of pack files
+    #[arg(long, value_name = "SIZE", default_value = "16M")]
+    pack_size: String,
+
+    /// Argon2id memory for the key slot, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    kdf_memory: u32,
+
+    /// Argon2id passes for the key slot
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    kdf_iterations: u32,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct InitJson {
+    repository_id: String,
+    location: String,
+    compression: String,
+    id_hash: String,
+    chunk_min: u32,
+    chunk_avg: u32,
+    chunk_max: u32,
+    pack_size: u32,
+}
+
+fn chunker(text: &str) -> anyhow::Result<ChunkerParams> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [min, avg, max] = parts.as_slice() else {
+        bail!("invalid --chunk-size {text:?}: expected MIN,AVG,MAX such as 64K,256K,1M");
+    };
+    let size = |s: &str| -> anyhow::Result<u32> {
+        u32::try_from(parse_size(s)?).context("chunk size too large")
+    };
+    let params = ChunkerParams {
+        min_size: size(min)?,
+        avg_size: size(avg)?,
+        max_size: size(max)?,
+        normalization: 1,
+    };
+    params
+        .validate()
+        .with_context(|| format!("invalid --chunk-size {text:?}"))?;
+    Ok(params)
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
+    let compression: Compression = a.compression.parse()?;
+    let id_algorithm = IdAlgorithm::from_name(&a.id_hash).with_context(|| {
+        format!(
+            "unknown --id-hash {:?}: expected blake3, sha256 or blake2b",
+            a.id_hash
+        )
+    })?;
+    let pack_size = u32::try_from(parse_size(&a.pack_size)?).context("--pack-size is too large")?;
+    let kdf = KdfParams {
+        memory_kib: a.kdf_memory.saturating_mul(1024),
+        iterations: a.kdf_iterations,
+        parallelism: 1,
+    };
+    kdf.validate().context("invalid key derivation settings")?;
+    let options = InitOptions {
+        compression,
+        id_algorithm,
+        chunker: chunker(&a.chunk_size)?,
+        pack_size,
+        kdf,
+    };
+    let backend = g.location()?.backend();
+    if Repository::exists(backend.as_ref())? {
+        bail!("a repository already exists at {}", backend.location());
+    }
+    let password = crate::password::obtain(g, true)?;
+    let repo = Repository::init(backend, password.as_bytes(), &options)?;
+    let config = repo.config();
+    if a.json {
+        output::json(&InitJson {
+            repository_id: config.repository_id.to_string(),
+            location: repo.location(),
+            compression: config.compression.to_string(),
+            id_hash: config.id_algorithm.name().to_owned(),
+            chunk_min: config.chunker.min_size,
+            chunk_avg: config.chunker.avg_size,
+            chunk_max: config.chunker.max_size,
+            pack_size: config.pack_size,
+        })?;
+    } else if !g.quiet {
+        output::line(format!(
+            "created repository {} at {}",
+            config.repository_id.short(),
+            repo.location()
+        ))?;
+        output::line(
+            "Keep the password safe: without it no backup in this repository can be read.",
+        )?;
+    }
+    Ok(exit::OK)
+}
