@@ -1,0 +1,293 @@
+//! Helpers for the end-to-end tests: run the real `arca` binary in an isolated
+//! environment, build source trees, and compare trees content- and metadata-wise.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use filetime::FileTime;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A temporary directory holding a repository and whatever the test creates.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub repo: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        Self { dir, repo }
+    }
+
+    /// A path inside the environment.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The binary, with a clean environment: repository and password set, nothing else
+    /// from the caller's ARCA_* variables.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
+        c.env_remove("ARCA_PASSWORD_FILE")
+            .env("ARCA_REPOSITORY", &self.repo)
+            .env("ARCA_PASSWORD", PASSWORD)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `arca ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs `arca ARGS`, asserting exit code `code`.
+    pub fn expect(&self, code: i32, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "arca {args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs `arca ARGS`, asserting success, and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        String::from_utf8(self.expect(0, args).stdout).unwrap()
+    }
+
+    /// Runs `arca ARGS --json`, asserting success, and parses the output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// `arca init` with a cheap key derivation (tests open the repository many times).
+    pub fn init(&self) {
+        self.ok(&["init", "--kdf-memory", "1", "--kdf-iterations", "1"]);
+    }
+
+    /// `arca backup PATHS --json`.
+    pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
+        let mut args: Vec<&str> = vec!["backup"];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        self.json(&args)
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn write(path: &Path, data: &[u8]) {
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).unwrap();
+    }
+    fs::write(path, data).unwrap();
+}
+
+pub fn set_times(path: &Path, atime: (i64, u32), mtime: (i64, u32)) {
+    filetime::set_symlink_file_times(
+        path,
+        FileTime::from_unix_time(atime.0, atime.1),
+        FileTime::from_unix_time(mtime.0, mtime.1),
+    )
+    .unwrap();
+}
+
+/// A tree with the cases a backup must get right: nested and empty directories,
+/// empty and multi-chunk files, symlinks (dangling too), unusual modes, nanosecond
+/// times, and a name that is not UTF-8.
+pub fn make_tree(root: &Path) {
+    write(&root.join("hello.txt"), b"hello, world\n");
+    write(&root.join("empty"), b"");
+    write(
+        &root.join("docs/report.md"),
+        &b"# Report\nlots of text\n".repeat(3000),
+    );
+    write(
+        &root.join("docs/deep/er/still/file.bin"),
+        &bytes(300_000, 1),
+    );
+    write(&root.join("data/big.bin"), &bytes(3 * 1024 * 1024 + 17, 2));
+    write(&root.join("data/zeros.bin"), &vec![0u8; 2 * 1024 * 1024]);
+    fs::create_dir_all(root.join("empty-dir")).unwrap();
+    fs::create_dir_all(root.join("private")).unwrap();
+    write(&root.join("private/secret"), b"s3cr3t");
+    fs::set_permissions(
+        root.join("private/secret"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    fs::set_permissions(root.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
+    write(&root.join("bin/tool"), b"#!/bin/sh\necho hi\n");
+    fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::set_permissions(root.join("bin"), fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::symlink("hello.txt", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).unwrap();
+    let odd = root.join(OsStr::from_bytes(b"caf\xe9-latin1"));
+    write(&odd, b"not utf-8 name");
+    set_times(
+        &root.join("hello.txt"),
+        (1_600_000_000, 111),
+        (1_500_000_000, 123_456_789),
+    );
+    set_times(
+        &root.join("docs/report.md"),
+        (1_600_000_001, 0),
+        (1_400_000_000, 999_999_999),
+    );
+    set_times(&root.join("link"), (1_300_000_000, 5), (1_300_000_000, 5));
+    set_times(
+        &root.join("empty-dir"),
+        (1_200_000_000, 0),
+        (1_200_000_000, 42),
+    );
+}
+
+/// What a comparison looks at for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: (i64, i64),
+    /// Files only: access times of directories and symlinks are not compared (listing
+    /// and reading links change them).
+    pub atime: Option<(i64, i64)>,
+    pub size: u64,
+    pub content: Option<Vec<u8>>,
+    pub target: Option<Vec<u8>>,
+}
+
+/// Metadata of every entry below `root` (relative paths), then file contents. Metadata
+/// is taken first so reading contents cannot disturb access times.
+pub fn manifest(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let m = fs::symlink_metadata(&path).unwrap();
+            let t = m.file_type();
+            let kind = if t.is_dir() {
+                stack.push(path.clone());
+                "dir"
+            } else if t.is_symlink() {
+                "symlink"
+            } else if t.is_file() {
+                "file"
+            } else {
+                "other"
+            };
+            let is_link = kind == "symlink";
+            out.insert(
+                path.strip_prefix(root).unwrap().to_path_buf(),
+                Entry {
+                    kind,
+                    // A symlink's own mode is not meaningful on Linux.
+                    mode: if is_link { 0 } else { m.mode() & 0o7777 },
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    mtime: (m.mtime(), m.mtime_nsec()),
+                    atime: (kind == "file").then(|| (m.atime(), m.atime_nsec())),
+                    size: if kind == "file" { m.size() } else { 0 },
+                    content: None,
+                    target: is_link.then(|| {
+                        fs::read_link(&path)
+                            .unwrap()
+                            .as_os_str()
+                            .as_bytes()
+                            .to_vec()
+                    }),
+                },
+            );
+        }
+    }
+    for (rel, e) in out.iter_mut() {
+        if e.kind == "file" {
+            e.content = Some(read_noatime(&root.join(rel)));
+        }
+    }
+    out
+}
+
+/// Reads a file without updating its access time (as its owner or root), so taking a
+/// manifest does not change what a following backup records.
+pub fn read_noatime(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOATIME)
+        .open(path)
+        .unwrap();
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Asserts two manifests are equal, naming the first difference.
+pub fn assert_same(expected: &BTreeMap<PathBuf, Entry>, actual: &BTreeMap<PathBuf, Entry>) {
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    for (path, want) in expected {
+        let got = &actual[path];
+        if want != got {
+            let mut w = want.clone();
+            let mut g = got.clone();
+            let content_differs = w.content != g.content;
+            w.content = None;
+            g.content = None;
+            panic!(
+                "{} differs (content differs: {content_differs}):\n want {w:?}\n  got {g:?}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The restored copy of absolute `source` under `target`.
+pub fn restored(target: &Path, source: &Path) -> PathBuf {
+    target.join(source.strip_prefix("/").unwrap())
+}
+
+/// Peak resident set size of all waited-for children, in KiB.
+pub fn children_max_rss_kib() -> i64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .unwrap()
+        .max_rss()
+}

@@ -1,0 +1,282 @@
+//! Damaged repositories are detected and named; unreadable sources make a partial
+//! snapshot (exit 3); an interrupted backup exits 130 and leaves the repository valid.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn flip_byte(path: &Path, offset: usize) {
+    let mut data = fs::read(path).unwrap();
+    data[offset] ^= 0x40;
+    fs::write(path, data).unwrap();
+}
+
+/// A repository with one snapshot of a small tree whose data packs hold file content.
+fn backed_up() -> (Env, PathBuf) {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a.bin"), &bytes(700_000, 11));
+    write(&src.join("b.txt"), &b"some text ".repeat(10_000));
+    env.init();
+    env.backup(&[&src]);
+    (env, src)
+}
+
+#[test]
+fn a_corrupted_pack_is_found_by_check_read_data_and_by_restore() {
+    let (env, src) = backed_up();
+    env.ok(&["check", "--read-data"]);
+    // Damage the largest pack (file content) in the middle.
+    let packs = files_in(&env.repo.join("data"));
+    let pack = packs
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let pack_id = pack.file_name().unwrap().to_str().unwrap().to_owned();
+    let len = fs::metadata(pack).unwrap().len() as usize;
+    flip_byte(pack, len / 2);
+
+    let out = env.expect(1, &["check", "--read-data"]);
+    let report = stdout(&out);
+    assert!(
+        report.contains(&pack_id),
+        "check does not name the damaged pack:\n{report}"
+    );
+    assert!(
+        report.contains("a.bin"),
+        "check does not name the affected file:\n{report}"
+    );
+
+    let json = env.run(&["check", "--read-data", "--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(!v["errors"].as_array().unwrap().is_empty());
+
+    // A restore reads the damaged blob, refuses to write it, and names the file.
+    let out_dir = env.path("out");
+    let out = env.expect(
+        1,
+        &["restore", "latest", "--target", out_dir.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("a.bin"), "{err}");
+    assert!(
+        !restored(&out_dir, &src).join("a.bin").exists(),
+        "a damaged file was left in place"
+    );
+    // The undamaged file was restored.
+    assert_eq!(
+        fs::read(restored(&out_dir, &src).join("b.txt")).unwrap(),
+        b"some text ".repeat(10_000)
+    );
+}
+
+#[test]
+fn truncated_and_damaged_metadata_files_are_named() {
+    // Snapshot file truncated.
+    let (env, _src) = backed_up();
+    let snap = files_in(&env.repo.join("snapshots")).pop().unwrap();
+    let id = snap.file_name().unwrap().to_str().unwrap().to_owned();
+    let data = fs::read(&snap).unwrap();
+    fs::write(&snap, &data[..data.len() / 2]).unwrap();
+    let out = env.expect(1, &["snapshots"]);
+    assert!(stderr(&out).contains(&id), "{}", stderr(&out));
+    let out = env.expect(1, &["check"]);
+    assert!(stdout(&out).contains(&id), "{}", stdout(&out));
+
+    // Index file damaged: commands still open the repository and warn; check fails.
+    let (env, _src) = backed_up();
+    let index = files_in(&env.repo.join("index")).pop().unwrap();
+    let id = index.file_name().unwrap().to_str().unwrap().to_owned();
+    flip_byte(&index, 60);
+    let out = env.expect(0, &["snapshots"]);
+    assert!(stderr(&out).contains(&id), "{}", stderr(&out));
+    let out = env.expect(1, &["check"]);
+    assert!(stdout(&out).contains(&id), "{}", stdout(&out));
+
+    // Config damaged or truncated.
+    for cut in [true, false] {
+        let (env, _src) = backed_up();
+        let config = env.repo.join("config");
+        if cut {
+            let data = fs::read(&config).unwrap();
+            fs::write(&config, &data[..20]).unwrap();
+        } else {
+            flip_byte(&config, 50);
+        }
+        let out = env.expect(1, &["snapshots"]);
+        let err = stderr(&out);
+        assert!(err.contains("config"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    // Key slot damaged: indistinguishable from a wrong password, and said so.
+    let (env, _src) = backed_up();
+    let key = files_in(&env.repo.join("keys")).pop().unwrap();
+    let len = fs::metadata(&key).unwrap().len() as usize;
+    flip_byte(&key, len - 3);
+    env.expect(12, &["snapshots"]);
+}
+
+#[test]
+fn pack_missing_is_reported_with_the_files_it_breaks() {
+    let (env, _src) = backed_up();
+    // The largest pack holds file content (the tree pack is small).
+    let packs = files_in(&env.repo.join("data"));
+    let pack = packs
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    fs::remove_file(pack).unwrap();
+    let out = env.expect(1, &["check"]);
+    let report = stdout(&out);
+    assert!(report.contains("missing"), "{report}");
+    assert!(report.contains("a.bin"), "{report}");
+}
+
+/// Runs the binary as an unprivileged user when the tests run as root, so that file
+/// permissions can make a source unreadable.
+fn as_nobody(env: &Env, cmd: &mut std::process::Command) {
+    if nix::unistd::geteuid().is_root() {
+        let mut stack = vec![env.dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let m = fs::symlink_metadata(&p).unwrap();
+                if m.is_dir() {
+                    stack.push(p.clone());
+                }
+                if !m.file_type().is_symlink() {
+                    std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+                }
+            }
+        }
+        std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
+        cmd.uid(65534).gid(65534);
+    }
+}
+
+#[test]
+fn unreadable_sources_make_a_partial_snapshot_and_exit_3() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("ok.txt"), b"fine");
+    write(&src.join("locked.txt"), b"no access");
+    write(&src.join("closed/inner.txt"), b"hidden");
+    env.init();
+    let mut cmd = env.cmd();
+    as_nobody(&env, &mut cmd);
+    fs::set_permissions(src.join("locked.txt"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(src.join("closed"), fs::Permissions::from_mode(0o000)).unwrap();
+    let out = cmd
+        .args(["backup", src.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("locked.txt"), "{err}");
+    assert!(err.contains("closed"), "{err}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["partial"], true);
+    assert_eq!(summary["errors"], 2);
+    assert_eq!(summary["files_new"], 1);
+    fs::set_permissions(src.join("closed"), fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = env.cmd();
+    as_nobody(&env, &mut cmd);
+    let list = cmd.args(["snapshots", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list[0]["partial"], true);
+}
+
+#[test]
+fn an_interrupted_backup_exits_130_and_leaves_a_valid_repository() {
+    let env = Env::new();
+    let src = env.path("src");
+    let big = src.join("big.bin");
+    fs::create_dir_all(&src).unwrap();
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .open(&big)
+            .unwrap();
+        for i in 0..48 {
+            f.write_all(&bytes(8 << 20, 100 + i)).unwrap();
+        }
+    }
+    write(&src.join("small.txt"), b"small");
+    env.init();
+    let mut child = env
+        .cmd()
+        .args(["backup", src.to_str().unwrap(), "--threads", "1"])
+        .spawn()
+        .unwrap();
+    // Interrupt once the backup has uploaded something.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while files_in(&env.repo.join("data")).is_empty() {
+        assert!(Instant::now() < deadline, "the backup never wrote a pack");
+        if child.try_wait().unwrap().is_some() {
+            panic!("the backup finished before it could be interrupted");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        files_in(&env.repo.join("snapshots")).is_empty(),
+        "an interrupted backup wrote a snapshot"
+    );
+    env.ok(&["check", "--read-data"]);
+    // What was uploaded is indexed: the next backup does not store it again.
+    let done = env.backup(&[&src]);
+    let total = fs::metadata(&big).unwrap().len() + 5;
+    assert_eq!(done["bytes_original"], total);
+    assert!(
+        done["bytes_added_raw"].as_u64().unwrap() < total,
+        "everything was uploaded twice"
+    );
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert!(read_noatime(&restored(&out, &src).join("big.bin")) == read_noatime(&big));
+}
