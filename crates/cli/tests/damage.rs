@@ -233,6 +233,7 @@ fn an_interrupted_backup_exits_130_and_leaves_a_valid_repository() {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
+            .truncate(true)
             .mode(0o644)
             .open(&big)
             .unwrap();
