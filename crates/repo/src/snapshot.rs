@@ -36,8 +36,8 @@ pub struct SnapshotSummary {
     pub bytes_total: u64,
     /// Bytes read from files during this backup.
     pub bytes_read: u64,
-    /// Stored (compressed, encrypted) size of every chunk the snapshot references,
-    /// counting repeats.
+    /// Stored (compressed, encrypted) size of every blob (chunks and trees) the snapshot
+    /// references, counting repeats.
     pub bytes_stored_total: u64,
     /// Plaintext size of the blobs this backup added to the repository.
     pub bytes_added_raw: u64,

@@ -38,7 +38,8 @@ pub(crate) struct Counts {
     pub(crate) bytes_read: u64,
     pub(crate) chunks_total: u64,
     pub(crate) errors: u64,
-    /// Stored size of referenced chunks found in the index so far.
+    /// Stored size of the blobs (chunks and trees) the snapshot references, as far as
+    /// already indexed; the rest is resolved when the backup ends.
     pub(crate) stored_known: u64,
 }
 
@@ -420,10 +421,16 @@ impl<'a> Archiver<'a> {
         self.counts.bytes_total += node.size;
         self.counts.chunks_total += node.content.len() as u64;
         for id in &node.content {
-            match self.index.get(id) {
-                Some(loc) => self.counts.stored_known += u64::from(loc.length),
-                None => *self.unresolved.entry(*id).or_default() += 1,
-            }
+            self.count_stored(id);
+        }
+    }
+
+    /// Adds a referenced blob's stored size to the snapshot's "compressed" total, now if
+    /// it is indexed, at the end of the backup if this session stores it.
+    fn count_stored(&mut self, id: &BlobId) {
+        match self.index.get(id) {
+            Some(loc) => self.counts.stored_known += u64::from(loc.length),
+            None => *self.unresolved.entry(*id).or_default() += 1,
         }
     }
 
@@ -496,6 +503,7 @@ impl<'a> Archiver<'a> {
             let bytes = tree.encode()?;
             let id = self.repo.blob_id(&bytes);
             queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+            self.count_stored(&id);
             let Some((parent, slot)) = st.parent else {
                 self.root = Some(id);
                 return Ok(());

@@ -306,7 +306,7 @@ fn resolve_stored(
         let loc = session.get(id).or_else(|| index.get(id)).ok_or_else(|| {
             Error::new(
                 ErrorKind::Corrupt,
-                format!("internal error: chunk {id} was referenced but not stored"),
+                format!("internal error: blob {id} was referenced but not stored"),
             )
         })?;
         total += u64::from(loc.length) * count;
