@@ -13,9 +13,15 @@ fn keys() -> &'static (Opener, Vec<u8>, Vec<u8>) {
         let master = MasterKey::from_bytes(&[7u8; 64]).expect("64 bytes");
         let sealer = Sealer::new(master.encryption_key()).expect("session");
         let plain = b"known plaintext known plaintext".repeat(20);
-        let entry = encode_blob(&sealer, BlobType::Data, BlobId([1; 32]), &plain, Compression::Zstd { level: 3 })
-            .expect("encodes")
-            .bytes;
+        let entry = encode_blob(
+            &sealer,
+            BlobType::Data,
+            BlobId([1; 32]),
+            &plain,
+            Compression::Zstd { level: 3 },
+        )
+        .expect("encodes")
+        .bytes;
         (Opener::new(master.encryption_key()), entry, plain)
     })
 }

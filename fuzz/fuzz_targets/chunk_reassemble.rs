@@ -4,7 +4,12 @@ use arca_chunker::{Chunker, ChunkerParams, GearTable};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let params = ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024, normalization: 2 };
+    let params = ChunkerParams {
+        min_size: 64,
+        avg_size: 256,
+        max_size: 1024,
+        normalization: 2,
+    };
     let chunker = Chunker::new(params, GearTable::from_bytes(&[9; 2048])).expect("valid");
     let mut joined = Vec::new();
     for chunk in chunker.chunks(data, data.len() as u64) {

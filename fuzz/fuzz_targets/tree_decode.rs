@@ -6,6 +6,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(tree) = arca_repo::Tree::decode(data, "fuzz") {
         let again = tree.encode().expect("a decoded tree encodes");
-        assert_eq!(arca_repo::Tree::decode(&again, "fuzz").expect("re-decodes"), tree);
+        assert_eq!(
+            arca_repo::Tree::decode(&again, "fuzz").expect("re-decodes"),
+            tree
+        );
     }
 });

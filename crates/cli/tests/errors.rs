@@ -244,3 +244,73 @@ fn repository_files_are_private() {
         }
     }
 }
+
+/// The prompt path: no password in the environment, stdin a terminal. `script(1)` (from
+/// util-linux, on every Debian system) gives arca a pseudo-terminal.
+#[test]
+fn password_prompt_on_a_terminal() {
+    use std::io::Write;
+    let env = Env::new();
+    let arca = env!("CARGO_BIN_EXE_arca");
+    let run = |command: String, input: &str| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("ARCA_PASSWORD")
+            .env_remove("ARCA_PASSWORD_FILE")
+            .env("ARCA_REPOSITORY", &env.repo)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // Mismatched confirmation: refused, nothing created.
+    let out = run(
+        format!("{arca} init --kdf-memory 1 --kdf-iterations 1"),
+        "first\nsecond\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("do not match"));
+    assert!(!env.repo.exists());
+    // Typed twice: the repository is created with that password.
+    let out = run(
+        format!("{arca} init --kdf-memory 1 --kdf-iterations 1"),
+        "typed pw\ntyped pw\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("typed pw"),
+        "the password was echoed"
+    );
+    let ok = env
+        .cmd()
+        .env("ARCA_PASSWORD", "typed pw")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    let out = run(format!("{arca} snapshots"), "typed pw\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
