@@ -81,7 +81,9 @@ impl LocalBackend {
         }
         match mkdir(dir) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-            _ => Ok(()),
+            // A new directory exists durably only once its parent is synced.
+            Ok(()) => dir.parent().map_or(Ok(()), sync_dir),
+            Err(_) => Ok(()),
         }
     }
 
@@ -280,6 +282,9 @@ impl WriteBackend for LocalBackend {
                     .recursive(true)
                     .create(root)
                     .map_err(|e| self.err("create", root, e))?;
+                if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    sync_dir(parent).map_err(|e| self.err("create", parent, e))?;
+                }
             }
             Err(e) => return Err(self.err("create", root, e)),
         }

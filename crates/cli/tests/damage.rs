@@ -49,6 +49,7 @@ fn backed_up() -> (Env, PathBuf) {
     let env = Env::new();
     let src = env.path("src");
     write(&src.join("a.bin"), &bytes(700_000, 11));
+    write(&src.join("copy/a-copy.bin"), &bytes(700_000, 11));
     write(&src.join("b.txt"), &b"some text ".repeat(10_000));
     env.init();
     env.backup(&[&src]);
@@ -76,8 +77,12 @@ fn a_corrupted_pack_is_found_by_check_read_data_and_by_restore() {
         "check does not name the damaged pack:\n{report}"
     );
     assert!(
-        report.contains("a.bin"),
+        report.contains("/a.bin"),
         "check does not name the affected file:\n{report}"
+    );
+    assert!(
+        report.contains("/copy/a-copy.bin"),
+        "check does not name every affected file:\n{report}"
     );
 
     let json = env.run(&["check", "--read-data", "--json"]);

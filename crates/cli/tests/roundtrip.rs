@@ -15,6 +15,7 @@ fn init_backup_modify_backup_restore_both() {
     let env = Env::new();
     let src = env.path("src");
     make_tree(&src);
+    settle();
     env.init();
 
     let before = manifest(&src);
@@ -61,6 +62,7 @@ fn unchanged_rebackup_reads_nothing_and_stores_nothing() {
     let env = Env::new();
     let src = env.path("src");
     make_tree(&src);
+    settle();
     env.init();
     let first = env.backup(&[&src]);
     let second = env.backup(&[&src]);
@@ -74,6 +76,65 @@ fn unchanged_rebackup_reads_nothing_and_stores_nothing() {
     assert_eq!(second["dirs_changed"], 0);
     assert_eq!(second["bytes_deduplicated"], 0);
     assert_eq!(second["bytes_original"], first["bytes_original"]);
+}
+
+/// Files changed less than a second before a backup started are read again by the next
+/// backup even if their metadata did not change: a write during the read may have left
+/// size and timestamps as they were (timestamps advance in coarse ticks).
+#[test]
+fn recently_changed_files_are_not_trusted_as_unchanged() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("fresh.txt"), b"just written");
+    env.init();
+    env.backup(&[&src]);
+    let second = env.backup(&[&src]);
+    assert_eq!(
+        second["files_unchanged"], 0,
+        "a file changed just before the parent backup was trusted"
+    );
+    assert_eq!(second["bytes_read"], 12);
+    settle();
+    env.backup(&[&src]);
+    let fourth = env.backup(&[&src]);
+    assert_eq!(fourth["files_unchanged"], 1);
+    assert_eq!(fourth["bytes_read"], 0);
+}
+
+/// A file whose content equals an encoded tree (here: an empty directory's) is a data
+/// blob with the same id as that tree blob; the two must not be confused.
+#[test]
+fn a_file_that_looks_like_a_tree() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("imposter"), &[1, 0, 0]);
+    std::fs::create_dir_all(src.join("empty1/empty2")).unwrap();
+    env.init();
+    env.backup(&[&src]);
+    // Again with the tree already stored first.
+    let src2 = env.path("src2");
+    std::fs::create_dir_all(src2.join("empty")).unwrap();
+    env.backup(&[&src2]);
+    write(&src2.join("imposter"), &[1, 0, 0]);
+    env.backup(&[&src2]);
+    for (dir, snap) in [(&src, 0usize), (&src2, 2)] {
+        let id = env.json(&["snapshots"])[snap]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let out = env.path(&format!("out{snap}"));
+        env.ok(&["restore", &id, "--target", out.to_str().unwrap()]);
+        assert_eq!(
+            std::fs::read(restored(&out, dir).join("imposter")).unwrap(),
+            [1, 0, 0]
+        );
+    }
+    assert!(
+        restored(&env.path("out0"), &src)
+            .join("empty1/empty2")
+            .is_dir()
+    );
+    env.ok(&["check", "--read-data"]);
 }
 
 #[test]

@@ -18,6 +18,7 @@ use arca_backends::{FileKind, ObjectId};
 use arca_repo::{BlobId, BlobType, BuildBlobIdHasher, NodeKind, PackEntry, scan_pack};
 
 use crate::progress::{CancelToken, CheckProgress};
+use crate::sync::lock;
 use crate::{Error, Repository, Result};
 
 /// Settings for [`Repository::check`].
@@ -66,6 +67,17 @@ pub struct CheckReport {
     /// Bytes read in full (with `read_data`).
     pub bytes_read: u64,
 }
+
+/// A directory met by [`Repository::walk_trees`].
+enum TreeVisit<'t> {
+    /// Its tree, by id.
+    Read(BlobId, &'t arca_repo::Tree),
+    /// Its tree's id and why it could not be read.
+    Unreadable(BlobId, Error),
+}
+
+/// At most this many files are named per check; the rest are counted.
+const MAX_FILES_NAMED: usize = 1000;
 
 /// The index's entries of one pack, by offset.
 type EntriesAt = HashMap<u32, PackEntry>;
@@ -140,10 +152,20 @@ impl Repository {
                 Some(_) => {}
             }
         }
-        let unindexed = stored.keys().filter(|p| !needed.contains_key(p)).count();
+        let indexed: HashSet<ObjectId> = self.index.packs().iter().copied().collect();
+        let unindexed = stored.keys().filter(|p| !indexed.contains(p)).count();
         if unindexed > 0 {
             report.notes.push(format!(
                 "{unindexed} pack(s) are not in any index (left by an interrupted backup); they hold no data any snapshot needs"
+            ));
+        }
+        let redundant_missing = indexed
+            .iter()
+            .filter(|p| !needed.contains_key(p) && !stored.contains_key(p))
+            .count();
+        if redundant_missing > 0 {
+            report.notes.push(format!(
+                "{redundant_missing} indexed pack(s) are missing but held only copies of blobs stored elsewhere"
             ));
         }
 
@@ -159,77 +181,136 @@ impl Repository {
             )?;
         }
 
-        let (snapshots, snapshot_errors) = self.snapshots_lenient()?;
-        for e in snapshot_errors {
-            report.error("snapshot", e.to_string());
+        let list = self.snapshots_lenient()?;
+        let snapshots = list.snapshots;
+        for (id, e) in list.damaged {
+            report.error(format!("snapshot {id}"), e.to_string());
         }
         report.snapshots = snapshots.len() as u64;
-        let mut seen_trees: HashSet<BlobId, BuildBlobIdHasher> = HashSet::default();
-        let mut reported_blobs: HashSet<BlobId, BuildBlobIdHasher> = HashSet::default();
-        for info in &snapshots {
-            if options.cancel.is_cancelled() {
-                return Err(Error::interrupted());
-            }
-            let snap = format!("snapshot {}", info.id.short());
-            let mut stack = vec![(PathBuf::from("/"), info.snapshot.tree)];
-            while let Some((path, tree_id)) = stack.pop() {
-                if !seen_trees.insert(tree_id) {
-                    continue;
+        let chunk_problem = |id: &BlobId| -> Option<String> {
+            match self.index.get(BlobType::Data, id) {
+                None => Some("is missing".to_owned()),
+                Some(loc) if missing_packs.contains(&loc.pack) => {
+                    Some(format!("is in missing pack {}", loc.pack))
                 }
-                report.trees += 1;
-                let tree = match self.load_tree(&tree_id) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        report.error(
-                            format!("{snap} {}", path.display()),
-                            format!(
-                                "directory listing (tree {}) unreadable: {e}",
-                                tree_id.short()
-                            ),
-                        );
-                        continue;
-                    }
-                };
-                for node in tree.nodes() {
-                    let here = path.join(OsStr::from_bytes(&node.name));
-                    match node.kind {
-                        NodeKind::Dir => {
-                            if let Some(sub) = node.subtree {
-                                stack.push((here, sub));
-                            }
+                Some(_) => damaged.get(id).map(|why| format!("is damaged: {why}")),
+            }
+        };
+
+        // First pass: every tree once, to find unreadable trees and bad chunks.
+        let mut seen_trees: HashSet<BlobId, BuildBlobIdHasher> = HashSet::default();
+        let mut bad_chunks: HashMap<BlobId, String, BuildBlobIdHasher> = HashMap::default();
+        for info in &snapshots {
+            let snap = format!("snapshot {}", info.id.short());
+            self.walk_trees(
+                info.snapshot.tree,
+                &options.cancel,
+                &mut |path, tree| match tree {
+                    TreeVisit::Unreadable(tree_id, e) => {
+                        if seen_trees.insert(tree_id) {
+                            report.error(
+                                format!("{snap} {}", path.display()),
+                                format!(
+                                    "directory listing (tree {}) unreadable: {e}",
+                                    tree_id.short()
+                                ),
+                            );
                         }
-                        NodeKind::File => {
+                        false
+                    }
+                    TreeVisit::Read(tree_id, tree) => {
+                        if !seen_trees.insert(tree_id) {
+                            return false;
+                        }
+                        report.trees += 1;
+                        for node in tree.nodes().iter().filter(|n| n.kind == NodeKind::File) {
                             for id in &node.content {
-                                let problem = match (self.index.get(id), damaged.get(id)) {
-                                    (None, _) => Some(format!("chunk {} is missing", id.short())),
-                                    (Some(loc), _) if loc.blob_type != BlobType::Data => {
-                                        Some(format!("chunk {} is stored as a tree", id.short()))
-                                    }
-                                    (Some(loc), _) if missing_packs.contains(&loc.pack) => {
-                                        Some(format!(
-                                            "chunk {} is in missing pack {}",
-                                            id.short(),
-                                            loc.pack.short()
-                                        ))
-                                    }
-                                    (_, Some(why)) => {
-                                        Some(format!("chunk {} is damaged: {why}", id.short()))
-                                    }
-                                    _ => None,
-                                };
-                                if let Some(message) = problem
-                                    && reported_blobs.insert(*id)
-                                {
-                                    report.error(format!("{snap} {}", here.display()), message);
+                                if let Some(why) = chunk_problem(id) {
+                                    bad_chunks.insert(*id, why);
                                 }
                             }
                         }
-                        _ => {}
+                        true
+                    }
+                },
+            )?;
+        }
+
+        // Second pass, only if something is bad: name every file in every snapshot that
+        // needs a bad chunk (shared trees are walked again, once per place they occur).
+        if !bad_chunks.is_empty() {
+            let mut named = 0usize;
+            let mut unnamed = 0usize;
+            for info in &snapshots {
+                let snap = format!("snapshot {}", info.id.short());
+                self.walk_trees(info.snapshot.tree, &options.cancel, &mut |path, tree| {
+                    let TreeVisit::Read(_, tree) = tree else {
+                        return false;
+                    };
+                    for node in tree.nodes().iter().filter(|n| n.kind == NodeKind::File) {
+                        let Some((id, why)) = node
+                            .content
+                            .iter()
+                            .find_map(|id| bad_chunks.get(id).map(|w| (id, w)))
+                        else {
+                            continue;
+                        };
+                        if named < MAX_FILES_NAMED {
+                            named += 1;
+                            report.error(
+                                format!(
+                                    "{snap} {}",
+                                    path.join(OsStr::from_bytes(&node.name)).display()
+                                ),
+                                format!("cannot be restored: chunk {} {why}", id.short()),
+                            );
+                        } else {
+                            unnamed += 1;
+                        }
+                    }
+                    true
+                })?;
+            }
+            if unnamed > 0 {
+                report.error(
+                    "snapshots",
+                    format!("{unnamed} more files need missing or damaged chunks"),
+                );
+            }
+        }
+        Ok(report)
+    }
+
+    /// Walks the trees below `root` depth first. `visit` gets each directory's path and
+    /// its tree (or the tree's id and why it could not be read) and returns whether to
+    /// descend into its subdirectories.
+    fn walk_trees(
+        &self,
+        root: BlobId,
+        cancel: &crate::CancelToken,
+        visit: &mut dyn FnMut(&std::path::Path, TreeVisit<'_>) -> bool,
+    ) -> Result<()> {
+        let mut stack = vec![(PathBuf::from("/"), root)];
+        while let Some((path, tree_id)) = stack.pop() {
+            if cancel.is_cancelled() {
+                return Err(Error::interrupted());
+            }
+            match self.load_tree(&tree_id) {
+                Err(e) => {
+                    visit(&path, TreeVisit::Unreadable(tree_id, e));
+                }
+                Ok(tree) => {
+                    if visit(&path, TreeVisit::Read(tree_id, &tree)) {
+                        for node in tree.nodes() {
+                            if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                                stack.push((path.join(OsStr::from_bytes(&node.name)), sub));
+                            }
+                        }
                     }
                 }
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     fn read_all_packs(
@@ -263,11 +344,7 @@ impl Repository {
             .collect();
         packs.sort();
         progress.packs_total(packs.len() as u64, needed.values().sum());
-        let threads = if options.threads > 0 {
-            options.threads
-        } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        };
+        let threads = crate::system::worker_threads(options.threads);
         let next = AtomicUsize::new(0);
         let found = Mutex::new(PackFindings::default());
         std::thread::scope(|s| {
@@ -283,7 +360,7 @@ impl Repository {
                         let (problems, bad, bytes) =
                             self.check_pack(pack, expected.get(pack).unwrap_or(&empty));
                         progress.pack_done(bytes);
-                        let mut f = found.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut f = lock(&found);
                         f.problems.extend(problems);
                         f.damaged.extend(bad);
                         f.packs += 1;
@@ -366,7 +443,10 @@ impl Repository {
                         object: blob,
                         message: e.to_string(),
                     });
-                    bad.push((entry.id, "failed authentication".to_owned()));
+                    // The entry's header is not authenticated: attribute the damage to
+                    // the blob the index places here, if any.
+                    let id = expected.get(&entry.offset).map_or(entry.id, |want| want.id);
+                    bad.push((id, "failed authentication".to_owned()));
                 }
             }
         }

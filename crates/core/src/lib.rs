@@ -55,6 +55,7 @@ mod patterns;
 mod progress;
 mod repository;
 mod restore;
+mod sync;
 mod system;
 
 pub use backup::{BackupOptions, BackupSummary};
@@ -65,7 +66,7 @@ pub use patterns::{PatternSet, read_exclude_file};
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
-pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo};
+pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList};
 pub use restore::{RestoreOptions, RestoreSummary};
 
 pub use arca_backends::{ObjectId, WriteBackend};

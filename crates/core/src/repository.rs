@@ -59,6 +59,15 @@ impl SnapshotInfo {
     }
 }
 
+/// The readable snapshots and the damaged snapshot files of a repository.
+#[derive(Debug)]
+pub struct SnapshotList {
+    /// Readable snapshots, oldest first.
+    pub snapshots: Vec<SnapshotInfo>,
+    /// Snapshot files that could not be read, with why.
+    pub damaged: Vec<(ObjectId, Error)>,
+}
+
 /// Totals over the whole repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositoryStats {
@@ -225,18 +234,19 @@ impl Repository {
     /// The first snapshot file that cannot be read or authenticated (named), or storage
     /// errors. Use [`Repository::snapshots_lenient`] to skip damaged ones.
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        let (list, mut damaged) = self.snapshots_lenient()?;
-        match damaged.pop() {
-            Some(e) => Err(e),
-            None => Ok(list),
+        let list = self.snapshots_lenient()?;
+        match list.damaged.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(list.snapshots),
         }
     }
 
-    /// Every readable snapshot, oldest first, and an error for each damaged one.
+    /// Every readable snapshot, oldest first, and each damaged snapshot file's id with
+    /// its error.
     ///
     /// # Errors
     /// Storage errors listing the snapshots.
-    pub fn snapshots_lenient(&self) -> Result<(Vec<SnapshotInfo>, Vec<Error>)> {
+    pub fn snapshots_lenient(&self) -> Result<SnapshotList> {
         let mut ids = self.repo.list(FileKind::Snapshot)?;
         ids.sort();
         let mut out = Vec::with_capacity(ids.len());
@@ -244,11 +254,14 @@ impl Repository {
         for (id, _) in ids {
             match self.repo.load_snapshot(&id) {
                 Ok(snapshot) => out.push(SnapshotInfo { id, snapshot }),
-                Err(e) => damaged.push(e.into()),
+                Err(e) => damaged.push((id, e.into())),
             }
         }
         out.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
-        Ok((out, damaged))
+        Ok(SnapshotList {
+            snapshots: out,
+            damaged,
+        })
     }
 
     /// Finds a snapshot by full id, unique id prefix, or `latest`.
@@ -273,7 +286,7 @@ impl Repository {
     /// # Errors
     /// `Corrupt` if the blob is missing or damaged.
     pub fn load_data_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = self.index.get(id).ok_or_else(|| {
+        let loc = self.index.get(BlobType::Data, id).ok_or_else(|| {
             Error::new(
                 ErrorKind::Corrupt,
                 format!("data blob {id} is not in the index"),

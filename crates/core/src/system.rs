@@ -37,3 +37,12 @@ pub(crate) fn username() -> String {
         .map(|u| u.name)
         .unwrap_or_else(|| uid.to_string())
 }
+
+/// Worker threads for a stage: `requested`, or one per CPU when it is 0.
+pub(crate) fn worker_threads(requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}

@@ -163,9 +163,12 @@ pub(crate) fn seal_file(
     let header = Header::new(object_type, id).encode();
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + arca_crypto::ENVELOPE_OVERHEAD);
     out.extend_from_slice(&header);
-    sealer
-        .seal_into(&header, payload, &mut out)
-        .map_err(|e| RepoError::crypto(format!("encrypting {}", object_type.name()), e))?;
+    sealer.seal_into(&header, payload, &mut out).map_err(|e| {
+        RepoError::crypto(
+            format!("encrypting {} {}", object_type.name(), hex::encode(id)),
+            e,
+        )
+    })?;
     Ok(out)
 }
 

@@ -9,7 +9,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use arca_backends::ObjectId;
 
@@ -148,16 +147,18 @@ struct Slot {
     offset: u32,
     length: u32,
     raw_len: u32,
-    blob_type: BlobType,
 }
 
-/// The in-memory index: blob id -> location, with pack ids stored once.
+/// The in-memory index: (blob type, blob id) -> location, with pack ids stored once.
+///
+/// Blobs are identified by type *and* id: a data blob and a tree blob with the same
+/// plaintext have the same id but are different objects (a file whose content happens
+/// to equal an encoded tree must not be mistaken for that tree, nor the reverse).
 #[derive(Debug, Default, Clone)]
 pub struct Index {
     packs: Vec<ObjectId>,
     pack_numbers: HashMap<ObjectId, u32>,
-    blobs: HashMap<BlobId, Slot, BuildBlobIdHasher>,
-    duplicates: u64,
+    blobs: HashMap<(BlobType, BlobId), Slot, BuildBlobIdHasher>,
 }
 
 impl Index {
@@ -187,14 +188,8 @@ impl Index {
                 offset: e.offset,
                 length: e.length,
                 raw_len: e.raw_len,
-                blob_type: e.blob_type,
             };
-            match self.blobs.entry(e.id) {
-                Entry::Occupied(_) => self.duplicates += 1,
-                Entry::Vacant(v) => {
-                    v.insert(slot);
-                }
-            }
+            self.blobs.entry((e.blob_type, e.id)).or_insert(slot);
         }
     }
 
@@ -205,21 +200,24 @@ impl Index {
         }
     }
 
-    /// The location of a blob.
-    pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
-        let s = self.blobs.get(id)?;
+    fn location(&self, blob_type: BlobType, s: &Slot) -> Option<BlobLocation> {
         Some(BlobLocation {
             pack: *self.packs.get(s.pack as usize)?,
-            blob_type: s.blob_type,
+            blob_type,
             offset: s.offset,
             length: s.length,
             raw_len: s.raw_len,
         })
     }
 
+    /// The location of a blob.
+    pub fn get(&self, blob_type: BlobType, id: &BlobId) -> Option<BlobLocation> {
+        self.location(blob_type, self.blobs.get(&(blob_type, *id))?)
+    }
+
     /// Whether a blob is indexed.
-    pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.contains_key(id)
+    pub fn contains(&self, blob_type: BlobType, id: &BlobId) -> bool {
+        self.blobs.contains_key(&(blob_type, *id))
     }
 
     /// Number of distinct blobs.
@@ -232,29 +230,64 @@ impl Index {
         self.blobs.is_empty()
     }
 
-    /// Number of entries that named an already indexed blob.
-    pub fn duplicates(&self) -> u64 {
-        self.duplicates
-    }
-
-    /// Every pack that holds at least one indexed blob.
+    /// Every pack an index file named, including packs whose blobs are all indexed
+    /// elsewhere too.
     pub fn packs(&self) -> &[ObjectId] {
         &self.packs
     }
 
     /// Every indexed blob and its location, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
-        self.blobs.iter().filter_map(|(id, s)| {
-            Some((
-                *id,
-                BlobLocation {
-                    pack: *self.packs.get(s.pack as usize)?,
-                    blob_type: s.blob_type,
-                    offset: s.offset,
-                    length: s.length,
-                    raw_len: s.raw_len,
-                },
-            ))
-        })
+        self.blobs
+            .iter()
+            .filter_map(|((t, id), s)| Some((*id, self.location(*t, s)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(blob_type: BlobType, id: u8, offset: u32) -> PackEntry {
+        PackEntry {
+            blob_type,
+            id: BlobId([id; 32]),
+            offset,
+            length: 100,
+            raw_len: 10,
+        }
+    }
+
+    #[test]
+    fn data_and_tree_blobs_with_one_id_are_different_blobs() {
+        let mut index = Index::new();
+        let (p1, p2) = (ObjectId::from_bytes([1; 32]), ObjectId::from_bytes([2; 32]));
+        index.add_pack(p1, &[entry(BlobType::Data, 9, 40)]);
+        assert!(index.contains(BlobType::Data, &BlobId([9; 32])));
+        assert!(!index.contains(BlobType::Tree, &BlobId([9; 32])));
+        index.add_pack(p2, &[entry(BlobType::Tree, 9, 40)]);
+        assert_eq!(
+            index.get(BlobType::Data, &BlobId([9; 32])).unwrap().pack,
+            p1
+        );
+        assert_eq!(
+            index.get(BlobType::Tree, &BlobId([9; 32])).unwrap().pack,
+            p2
+        );
+        assert_eq!(index.len(), 2);
+    }
+
+    #[test]
+    fn the_first_location_wins_and_every_pack_is_listed() {
+        let mut index = Index::new();
+        let (p1, p2) = (ObjectId::from_bytes([1; 32]), ObjectId::from_bytes([2; 32]));
+        index.add_pack(p1, &[entry(BlobType::Data, 5, 40)]);
+        index.add_pack(p2, &[entry(BlobType::Data, 5, 40)]);
+        assert_eq!(
+            index.get(BlobType::Data, &BlobId([5; 32])).unwrap().pack,
+            p1
+        );
+        assert_eq!(index.packs(), &[p1, p2]);
+        assert_eq!(index.iter().count(), 1);
     }
 }

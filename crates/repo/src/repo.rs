@@ -56,8 +56,6 @@ pub struct InitParams {
 pub struct Repo {
     backend: Arc<dyn WriteBackend>,
     config: Config,
-    key_id: ObjectId,
-    key_info: KeyInfo,
     sealer: Sealer,
     opener: Opener,
     ids: IdHasher,
@@ -81,8 +79,6 @@ impl Repo {
         backend: Arc<dyn WriteBackend>,
         config: Config,
         master: &MasterKey,
-        key_id: ObjectId,
-        key_info: KeyInfo,
     ) -> Result<Self, RepoError> {
         let ids = IdHasher::new(config.id_algorithm, master.id_key())
             .map_err(crypto_err("preparing ids"))?;
@@ -93,8 +89,6 @@ impl Repo {
             ids,
             backend,
             config,
-            key_id,
-            key_info,
         })
     }
 
@@ -144,7 +138,7 @@ impl Repo {
         };
         let slot = KeySlot::create(&master, passphrase, p.kdf, &info)?;
         backend.write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
-        let repo = Self::from_parts(backend, config, &master, slot.id, info)?;
+        let repo = Self::from_parts(backend, config, &master)?;
         let file = seal_file(
             &repo.sealer,
             ObjectType::Config,
@@ -220,7 +214,7 @@ impl Repo {
                             "its sealed id differs from its header",
                         ));
                     }
-                    return Self::from_parts(backend, config, &master, id, info);
+                    return Self::from_parts(backend, config, &master);
                 }
                 Err(RepoError::WrongPassword) => {}
                 Err(e) => return Err(e),
@@ -242,11 +236,6 @@ impl Repo {
     /// The config.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The key slot that opened the repository, and what it records.
-    pub fn key(&self) -> (ObjectId, &KeyInfo) {
-        (self.key_id, &self.key_info)
     }
 
     /// The keyed id of `data`.
@@ -326,7 +315,7 @@ impl Repo {
     /// [`RepoError::BlobNotFound`] if the index lacks it; read and decode errors.
     pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree, RepoError> {
         let loc = index
-            .get(id)
+            .get(BlobType::Tree, id)
             .ok_or_else(|| RepoError::BlobNotFound(format!("tree {id}")))?;
         let data = self.read_blob(BlobType::Tree, id, &loc)?;
         Tree::decode(&data, &format!("tree blob {id}"))
@@ -387,20 +376,6 @@ impl Repo {
     pub fn load_index(&self, id: &ObjectId) -> Result<IndexFile, RepoError> {
         let payload = self.load_sealed(FileKind::Index, ObjectType::Index, id)?;
         IndexFile::decode(&payload, &format!("index {id}"))
-    }
-
-    /// Reads every index file into one in-memory index.
-    ///
-    /// # Errors
-    /// The first unreadable or damaged index file.
-    pub fn load_full_index(&self) -> Result<Index, RepoError> {
-        let mut index = Index::new();
-        let mut files = self.backend.list(FileKind::Index)?;
-        files.sort();
-        for (id, _) in files {
-            index.add_file(&self.load_index(&id)?);
-        }
-        Ok(index)
     }
 
     /// Writes a snapshot file; returns its id.

@@ -331,7 +331,7 @@ fn blobs_in_packs_round_trip_and_are_bound_to_their_id() {
     repo.write_pack(&pack).unwrap();
     let mut index = Index::new();
     index.add_pack(pack.id, &pack.entries);
-    let loc = index.get(&id).unwrap();
+    let loc = index.get(BlobType::Data, &id).unwrap();
     assert_eq!(loc.offset, entry.offset);
     assert_eq!(repo.read_blob(BlobType::Data, &id, &loc).unwrap(), data);
     // Asking for it as another id or type fails authentication / identity checks.

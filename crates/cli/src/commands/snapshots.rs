@@ -62,8 +62,11 @@ fn hex_id(bytes: [u8; 32]) -> String {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     let repo = g.open()?;
-    let (list, damaged) = repo.snapshots_lenient()?;
-    for e in &damaged {
+    let arca_core::SnapshotList {
+        snapshots: list,
+        damaged,
+    } = repo.snapshots_lenient()?;
+    for (_, e) in &damaged {
         output::message(format!("warning: {e}"));
     }
     if a.json {

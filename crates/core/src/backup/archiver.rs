@@ -14,7 +14,7 @@ use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use arca_repo::{BlobId, Index, Node, NodeKind, Repo, Tree};
+use arca_repo::{BlobId, BlobType, Index, Node, NodeKind, Repo, Timestamp, Tree};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
@@ -103,7 +103,7 @@ pub(crate) struct Walked {
     pub(crate) root: BlobId,
     pub(crate) counts: Counts,
     pub(crate) warnings: Vec<String>,
-    pub(crate) unresolved: HashMap<BlobId, u64>,
+    pub(crate) unresolved: HashMap<(BlobType, BlobId), u64>,
 }
 
 struct DirState {
@@ -135,8 +135,11 @@ pub(crate) struct Archiver<'a> {
     pub(crate) done: Receiver<FileDone>,
     counts: Counts,
     warnings: Vec<String>,
-    /// Referenced chunks not yet in the index (stored in this session): id -> references.
-    unresolved: HashMap<BlobId, u64>,
+    /// Referenced blobs not yet in the index (stored in this session) -> references.
+    unresolved: HashMap<(BlobType, BlobId), u64>,
+    /// Files whose ctime is at or after this are not trusted as unchanged (see
+    /// [`Archiver::set_parent_time`]).
+    racy_limit: Option<Timestamp>,
     dirs: HashMap<u64, DirState>,
     next_dir: u64,
     owners: Owners,
@@ -173,7 +176,19 @@ impl<'a> Archiver<'a> {
             next_dir: 0,
             owners: Owners::default(),
             root: None,
+            racy_limit: None,
         }
+    }
+
+    /// Sets the parent snapshot's start time. A file changed while the parent backup
+    /// was reading it can keep its size and timestamps (timestamps advance in coarse
+    /// ticks), so the parent's chunk list of a file whose ctime is less than a second
+    /// before that backup started, or later, is not trusted: the file is read again.
+    pub(crate) fn set_parent_time(&mut self, started: Timestamp) {
+        self.racy_limit = Some(Timestamp {
+            secs: started.secs.saturating_sub(1),
+            nanos: started.nanos,
+        });
     }
 
     fn warn(&mut self, path: &Path, message: impl Into<String>) {
@@ -352,8 +367,13 @@ impl<'a> Archiver<'a> {
             .cloned();
         match node.kind {
             NodeKind::File => {
+                let settled = |p: &Node| self.racy_limit.is_some_and(|limit| p.ctime < limit);
                 let reusable = previous.as_ref().filter(|p| {
-                    unchanged(p, &node) && p.content.iter().all(|id| self.index.contains(id))
+                    unchanged(p, &node)
+                        && settled(p)
+                        && p.content
+                            .iter()
+                            .all(|id| self.index.contains(BlobType::Data, id))
                 });
                 if let Some(prev) = reusable {
                     node.content = prev.content.clone();
@@ -421,16 +441,16 @@ impl<'a> Archiver<'a> {
         self.counts.bytes_total += node.size;
         self.counts.chunks_total += node.content.len() as u64;
         for id in &node.content {
-            self.count_stored(id);
+            self.count_stored(BlobType::Data, id);
         }
     }
 
     /// Adds a referenced blob's stored size to the snapshot's "compressed" total, now if
     /// it is indexed, at the end of the backup if this session stores it.
-    fn count_stored(&mut self, id: &BlobId) {
-        match self.index.get(id) {
+    fn count_stored(&mut self, blob_type: BlobType, id: &BlobId) {
+        match self.index.get(blob_type, id) {
             Some(loc) => self.counts.stored_known += u64::from(loc.length),
-            None => *self.unresolved.entry(*id).or_default() += 1,
+            None => *self.unresolved.entry((blob_type, *id)).or_default() += 1,
         }
     }
 
@@ -503,7 +523,7 @@ impl<'a> Archiver<'a> {
             let bytes = tree.encode()?;
             let id = self.repo.blob_id(&bytes);
             queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
-            self.count_stored(&id);
+            self.count_stored(BlobType::Tree, &id);
             let Some((parent, slot)) = st.parent else {
                 self.root = Some(id);
                 return Ok(());

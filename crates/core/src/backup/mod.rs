@@ -13,7 +13,7 @@ mod scan;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arca_backends::ObjectId;
@@ -120,7 +120,7 @@ impl Repository {
         let host = options.host.clone().unwrap_or_else(crate::system::hostname);
         let source_bytes: Vec<Vec<u8>> = sources.iter().map(|p| path_bytes(p)).collect();
 
-        let (snapshots, _) = self.snapshots_lenient()?;
+        let snapshots = self.snapshots_lenient()?.snapshots;
         let parent = snapshots
             .iter()
             .rev()
@@ -128,15 +128,12 @@ impl Repository {
         let parent_id = parent.map(|p| p.id);
         let previous_root = parent.map(|p| p.snapshot.tree);
 
-        let threads = if options.threads > 0 {
-            options.threads
-        } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        };
+        let threads = crate::system::worker_threads(options.threads);
         let compression = options
             .compression
             .unwrap_or(self.repo.config().compression);
         let abort = Abort::new(options.cancel.clone());
+        let scan_done = AtomicBool::new(false);
         let saver = BlobSaver::new(&self.repo, &self.index, compression);
         let root_entries = if sources.len() == 1 && sources[0] == Path::new("/") {
             None
@@ -165,10 +162,10 @@ impl Repository {
             }
             drop((job_rx, blob_rx, done_tx));
             if options.estimate {
-                let (sources, excludes, abort) = (&sources, &excludes, &abort);
-                s.spawn(move || scan::estimate(sources, excludes, progress, abort));
+                let (sources, excludes, abort, done) = (&sources, &excludes, &abort, &scan_done);
+                s.spawn(move || scan::estimate(sources, excludes, progress, abort, done));
             }
-            let archiver = Archiver::new(
+            let mut archiver = Archiver::new(
                 &self.repo,
                 &self.index,
                 &saver,
@@ -179,10 +176,15 @@ impl Repository {
                 blob_tx,
                 done_rx,
             );
+            if let Some(p) = parent {
+                archiver.set_parent_time(p.snapshot.time);
+            }
             let result = archiver.run(root_entries, previous_root);
+            // The estimate is moot now; do not wait for it to finish its walk.
+            scan_done.store(true, Ordering::SeqCst);
             if result.is_err() {
-                // Stop the workers and the scanner before the scope joins them.
-                abort.cancel.cancel();
+                // Stop the workers before the scope joins them.
+                abort.stop();
             }
             result
         });
@@ -275,35 +277,55 @@ impl Repository {
         })
     }
 
-    /// Writes index files naming `packs` (already durable), split into bounded files.
+    /// Writes index files naming `packs` (already durable).
     fn save_index(&self, packs: &[IndexedPack]) -> Result<()> {
-        let mut file = IndexFile::default();
-        let mut blobs = 0;
-        for p in packs {
-            blobs += p.entries.len();
-            file.packs.push(p.clone());
-            if blobs >= INDEX_FILE_MAX_BLOBS {
-                self.repo.save_index(&file)?;
-                file = IndexFile::default();
-                blobs = 0;
-            }
-        }
-        if !file.packs.is_empty() {
+        for file in index_files(packs, INDEX_FILE_MAX_BLOBS) {
             self.repo.save_index(&file)?;
         }
         Ok(())
     }
 }
 
-/// Stored size of chunks referenced during the backup that were not yet indexed.
+/// Groups the entries of `packs` into index files of at most `max` entries each, in
+/// order; a pack's entries may be split across two files.
+fn index_files(packs: &[IndexedPack], max: usize) -> Vec<IndexFile> {
+    let mut files = Vec::new();
+    let mut file = IndexFile::default();
+    let mut blobs = 0;
+    for p in packs {
+        let mut rest = &p.entries[..];
+        while !rest.is_empty() {
+            let (take, more) = rest.split_at(rest.len().min(max - blobs));
+            file.packs.push(IndexedPack {
+                id: p.id,
+                entries: take.to_vec(),
+            });
+            blobs += take.len();
+            rest = more;
+            if blobs == max {
+                files.push(std::mem::take(&mut file));
+                blobs = 0;
+            }
+        }
+    }
+    if !file.packs.is_empty() {
+        files.push(file);
+    }
+    files
+}
+
+/// Stored size of blobs referenced during the backup that were not yet indexed.
 fn resolve_stored(
-    unresolved: &HashMap<arca_repo::BlobId, u64>,
+    unresolved: &HashMap<(arca_repo::BlobType, arca_repo::BlobId), u64>,
     session: &Index,
     index: &Index,
 ) -> Result<u64> {
     let mut total = 0;
-    for (id, count) in unresolved {
-        let loc = session.get(id).or_else(|| index.get(id)).ok_or_else(|| {
+    for ((blob_type, id), count) in unresolved {
+        let found = session
+            .get(*blob_type, id)
+            .or_else(|| index.get(*blob_type, id));
+        let loc = found.ok_or_else(|| {
             Error::new(
                 ErrorKind::Corrupt,
                 format!("internal error: blob {id} was referenced but not stored"),
@@ -312,4 +334,47 @@ fn resolve_stored(
         total += u64::from(loc.length) * count;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use arca_repo::{BlobId, BlobType, PackEntry};
+
+    use super::*;
+
+    fn pack(id: u8, n: usize) -> IndexedPack {
+        IndexedPack {
+            id: ObjectId::from_bytes([id; 32]),
+            entries: (0..n)
+                .map(|i| PackEntry {
+                    blob_type: BlobType::Data,
+                    id: BlobId([i as u8; 32]),
+                    offset: 40 + i as u32,
+                    length: 100,
+                    raw_len: 1,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn index_files_hold_at_most_max_entries_and_lose_none() {
+        let packs = vec![pack(1, 7), pack(2, 2), pack(3, 11)];
+        let files = index_files(&packs, 5);
+        let sizes: Vec<usize> = files.iter().map(IndexFile::blob_count).collect();
+        assert_eq!(sizes, vec![5, 5, 5, 5]);
+        let mut index = Index::new();
+        for f in &files {
+            index.add_file(f);
+        }
+        assert_eq!(index.packs().len(), 3);
+        let total: usize = files
+            .iter()
+            .flat_map(|f| &f.packs)
+            .map(|p| p.entries.len())
+            .sum();
+        assert_eq!(total, 20);
+        assert!(index_files(&[], 5).is_empty());
+        assert_eq!(index_files(&[pack(4, 3)], 5).len(), 1);
+    }
 }

@@ -15,14 +15,18 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::saver::BlobSaver;
 use crate::progress::{BackupProgress, CancelToken, FileStatus};
+use crate::sync::lock;
 use crate::{Error, Result};
 
-/// Stops the pipeline on the first fatal error or on cancellation.
+/// Stops the pipeline on the first fatal error, on an internal stop, or when the
+/// caller cancels. The caller's token is only read, never set: an error in one backup
+/// must not leave the caller's token cancelled for the next operation.
 #[derive(Debug, Default)]
 pub(crate) struct Abort {
     failed: AtomicBool,
+    stopped: AtomicBool,
     error: Mutex<Option<Error>>,
-    pub(crate) cancel: CancelToken,
+    cancel: CancelToken,
 }
 
 impl Abort {
@@ -35,24 +39,27 @@ impl Abort {
 
     /// Records a fatal error (the first one wins) and stops the pipeline.
     pub(crate) fn fail(&self, e: Error) {
-        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = lock(&self.error);
         if slot.is_none() {
             *slot = Some(e);
         }
         self.failed.store(true, Ordering::SeqCst);
     }
 
+    /// Stops the pipeline without an error of its own (the caller has one).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
     pub(crate) fn should_stop(&self) -> bool {
-        self.failed.load(Ordering::Relaxed) || self.cancel.is_cancelled()
+        self.failed.load(Ordering::Relaxed)
+            || self.stopped.load(Ordering::Relaxed)
+            || self.cancel.is_cancelled()
     }
 
     /// The error to return for a stopped pipeline.
     pub(crate) fn take_error(&self) -> Error {
-        self.error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or_else(Error::interrupted)
+        lock(&self.error).take().unwrap_or_else(Error::interrupted)
     }
 }
 
@@ -153,9 +160,10 @@ impl FileWorker<'_> {
         if !before.is_file() {
             return Err("is no longer a regular file".to_owned());
         }
-        let mut content = Vec::with_capacity(
-            (before.size() / u64::from(self.chunker.params().avg_size)) as usize + 1,
-        );
+        // Sized for the expected chunk count, but a huge sparse file must not make this
+        // allocate gigabytes up front.
+        let expected = before.size() / u64::from(self.chunker.params().avg_size) + 1;
+        let mut content = Vec::with_capacity(expected.min(1 << 16) as usize);
         let mut bytes = 0u64;
         for chunk in self.chunker.chunks(&file, before.size()) {
             if self.abort.should_stop() {
@@ -165,7 +173,7 @@ impl FileWorker<'_> {
             let id = self.repo.blob_id(&chunk);
             bytes += chunk.len() as u64;
             let len = chunk.len() as u64;
-            if self.saver.claim(&id) {
+            if self.saver.claim(BlobType::Data, &id) {
                 let job = BlobJob {
                     blob_type: BlobType::Data,
                     id,
@@ -207,7 +215,7 @@ pub(crate) fn queue_tree(
     id: BlobId,
     data: Vec<u8>,
 ) -> Result<()> {
-    if saver.claim(&id) {
+    if saver.claim(BlobType::Tree, &id) {
         blobs
             .send(BlobJob {
                 blob_type: BlobType::Tree,

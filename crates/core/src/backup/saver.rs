@@ -11,13 +11,8 @@ use arca_repo::{
     BlobId, BlobType, BuildBlobIdHasher, Compression, Index, IndexedPack, PackBuilder, Repo,
 };
 
+use crate::sync::lock;
 use crate::{Error, Result};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // State behind these locks is only changed in whole steps; a panic elsewhere cannot
-    // leave it half-updated, so a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Figures about what this session stored.
 #[derive(Debug, Default)]
@@ -34,8 +29,8 @@ pub(crate) struct BlobSaver<'r> {
     index: &'r Index,
     compression: Compression,
     pack_size: usize,
-    /// Ids this session has taken responsibility for storing.
-    claimed: Mutex<HashSet<BlobId, BuildBlobIdHasher>>,
+    /// Blobs this session has taken responsibility for storing.
+    claimed: Mutex<HashSet<(BlobType, BlobId), BuildBlobIdHasher>>,
     data_pack: Mutex<Option<PackBuilder>>,
     tree_pack: Mutex<Option<PackBuilder>>,
     /// Packs uploaded in this session, durable, in upload order.
@@ -58,11 +53,11 @@ impl<'r> BlobSaver<'r> {
         }
     }
 
-    /// Returns true if the caller must store blob `id`: it is neither in the repository
+    /// Returns true if the caller must store the blob: it is neither in the repository
     /// nor already claimed by this session. A `true` answer obliges the caller to call
     /// [`BlobSaver::store`] (or fail the backup).
-    pub(crate) fn claim(&self, id: &BlobId) -> bool {
-        !self.index.contains(id) && lock(&self.claimed).insert(*id)
+    pub(crate) fn claim(&self, blob_type: BlobType, id: &BlobId) -> bool {
+        !self.index.contains(blob_type, id) && lock(&self.claimed).insert((blob_type, *id))
     }
 
     fn packer(&self, blob_type: BlobType) -> &Mutex<Option<PackBuilder>> {
@@ -100,13 +95,20 @@ impl<'r> BlobSaver<'r> {
             }
             let pack = match slot.as_mut() {
                 Some(p) => p,
-                None => slot.insert(PackBuilder::new(
-                    ObjectId::random().map_err(|e| {
-                        Error::new(crate::ErrorKind::Io, format!("random generator: {e}"))
-                    })?,
-                    blob_type,
-                    self.pack_size + self.pack_size / 8,
-                )),
+                None => {
+                    let id = ObjectId::random().map_err(|e| {
+                        Error::new(
+                            crate::ErrorKind::Io,
+                            format!("cannot name a new pack file: random generator failed: {e}"),
+                        )
+                    })?;
+                    // Data packs fill up; tree packs of a small backup stay small.
+                    let capacity = match blob_type {
+                        BlobType::Data => self.pack_size + self.pack_size / 8,
+                        BlobType::Tree => self.pack_size.min(1 << 20),
+                    };
+                    slot.insert(PackBuilder::new(id, blob_type, capacity))
+                }
             };
             pack.push(&blob)?;
             if full.is_none() && pack.len() >= self.pack_size {

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use std::os::unix::ffi::OsStrExt;
@@ -17,12 +18,13 @@ pub(crate) fn estimate(
     excludes: &PatternSet,
     progress: &dyn BackupProgress,
     abort: &Abort,
+    done: &AtomicBool,
 ) {
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut last = Instant::now();
     let mut stack: Vec<PathBuf> = sources.to_vec();
     while let Some(path) = stack.pop() {
-        if abort.should_stop() {
+        if abort.should_stop() || done.load(Ordering::Relaxed) {
             return;
         }
         if excludes.matches(&path) {

@@ -18,7 +18,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use arca_repo::{BlobId, Node, NodeKind};
+use arca_repo::{Node, NodeKind};
 use crossbeam_channel::bounded;
 
 use self::writer::{FileJob, create_special, restore_file, write_symlink};
@@ -26,6 +26,7 @@ use crate::metadata::{ApplyWarnings, apply};
 use crate::patterns::PatternSet;
 use crate::progress::{CancelToken, RestoreProgress};
 use crate::repository::SnapshotInfo;
+use crate::sync::lock;
 use crate::{Error, ErrorKind, Repository, Result};
 
 /// Settings for [`Repository::restore`].
@@ -70,18 +71,12 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub(crate) fn warn(&self, path: &Path, message: String) {
         self.progress.warning(path, &message);
-        self.warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!("{}: {message}", path.display()));
+        lock(&self.warnings).push(format!("{}: {message}", path.display()));
     }
 
     pub(crate) fn fail(&self, path: &Path, message: String) {
         self.progress.warning(path, &message);
-        self.errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!("{}: {message}", path.display()));
+        lock(&self.errors).push(format!("{}: {message}", path.display()));
     }
 
     pub(crate) fn apply_metadata(&self, path: &Path, node: &Node) -> io::Result<()> {
@@ -165,11 +160,7 @@ impl Repository {
             errors: Mutex::new(Vec::new()),
             cancel: options.cancel.clone(),
         };
-        let threads = if options.threads > 0 {
-            options.threads
-        } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        };
+        let threads = crate::system::worker_threads(options.threads);
         let root = self.load_tree(&snapshot.snapshot.tree)?;
         let mut summary = RestoreSummary::default();
         let walked: Result<Vec<(PathBuf, Node)>> = std::thread::scope(|s| {
@@ -275,8 +266,7 @@ fn walk(
             continue;
         }
         let included = frame.included || includes.matches(&snapshot_path);
-        if node.kind == NodeKind::Dir {
-            let subtree = node.subtree.unwrap_or(BlobId([0; 32]));
+        if let (NodeKind::Dir, Some(subtree)) = (node.kind, node.subtree) {
             let tree = match ctx.repo.load_tree(&subtree) {
                 Ok(t) => t,
                 Err(e) => {

@@ -1,0 +1,125 @@
+//! Storage failures during a backup: a clear error naming the object, a repository that
+//! stays valid, and the caller's cancellation token left alone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arca_backends::{
+    BackendError, ErrorKind as BackendKind, FileKind, MemoryBackend, ObjectId, ReadBackend,
+    WriteBackend,
+};
+use arca_core::{
+    BackupOptions, CancelToken, CheckOptions, ErrorKind, InitOptions, KdfParams, NoProgress,
+    Repository,
+};
+use bytes::Bytes;
+
+/// A backend whose pack writes fail once `broken` is set.
+struct Breakable {
+    inner: MemoryBackend,
+    broken: AtomicBool,
+}
+
+impl ReadBackend for Breakable {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
+        self.inner.list(kind)
+    }
+    fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError> {
+        self.inner.read_full(kind, id)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, BackendError> {
+        self.inner.read_range(kind, id, offset, length)
+    }
+}
+
+impl WriteBackend for Breakable {
+    fn create(&self) -> Result<(), BackendError> {
+        self.inner.create()
+    }
+    fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
+        if kind == FileKind::Pack && self.broken.load(Ordering::SeqCst) {
+            return Err(BackendError::new(
+                BackendKind::Permanent,
+                "write",
+                format!("memory:data/{id}"),
+                "disk full",
+            ));
+        }
+        self.inner.write(kind, id, data)
+    }
+    fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
+        self.inner.remove(kind, id)
+    }
+}
+
+#[test]
+fn a_failing_backend_stops_the_backup_cleanly() {
+    let backend = Arc::new(Breakable {
+        inner: MemoryBackend::new(),
+        broken: AtomicBool::new(false),
+    });
+    let init = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..InitOptions::default()
+    };
+    let mut repo = Repository::init(backend.clone(), b"pw", &init).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), vec![7u8; 3 << 20]).unwrap();
+    let paths = [dir.path().to_path_buf()];
+    repo.backup(&paths, &BackupOptions::default(), &NoProgress)
+        .unwrap();
+
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..8_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(dir.path().join("b"), noise).unwrap();
+    backend.broken.store(true, Ordering::SeqCst);
+    let cancel = CancelToken::new();
+    let options = BackupOptions {
+        cancel: cancel.clone(),
+        ..Default::default()
+    };
+    let err = repo.backup(&paths, &options, &NoProgress).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(err.to_string().contains("memory:data/"), "{err}");
+    assert!(
+        !cancel.is_cancelled(),
+        "a failed backup cancelled the caller's token"
+    );
+
+    // The repository is still valid and still has exactly the first snapshot.
+    backend.broken.store(false, Ordering::SeqCst);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    assert_eq!(repo.snapshots().unwrap().len(), 1);
+    let report = repo
+        .check(
+            &CheckOptions {
+                read_data: true,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    assert!(report.is_ok(), "{:?}", report.errors);
+}
