@@ -106,14 +106,28 @@ impl BackupProgress for BackupBar {
     }
 }
 
-/// Restore progress: bytes written against the snapshot's size.
-pub struct RestoreBar {
+/// A plain byte-count bar: restore (bytes written against the snapshot's size) and
+/// check (bytes read against the repository's size).
+pub struct Bar {
     bar: Option<ProgressBar>,
 }
 
-impl RestoreBar {
+impl Bar {
     pub fn new(wanted: bool) -> Self {
         Self { bar: bar(wanted) }
+    }
+
+    fn set_total(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.set_style(bar_style());
+            b.set_length(bytes);
+        }
+    }
+
+    fn inc(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
     }
 
     pub fn finish(&self) {
@@ -123,18 +137,13 @@ impl RestoreBar {
     }
 }
 
-impl RestoreProgress for RestoreBar {
+impl RestoreProgress for Bar {
     fn total(&self, _files: u64, bytes: u64) {
-        if let Some(b) = &self.bar {
-            b.set_style(bar_style());
-            b.set_length(bytes);
-        }
+        self.set_total(bytes);
     }
 
     fn bytes_written(&self, bytes: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(bytes);
-        }
+        self.inc(bytes);
     }
 
     fn warning(&self, path: &Path, message: &str) {
@@ -142,35 +151,12 @@ impl RestoreProgress for RestoreBar {
     }
 }
 
-/// Check progress: packs read.
-pub struct CheckBar {
-    bar: Option<ProgressBar>,
-}
-
-impl CheckBar {
-    pub fn new(wanted: bool) -> Self {
-        Self { bar: bar(wanted) }
-    }
-
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl CheckProgress for CheckBar {
+impl CheckProgress for Bar {
     fn packs_total(&self, _packs: u64, bytes: u64) {
-        if let Some(b) = &self.bar {
-            b.set_style(bar_style());
-            b.set_length(bytes);
-            b.set_message("reading all data");
-        }
+        self.set_total(bytes);
     }
 
     fn pack_done(&self, bytes: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(bytes);
-        }
+        self.inc(bytes);
     }
 }

@@ -17,20 +17,13 @@ fn stderr(out: &std::process::Output) -> String {
 
 /// Every file under `dir` with its bytes, to show a failed command wrote nothing.
 fn snapshot_of(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+    files_in(dir)
+        .into_iter()
+        .map(|p| {
+            let data = fs::read(&p).unwrap();
+            (p, data)
+        })
+        .collect()
 }
 
 #[test]

@@ -264,6 +264,43 @@ fn restore_include_and_exclude() {
     );
 }
 
+/// Extended attributes (user namespace: settable unprivileged on ext4, tmpfs, xfs, btrfs)
+/// and FIFOs round-trip; the FIFO is recreated, never opened for reading by the backup.
+#[test]
+fn xattrs_and_fifos_round_trip() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("tagged.txt"), b"with attributes");
+    if let Err(e) = xattr::set(src.join("tagged.txt"), "user.arca.comment", b"hello xattr") {
+        eprintln!("skipping: this filesystem does not take user xattrs ({e})");
+        return;
+    }
+    xattr::set(src.join("tagged.txt"), "user.arca.binary", &[0, 1, 2, 255]).unwrap();
+    nix::unistd::mkfifo(
+        &src.join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .unwrap();
+    env.init();
+    let s = env.backup(&[&src]);
+    assert_eq!(s["other_entries"], 1);
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    let file = restored(&out, &src).join("tagged.txt");
+    assert_eq!(
+        xattr::get(&file, "user.arca.comment").unwrap().unwrap(),
+        b"hello xattr"
+    );
+    assert_eq!(
+        xattr::get(&file, "user.arca.binary").unwrap().unwrap(),
+        [0, 1, 2, 255]
+    );
+    let pipe = std::fs::symlink_metadata(restored(&out, &src).join("pipe")).unwrap();
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    assert!(pipe.file_type().is_fifo());
+    assert_eq!(pipe.permissions().mode() & 0o777, 0o640);
+}
+
 #[test]
 fn zero_runs_are_restored_sparse() {
     let env = Env::new();

@@ -204,12 +204,9 @@ pub(crate) fn apply(
             ));
         }
     }
-    let (atime, mtime) = (filetime(node.atime), filetime(node.mtime));
-    if is_link {
-        filetime::set_symlink_file_times(path, atime, mtime)
-    } else {
-        filetime::set_file_times(path, atime, mtime)
-    }
+    // utimensat(AT_SYMLINK_NOFOLLOW) for every type: it never opens the path, so it
+    // cannot block on a FIFO, needs no read permission, and never follows a link.
+    filetime::set_symlink_file_times(path, filetime(node.atime), filetime(node.mtime))
 }
 
 #[cfg(test)]

@@ -3,25 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fs;
 
-use arca_core::{
-    BackupOptions, CheckOptions, InitOptions, KdfParams, Location, NoProgress, Repository,
-    RestoreOptions,
-};
+use arca_core::{BackupOptions, Location, NoProgress, Repository, RestoreOptions};
 
 #[test]
 fn concurrent_backups_into_one_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let location = Location::parse(tmp.path().join("repo").to_str().unwrap()).unwrap();
-    let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..InitOptions::default()
-    };
+    let options = common::fast_init();
     Repository::init(location.backend(), b"pw", &options).unwrap();
     // Shared content across hosts, so the writers race to store the same chunks.
     let shared: Vec<u8> = (0..2_000_000u32)
@@ -54,16 +46,7 @@ fn concurrent_backups_into_one_repository() {
     let repo = Repository::open(location.backend(), b"pw").unwrap();
     let snaps = repo.snapshots().unwrap();
     assert_eq!(snaps.len(), 4);
-    let report = repo
-        .check(
-            &CheckOptions {
-                read_data: true,
-                ..Default::default()
-            },
-            &NoProgress,
-        )
-        .unwrap();
-    assert!(report.is_ok(), "{:?}", report.errors);
+    common::assert_checks_clean(&repo);
     for snap in &snaps {
         let out = tmp.path().join(format!("out-{}", snap.id.short()));
         repo.restore(snap, &out, &RestoreOptions::default(), &NoProgress)

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,10 +12,7 @@ use arca_backends::{
     BackendError, ErrorKind as BackendKind, FileKind, MemoryBackend, ObjectId, ReadBackend,
     WriteBackend,
 };
-use arca_core::{
-    BackupOptions, CancelToken, CheckOptions, ErrorKind, InitOptions, KdfParams, NoProgress,
-    Repository,
-};
+use arca_core::{BackupOptions, CancelToken, ErrorKind, InitOptions, NoProgress, Repository};
 use bytes::Bytes;
 
 /// A backend whose pack writes fail once `broken` is set.
@@ -69,13 +68,10 @@ fn a_failing_backend_stops_the_backup_cleanly() {
         inner: MemoryBackend::new(),
         broken: AtomicBool::new(false),
     });
+    // Small packs, so that packs fill and upload inside the worker threads.
     let init = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..InitOptions::default()
+        pack_size: 1 << 20,
+        ..common::fast_init()
     };
     let mut repo = Repository::init(backend.clone(), b"pw", &init).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -112,14 +108,5 @@ fn a_failing_backend_stops_the_backup_cleanly() {
     backend.broken.store(false, Ordering::SeqCst);
     let repo = Repository::open(backend.clone(), b"pw").unwrap();
     assert_eq!(repo.snapshots().unwrap().len(), 1);
-    let report = repo
-        .check(
-            &CheckOptions {
-                read_data: true,
-                ..Default::default()
-            },
-            &NoProgress,
-        )
-        .unwrap();
-    assert!(report.is_ok(), "{:?}", report.errors);
+    common::assert_checks_clean(&repo);
 }

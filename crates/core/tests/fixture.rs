@@ -7,13 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use arca_core::{
-    BackupOptions, CheckOptions, IdAlgorithm, InitOptions, KdfParams, Location, NoProgress,
-    Repository, RestoreOptions,
-};
+use arca_core::{BackupOptions, IdAlgorithm, Location, NoProgress, Repository, RestoreOptions};
 
 const PASSWORD: &[u8] = b"fixture password";
 
@@ -63,17 +62,7 @@ fn the_v1_fixture_opens_restores_and_checks() {
     for (rel, content) in files() {
         assert_eq!(fs::read(root.join(rel)).unwrap(), content, "{rel}");
     }
-    let report = repo
-        .check(
-            &CheckOptions {
-                read_data: true,
-                ..Default::default()
-            },
-            &NoProgress,
-        )
-        .unwrap();
-    assert!(report.is_ok(), "{:?}", report.errors);
-    assert!(report.packs_read >= 2);
+    common::assert_checks_clean(&repo);
     // The wrong password is still refused.
     let err = Repository::open(
         Location::parse(repo_dir.to_str().unwrap())
@@ -110,14 +99,7 @@ fn generate_fixture() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, content).unwrap();
     }
-    let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..InitOptions::default()
-    };
+    let options = common::fast_init();
     let backend = Location::parse(out.to_str().unwrap()).unwrap().backend();
     let mut repo = Repository::init(backend, PASSWORD, &options).unwrap();
     let backup = BackupOptions {

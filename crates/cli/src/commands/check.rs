@@ -4,7 +4,7 @@ use arca_core::{CancelToken, CheckOptions};
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
-use crate::progress::CheckBar;
+use crate::progress::Bar;
 use crate::{exit, output};
 
 /// Verify the repository: every index, snapshot and tree readable and consistent, every
@@ -47,7 +47,7 @@ struct ProblemJson {
 
 pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
     let repo = g.open()?;
-    let bar = CheckBar::new(g.progress());
+    let bar = Bar::new(g.progress());
     let options = CheckOptions {
         read_data: a.read_data,
         threads: 0,

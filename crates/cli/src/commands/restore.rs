@@ -7,7 +7,7 @@ use arca_core::{CancelToken, RestoreOptions};
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
-use crate::progress::RestoreBar;
+use crate::progress::Bar;
 use crate::{exit, output};
 
 /// Restore a snapshot, or the parts selected by --include/--exclude, into a directory.
@@ -67,7 +67,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         threads: a.threads,
         cancel: cancel.clone(),
     };
-    let bar = RestoreBar::new(g.progress());
+    let bar = Bar::new(g.progress());
     let result = repo.restore(&snapshot, &a.target, &options, &bar);
     bar.finish();
     let summary = result?;
