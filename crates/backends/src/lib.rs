@@ -9,7 +9,7 @@
 //! Implementations: [`LocalBackend`] (a directory; writes go to a temporary file that is
 //! fsynced and then linked into place, so an object is never partly visible) and
 //! [`MemoryBackend`] (for tests and embedding). With the `conformance` feature,
-//! [`conformance::run`] checks any backend against the contract.
+//! `conformance::run` checks any backend against the contract.
 //!
 //! ```
 //! use arca_backends::{FileKind, MemoryBackend, ObjectId, ReadBackend, WriteBackend};

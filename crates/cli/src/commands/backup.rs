@@ -41,8 +41,11 @@ pub struct Args {
     #[arg(long, value_name = "H")]
     host: Option<String>,
 
-    /// Compression for this backup: zstd[,LEVEL], lz4, auto[,LEVEL] or none
-    #[arg(long, value_name = "C")]
+    #[arg(
+        long,
+        value_name = "C",
+        help = "Compression for this backup: zstd[,LEVEL], lz4, auto[,LEVEL] or none"
+    )]
     compression: Option<String>,
 
     /// Worker threads per stage (default: one per CPU)

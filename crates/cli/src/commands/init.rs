@@ -15,8 +15,12 @@ Examples:
   arca -r /srv/backup init
   arca -r /mnt/usb/repo init --compression zstd,6 --id-hash sha256")]
 pub struct Args {
-    /// Compression of new data: zstd[,LEVEL], lz4, auto[,LEVEL] or none
-    #[arg(long, value_name = "C", default_value = "zstd,3")]
+    #[arg(
+        long,
+        value_name = "C",
+        default_value = "zstd,3",
+        help = "Compression of new data: zstd[,LEVEL], lz4, auto[,LEVEL] or none"
+    )]
     compression: String,
 
     /// Chunk id hash: blake3, sha256 (HMAC-SHA-256) or blake2b
