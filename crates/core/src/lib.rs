@@ -48,6 +48,7 @@
 mod backup;
 mod browse;
 mod check;
+mod dir_handle;
 mod error;
 mod location;
 mod metadata;
@@ -67,7 +68,7 @@ pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
 pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList};
-pub use restore::{RestoreOptions, RestoreSummary};
+pub use restore::{Overwrite, RestoreOptions, RestoreSummary};
 
 pub use arca_backends::{ObjectId, WriteBackend};
 pub use arca_chunker::ChunkerParams;

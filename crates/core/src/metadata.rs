@@ -2,16 +2,19 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::sync::Mutex;
 
-use arca_repo::{Node, NodeKind, Timestamp, Xattr};
-use filetime::FileTime;
+use arca_repo::{Node, NodeKind, Timestamp};
+use nix::sys::stat::{FileStat, Mode, SFlag};
+use xattr::FileExt;
 
-/// Caches uid/gid -> name lookups for one operation.
+use crate::dir_handle::{DirHandle, timespec};
+use crate::sync::lock;
+
+/// Caches uid/gid -> name lookups for one backup.
 #[derive(Debug, Default)]
 pub(crate) struct Owners {
     users: HashMap<u32, String>,
@@ -46,22 +49,15 @@ impl Owners {
     }
 }
 
-pub(crate) fn kind_of(meta: &Metadata) -> NodeKind {
-    let t = meta.file_type();
-    if t.is_dir() {
-        NodeKind::Dir
-    } else if t.is_symlink() {
-        NodeKind::Symlink
-    } else if t.is_block_device() {
-        NodeKind::BlockDevice
-    } else if t.is_char_device() {
-        NodeKind::CharDevice
-    } else if t.is_fifo() {
-        NodeKind::Fifo
-    } else if t.is_socket() {
-        NodeKind::Socket
-    } else {
-        NodeKind::File
+pub(crate) fn kind_of(st: &FileStat) -> NodeKind {
+    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFDIR => NodeKind::Dir,
+        SFlag::S_IFLNK => NodeKind::Symlink,
+        SFlag::S_IFBLK => NodeKind::BlockDevice,
+        SFlag::S_IFCHR => NodeKind::CharDevice,
+        SFlag::S_IFIFO => NodeKind::Fifo,
+        SFlag::S_IFSOCK => NodeKind::Socket,
+        _ => NodeKind::File,
     }
 }
 
@@ -72,28 +68,28 @@ fn ts(secs: i64, nanos: i64) -> Timestamp {
     }
 }
 
-/// A node for `name` from `lstat` metadata. Content, subtree, symlink target and
-/// extended attributes are filled in by the caller.
-pub(crate) fn node_from_metadata(name: &[u8], meta: &Metadata, owners: &mut Owners) -> Node {
-    let mut n = Node::new(name.to_vec(), kind_of(meta));
-    n.mode = meta.mode() & 0o7777;
-    n.uid = meta.uid();
-    n.gid = meta.gid();
+/// A node for `name` from `lstat` data. Content, subtree, symlink target and extended
+/// attributes are filled in by the caller.
+pub(crate) fn node_from_stat(name: &[u8], st: &FileStat, owners: &mut Owners) -> Node {
+    let mut n = Node::new(name.to_vec(), kind_of(st));
+    n.mode = st.st_mode & 0o7777;
+    n.uid = st.st_uid;
+    n.gid = st.st_gid;
     n.user = owners.user(n.uid);
     n.group = owners.group(n.gid);
     n.size = if n.kind == NodeKind::File {
-        meta.size()
+        st.st_size.max(0) as u64
     } else {
         0
     };
-    n.mtime = ts(meta.mtime(), meta.mtime_nsec());
-    n.atime = ts(meta.atime(), meta.atime_nsec());
-    n.ctime = ts(meta.ctime(), meta.ctime_nsec());
-    n.inode = meta.ino();
-    n.device = meta.dev();
-    n.links = meta.nlink();
+    n.mtime = ts(st.st_mtime, st.st_mtime_nsec);
+    n.atime = ts(st.st_atime, st.st_atime_nsec);
+    n.ctime = ts(st.st_ctime, st.st_ctime_nsec);
+    n.inode = st.st_ino;
+    n.device = st.st_dev;
+    n.links = st.st_nlink;
     if matches!(n.kind, NodeKind::BlockDevice | NodeKind::CharDevice) {
-        n.rdev = meta.rdev();
+        n.rdev = st.st_rdev;
     }
     if n.kind == NodeKind::Symlink {
         // Reading a link (to back it up) sets its access time, which would make every
@@ -103,55 +99,8 @@ pub(crate) fn node_from_metadata(name: &[u8], meta: &Metadata, owners: &mut Owne
     n
 }
 
-/// The names in directory `path`, unsorted. The directory is opened with `O_NOATIME`
-/// where permitted (as owner or root), so backing it up does not change its access time
-/// and with it the next snapshot's tree; and with `O_NOFOLLOW`, so a directory swapped
-/// for a symlink since it was examined is not followed.
-pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<Vec<u8>>> {
-    use nix::fcntl::OFlag;
-    let base = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut dir =
-        match nix::dir::Dir::open(path, base | OFlag::O_NOATIME, nix::sys::stat::Mode::empty()) {
-            Err(nix::errno::Errno::EPERM) => {
-                nix::dir::Dir::open(path, base, nix::sys::stat::Mode::empty())
-            }
-            other => other,
-        }
-        .map_err(io::Error::from)?;
-    let mut names = Vec::new();
-    for entry in dir.iter() {
-        let entry = entry.map_err(io::Error::from)?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            names.push(name.to_vec());
-        }
-    }
-    Ok(names)
-}
-
-/// The extended attributes of `path` (not following symlinks), sorted by name.
-/// A filesystem without xattr support yields none.
-pub(crate) fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
-    let names = match xattr::list(path) {
-        Ok(names) => names,
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for name in names {
-        if let Some(value) = xattr::get(path, &name)? {
-            out.push(Xattr {
-                name: name.as_bytes().to_vec(),
-                value,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}
-
-/// Whether `node` still describes the file `meta` describes, so its content can be
-/// reused without reading: same kind, size, modification and change time, and inode.
+/// Whether `previous` still describes the file `current` describes, so its content can
+/// be reused without reading: same kind, size, modification and change time, and inode.
 pub(crate) fn unchanged(previous: &Node, current: &Node) -> bool {
     previous.kind == NodeKind::File
         && current.kind == NodeKind::File
@@ -161,56 +110,139 @@ pub(crate) fn unchanged(previous: &Node, current: &Node) -> bool {
         && previous.inode == current.inode
 }
 
-fn filetime(t: Timestamp) -> FileTime {
-    FileTime::from_unix_time(t.secs, t.nanos)
+/// How a restore sets owners, shared by its threads.
+#[derive(Debug)]
+pub(crate) struct OwnerPolicy {
+    /// Set any owner (root); otherwise only groups the user belongs to are tried.
+    is_root: bool,
+    /// Use the recorded numeric ids, not the recorded names.
+    numeric: bool,
+    users: Mutex<HashMap<String, Option<u32>>>,
+    groups: Mutex<HashMap<String, Option<u32>>>,
 }
 
-/// What [`apply`] could not restore.
+impl OwnerPolicy {
+    pub(crate) fn new(numeric: bool) -> Self {
+        Self {
+            is_root: nix::unistd::geteuid().is_root(),
+            numeric,
+            users: Mutex::default(),
+            groups: Mutex::default(),
+        }
+    }
+
+    /// The ids to give `node`: by default the local ids of the recorded user and group
+    /// names when those exist here (like tar and rsync), else the recorded ids.
+    pub(crate) fn ids(&self, node: &Node) -> (u32, u32) {
+        if self.numeric {
+            return (node.uid, node.gid);
+        }
+        let uid = if node.user.is_empty() {
+            None
+        } else {
+            *lock(&self.users)
+                .entry(node.user.clone())
+                .or_insert_with(|| {
+                    nix::unistd::User::from_name(&node.user)
+                        .ok()
+                        .flatten()
+                        .map(|u| u.uid.as_raw())
+                })
+        };
+        let gid = if node.group.is_empty() {
+            None
+        } else {
+            *lock(&self.groups)
+                .entry(node.group.clone())
+                .or_insert_with(|| {
+                    nix::unistd::Group::from_name(&node.group)
+                        .ok()
+                        .flatten()
+                        .map(|g| g.gid.as_raw())
+                })
+        };
+        (uid.unwrap_or(node.uid), gid.unwrap_or(node.gid))
+    }
+}
+
+/// What could not be restored exactly; the restore goes on.
 #[derive(Debug, Default)]
 pub(crate) struct ApplyWarnings(pub Vec<String>);
 
-/// Applies ownership, mode, extended attributes and times of `node` to `path`, in the
-/// order that keeps each step from undoing another: owner (which clears setuid bits),
-/// then mode, then xattrs, then times (which every other change would touch).
+/// Where to apply metadata: an open regular file, or an entry in an open directory.
+pub(crate) enum Target<'a> {
+    File(&'a File),
+    Entry(&'a DirHandle, &'a [u8]),
+}
+
+/// Applies ownership, mode, extended attributes and times of `node`, in the order that
+/// keeps each step from undoing another: owner (which clears setuid/setgid bits and
+/// file capabilities), then mode, then xattrs, then times (which every other change
+/// would touch). Nothing is followed as a symlink.
 ///
-/// Ownership is restored when running as root, or when it is the current user's and
-/// group's own; failures to restore ownership or xattrs are warnings, failures to set
-/// mode or times are errors.
+/// Owners are set when running as root; otherwise only the group is tried (a user may
+/// give a file to a group they belong to). Failures to set owners or xattrs are
+/// warnings; failures to set mode or times are errors.
 pub(crate) fn apply(
-    path: &Path,
+    target: Target<'_>,
     node: &Node,
-    is_root: bool,
+    owners: &OwnerPolicy,
     warnings: &mut ApplyWarnings,
 ) -> io::Result<()> {
     let is_link = node.kind == NodeKind::Symlink;
-    if is_root {
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+    let (uid, gid) = owners.ids(node);
+    let chown = |uid: Option<u32>, gid: Option<u32>| match target {
+        Target::File(f) => nix::unistd::fchown(f, uid.map(Into::into), gid.map(Into::into))
+            .map_err(io::Error::from),
+        Target::Entry(dir, name) => dir.set_owner(name, uid, gid),
+    };
+    if owners.is_root {
+        if let Err(e) = chown(Some(uid), Some(gid)) {
             warnings
                 .0
-                .push(format!("cannot set owner {}:{}: {e}", node.uid, node.gid));
+                .push(format!("cannot set owner {uid}:{gid}: {e}"));
         }
-    } else if node.gid != nix::unistd::getegid().as_raw() {
-        // An unprivileged user may give a file to any group they belong to.
-        let _ = std::os::unix::fs::lchown(path, None, Some(node.gid));
+    } else if gid != nix::unistd::getegid().as_raw() {
+        let _ = chown(None, Some(gid));
     }
     if !is_link {
-        fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777))?;
+        match target {
+            Target::File(f) => nix::sys::stat::fchmod(
+                f,
+                Mode::from_bits_truncate((node.mode & 0o7777) as libc::mode_t),
+            )
+            .map_err(io::Error::from)?,
+            Target::Entry(dir, name) => dir.set_mode(name, node.mode & 0o7777)?,
+        }
     }
     for x in &node.xattrs {
-        if let Err(e) = xattr::set(path, OsStr::from_bytes(&x.name), &x.value) {
+        let set = match target {
+            Target::File(f) => f.set_xattr(OsStr::from_bytes(&x.name), &x.value),
+            Target::Entry(dir, name) => dir.set_xattr(name, &x.name, &x.value),
+        };
+        if let Err(e) = set {
             warnings.0.push(format!(
                 "cannot set extended attribute {}: {e}",
                 String::from_utf8_lossy(&x.name)
             ));
         }
     }
-    // utimensat(AT_SYMLINK_NOFOLLOW) for every type: it never opens the path, so it
-    // cannot block on a FIFO, needs no read permission, and never follows a link.
-    filetime::set_symlink_file_times(path, filetime(node.atime), filetime(node.mtime))
+    match target {
+        Target::File(f) => {
+            nix::sys::stat::futimens(f, &timespec(node.atime), &timespec(node.mtime))
+                .map_err(io::Error::from)
+        }
+        Target::Entry(dir, name) => dir.set_times(name, node.atime, node.mtime),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use filetime::FileTime;
+
     use super::*;
 
     #[test]
@@ -225,8 +257,9 @@ mod tests {
             FileTime::from_unix_time(1_500_000_000, 123_456_789),
         )
         .unwrap();
+        let handle = DirHandle::open_path(dir.path()).unwrap();
+        let n = node_from_stat(b"f", &handle.lstat(b"f").unwrap(), &mut Owners::default());
         let meta = fs::symlink_metadata(&file).unwrap();
-        let n = node_from_metadata(b"f", &meta, &mut Owners::default());
         assert_eq!(n.kind, NodeKind::File);
         assert_eq!(n.mode, 0o4751);
         assert_eq!(n.size, 5);
@@ -246,23 +279,14 @@ mod tests {
         );
         assert_eq!(n.uid, meta.uid());
         assert_eq!(n.inode, meta.ino());
-
-        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
-        let l = node_from_metadata(
-            b"l",
-            &fs::symlink_metadata(dir.path().join("l")).unwrap(),
-            &mut Owners::default(),
-        );
-        assert_eq!(l.kind, NodeKind::Symlink);
-        assert_eq!(l.size, 0);
     }
 
     #[test]
     fn symlink_atime_is_its_mtime() {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("target", dir.path().join("l")).unwrap();
-        let meta = fs::symlink_metadata(dir.path().join("l")).unwrap();
-        let l = node_from_metadata(b"l", &meta, &mut Owners::default());
+        let handle = DirHandle::open_path(dir.path()).unwrap();
+        let l = node_from_stat(b"l", &handle.lstat(b"l").unwrap(), &mut Owners::default());
         assert_eq!(l.kind, NodeKind::Symlink);
         assert_eq!(l.size, 0);
         assert_eq!(l.atime, l.mtime);
@@ -276,22 +300,18 @@ mod tests {
         fs::write(sub.join("x"), b"").unwrap();
         // An access time older than the mtime: relatime would update it on a plain read.
         filetime::set_file_atime(&sub, FileTime::from_unix_time(1_000_000_000, 0)).unwrap();
-        let names = read_dir_names(&sub).unwrap();
-        assert_eq!(names, vec![b"x".to_vec()]);
+        let handle = DirHandle::open_path(dir.path())
+            .unwrap()
+            .child(b"d")
+            .unwrap();
+        assert_eq!(handle.names().unwrap(), vec![b"x".to_vec()]);
         assert_eq!(fs::metadata(&sub).unwrap().atime(), 1_000_000_000);
-        assert!(read_dir_names(&dir.path().join("missing")).is_err());
-        std::os::unix::fs::symlink(&sub, dir.path().join("link")).unwrap();
-        assert!(
-            read_dir_names(&dir.path().join("link")).is_err(),
-            "a symlink must not be followed"
-        );
     }
 
     #[test]
-    fn apply_restores_mode_and_times() {
+    fn apply_restores_mode_and_times_through_a_file_and_an_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        fs::write(&file, b"x").unwrap();
+        let handle = DirHandle::open_path(dir.path()).unwrap();
         let mut node = Node::new("f", NodeKind::File);
         node.mode = 0o640;
         node.uid = nix::unistd::geteuid().as_raw();
@@ -304,15 +324,42 @@ mod tests {
             secs: 1_234_567_000,
             nanos: 1,
         };
+        let owners = OwnerPolicy::new(true);
         let mut w = ApplyWarnings::default();
-        apply(&file, &node, nix::unistd::geteuid().is_root(), &mut w).unwrap();
-        let meta = fs::metadata(&file).unwrap();
-        assert_eq!(meta.mode() & 0o7777, 0o640);
-        assert_eq!(
-            (meta.mtime(), meta.mtime_nsec()),
-            (1_234_567_890, 987_654_321)
-        );
-        assert_eq!((meta.atime(), meta.atime_nsec()), (1_234_567_000, 1));
+        let file = handle.create_file(b"f").unwrap();
+        apply(Target::File(&file), &node, &owners, &mut w).unwrap();
+        handle.mkdir(b"d", 0o700).unwrap();
+        node.kind = NodeKind::Dir;
+        node.mode = 0o751;
+        apply(Target::Entry(&handle, b"d"), &node, &owners, &mut w).unwrap();
+        for (name, mode) in [("f", 0o640), ("d", 0o751)] {
+            let meta = fs::symlink_metadata(dir.path().join(name)).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{name}");
+            assert_eq!(
+                (meta.mtime(), meta.mtime_nsec()),
+                (1_234_567_890, 987_654_321),
+                "{name}"
+            );
+            assert_eq!(
+                (meta.atime(), meta.atime_nsec()),
+                (1_234_567_000, 1),
+                "{name}"
+            );
+        }
         assert!(w.0.is_empty(), "{:?}", w.0);
+    }
+
+    #[test]
+    fn owners_map_by_name_unless_numeric() {
+        let mut node = Node::new("f", NodeKind::File);
+        node.user = "root".into();
+        node.group = "root".into();
+        node.uid = 4242;
+        node.gid = 4343;
+        assert_eq!(OwnerPolicy::new(false).ids(&node), (0, 0));
+        assert_eq!(OwnerPolicy::new(true).ids(&node), (4242, 4343));
+        node.user = "no-such-user-arca".into();
+        node.group = String::new();
+        assert_eq!(OwnerPolicy::new(false).ids(&node), (4242, 4343));
     }
 }

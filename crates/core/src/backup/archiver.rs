@@ -10,16 +10,17 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arca_repo::{BlobId, BlobType, Index, Node, NodeKind, Repo, Timestamp, Tree};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
 use super::saver::BlobSaver;
-use crate::metadata::{Owners, node_from_metadata, read_dir_names, read_xattrs, unchanged};
+use crate::dir_handle::DirHandle;
+use crate::metadata::{Owners, node_from_stat, unchanged};
 use crate::patterns::PatternSet;
 use crate::progress::{BackupProgress, FileStatus};
 use crate::{Error, ErrorKind, Result};
@@ -108,6 +109,9 @@ pub(crate) struct Walked {
 
 struct DirState {
     path: PathBuf,
+    /// The open directory its entries are reached through; `None` if it could not be
+    /// opened (it is then recorded empty).
+    handle: Option<Arc<DirHandle>>,
     nodes: Vec<Option<Node>>,
     pending: usize,
     walk_done: bool,
@@ -205,6 +209,7 @@ impl<'a> Archiver<'a> {
     fn new_dir(
         &mut self,
         path: PathBuf,
+        handle: Option<Arc<DirHandle>>,
         parent: Option<(u64, usize)>,
         previous_id: Option<BlobId>,
     ) -> u64 {
@@ -222,6 +227,7 @@ impl<'a> Archiver<'a> {
             id,
             DirState {
                 path,
+                handle,
                 nodes: Vec::new(),
                 pending: 0,
                 walk_done: false,
@@ -250,13 +256,13 @@ impl<'a> Archiver<'a> {
 
     /// Lists a directory's entries sorted by name; unreadable directories are recorded
     /// empty with an error.
-    fn list_dir(&mut self, path: &Path) -> Vec<Entry> {
-        match read_dir_names(path) {
+    fn list_dir(&mut self, dir: &DirHandle) -> Vec<Entry> {
+        match dir.names() {
             Ok(names) => {
                 let mut entries: Vec<Entry> = names
                     .into_iter()
                     .map(|name| Entry {
-                        path: path.join(std::ffi::OsStr::from_bytes(&name)),
+                        path: dir.join(&name),
                         name,
                         children: None,
                     })
@@ -265,7 +271,7 @@ impl<'a> Archiver<'a> {
                 entries
             }
             Err(e) => {
-                self.error(path, format!("cannot read directory: {e}"));
+                self.error(dir.path(), format!("cannot read directory: {e}"));
                 Vec::new()
             }
         }
@@ -277,11 +283,19 @@ impl<'a> Archiver<'a> {
         root_entries: Option<Vec<Entry>>,
         previous_root: Option<BlobId>,
     ) -> Result<Walked> {
-        let root = self.new_dir(PathBuf::from("/"), None, previous_root);
+        let root_dir = Path::new("/");
+        let handle =
+            DirHandle::open_path(root_dir).map_err(|e| Error::io("cannot open", root_dir, e))?;
         let entries = match root_entries {
             Some(e) => e,
-            None => self.list_dir(Path::new("/")),
+            None => self.list_dir(&handle),
         };
+        let root = self.new_dir(
+            root_dir.to_path_buf(),
+            Some(Arc::new(handle)),
+            None,
+            previous_root,
+        );
         let mut stack = vec![Frame {
             dir: root,
             entries: entries.into_iter(),
@@ -340,22 +354,39 @@ impl<'a> Archiver<'a> {
         if self.excludes.matches(&path) {
             return Ok(None);
         }
+        let parent = self.dir_mut(dir)?.handle.clone();
         // Path components above a backed-up path are followed if they are symlinks, so
-        // the snapshot shows the directory structure the user named.
-        let meta = if entry.children.is_some() {
-            fs::metadata(&path)
-        } else {
-            fs::symlink_metadata(&path)
+        // the snapshot shows the directory structure the user named; they are opened by
+        // path. Everything else is reached by name through its open parent.
+        let own_handle = match entry.children {
+            Some(_) => match DirHandle::open_path(&path) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    self.error(&path, format!("cannot open: {e}"));
+                    return Ok(None);
+                }
+            },
+            None => None,
         };
-        let meta = match meta {
-            Ok(m) => m,
+        let stat = match (&own_handle, &parent) {
+            (Some(h), _) => h.stat(),
+            (None, Some(p)) => p.lstat(&entry.name),
+            (None, None) => return Ok(None),
+        };
+        let stat = match stat {
+            Ok(s) => s,
             Err(e) => {
                 self.error(&path, format!("cannot read metadata: {e}"));
                 return Ok(None);
             }
         };
-        let mut node = node_from_metadata(&entry.name, &meta, &mut self.owners);
-        match read_xattrs(&path) {
+        let mut node = node_from_stat(&entry.name, &stat, &mut self.owners);
+        let xattrs = match (&own_handle, &parent) {
+            (Some(h), _) => h.own_xattrs(),
+            (None, Some(p)) => p.xattrs(&entry.name),
+            (None, None) => Ok(Vec::new()),
+        };
+        match xattrs {
             Ok(x) => node.xattrs = x,
             Err(e) => self.warn(&path, format!("cannot read extended attributes: {e}")),
         }
@@ -382,7 +413,7 @@ impl<'a> Archiver<'a> {
                     self.progress
                         .file_done(&path, FileStatus::Unchanged, node.size);
                     self.push_node(dir, node)?;
-                } else {
+                } else if let Some(handle) = parent {
                     let status = match previous {
                         Some(p) if p.kind == NodeKind::File => FileStatus::Changed,
                         _ => FileStatus::New,
@@ -392,6 +423,8 @@ impl<'a> Archiver<'a> {
                     let job = FileJob {
                         dir,
                         slot,
+                        handle,
+                        name: entry.name,
                         path,
                         status,
                     };
@@ -406,22 +439,39 @@ impl<'a> Archiver<'a> {
                 let previous_id = previous
                     .filter(|p| p.kind == NodeKind::Dir)
                     .and_then(|p| p.subtree);
+                let handle = match (own_handle, &parent) {
+                    (Some(h), _) => Some(h),
+                    (None, Some(p)) => match p.child(&entry.name) {
+                        Ok(h) => Some(h),
+                        Err(e) => {
+                            self.error(&path, format!("cannot open directory: {e}"));
+                            None
+                        }
+                    },
+                    (None, None) => None,
+                };
                 let slot = self.push_node(dir, node)?;
                 self.dir_mut(dir)?.pending += 1;
-                let child = self.new_dir(path.clone(), Some((dir, slot)), previous_id);
-                let entries = match entry.children {
-                    Some(children) => children,
-                    None => self.list_dir(&path),
+                let entries = match (entry.children, &handle) {
+                    (Some(children), _) => children,
+                    (None, Some(h)) => self.list_dir(h),
+                    (None, None) => Vec::new(),
                 };
+                let child =
+                    self.new_dir(path, handle.map(Arc::new), Some((dir, slot)), previous_id);
                 Ok(Some(Frame {
                     dir: child,
                     entries: entries.into_iter(),
                 }))
             }
             NodeKind::Symlink => {
-                match fs::read_link(&path) {
+                let target = match &parent {
+                    Some(p) => p.read_link(&entry.name),
+                    None => return Ok(None),
+                };
+                match target {
                     Ok(target) => {
-                        node.target = target.into_os_string().into_vec();
+                        node.target = target;
                         self.counts.other += 1;
                         self.push_node(dir, node)?;
                     }
@@ -469,7 +519,7 @@ impl<'a> Archiver<'a> {
             .and_then(Option::take);
         match (outcome, taken) {
             (Ok(read), Some(old)) => {
-                let mut node = node_from_metadata(&old.name, &read.before, &mut self.owners);
+                let mut node = node_from_stat(&old.name, &read.before, &mut self.owners);
                 node.xattrs = old.xattrs;
                 node.content = read.content;
                 node.size = read.bytes;

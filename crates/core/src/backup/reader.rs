@@ -1,19 +1,18 @@
 //! File workers: open a source file, stream it through the chunker, name each chunk, and
 //! hand chunks the repository lacks to the blob workers.
 
-use std::fs::{File, Metadata, OpenOptions};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arca_chunker::Chunker;
 use arca_repo::{BlobId, BlobType, Repo};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
+use nix::sys::stat::{FileStat, SFlag, fstat};
 
 use super::saver::BlobSaver;
+use crate::dir_handle::DirHandle;
 use crate::progress::{BackupProgress, CancelToken, FileStatus};
 use crate::sync::lock;
 use crate::{Error, Result};
@@ -63,11 +62,14 @@ impl Abort {
     }
 }
 
-/// A file to read.
+/// A file to read: entry `name` of the open directory `handle`.
 #[derive(Debug)]
 pub(crate) struct FileJob {
     pub(crate) dir: u64,
     pub(crate) slot: usize,
+    pub(crate) handle: Arc<DirHandle>,
+    pub(crate) name: Vec<u8>,
+    /// For messages.
     pub(crate) path: PathBuf,
     pub(crate) status: FileStatus,
 }
@@ -86,7 +88,7 @@ pub(crate) struct ReadFile {
     pub(crate) content: Vec<BlobId>,
     pub(crate) bytes: u64,
     /// Metadata of the opened file before it was read.
-    pub(crate) before: Metadata,
+    pub(crate) before: FileStat,
     /// Size, modification or change time differed after reading.
     pub(crate) changed: bool,
 }
@@ -101,27 +103,14 @@ pub(crate) struct FileDone {
     pub(crate) outcome: std::result::Result<ReadFile, String>,
 }
 
-/// Opens a source file without following symlinks, without blocking on a FIFO swapped
-/// in since the walk, and without updating its access time where permitted.
-fn open_source(path: &std::path::Path) -> io::Result<File> {
-    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(flags | libc::O_NOATIME)
-        .open(path)
-    {
-        // O_NOATIME is only allowed to the file's owner (or root).
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            OpenOptions::new().read(true).custom_flags(flags).open(path)
-        }
-        other => other,
-    }
+fn same_state(a: &FileStat, b: &FileStat) -> bool {
+    a.st_size == b.st_size
+        && (a.st_mtime, a.st_mtime_nsec) == (b.st_mtime, b.st_mtime_nsec)
+        && (a.st_ctime, a.st_ctime_nsec) == (b.st_ctime, b.st_ctime_nsec)
 }
 
-fn same_state(a: &Metadata, b: &Metadata) -> bool {
-    a.size() == b.size()
-        && (a.mtime(), a.mtime_nsec()) == (b.mtime(), b.mtime_nsec())
-        && (a.ctime(), a.ctime_nsec()) == (b.ctime(), b.ctime_nsec())
+fn is_regular(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
 }
 
 pub(crate) struct FileWorker<'a> {
@@ -155,17 +144,21 @@ impl FileWorker<'_> {
     }
 
     fn read(&self, job: &FileJob) -> std::result::Result<ReadFile, String> {
-        let file = open_source(&job.path).map_err(|e| format!("cannot open: {e}"))?;
-        let before = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
-        if !before.is_file() {
+        let file = job
+            .handle
+            .open_read(&job.name)
+            .map_err(|e| format!("cannot open: {e}"))?;
+        let before = fstat(&file).map_err(|e| format!("cannot stat: {e}"))?;
+        if !is_regular(&before) {
             return Err("is no longer a regular file".to_owned());
         }
         // Sized for the expected chunk count, but a huge sparse file must not make this
         // allocate gigabytes up front.
-        let expected = before.size() / u64::from(self.chunker.params().avg_size) + 1;
+        let size = before.st_size.max(0) as u64;
+        let expected = size / u64::from(self.chunker.params().avg_size) + 1;
         let mut content = Vec::with_capacity(expected.min(1 << 16) as usize);
         let mut bytes = 0u64;
-        for chunk in self.chunker.chunks(&file, before.size()) {
+        for chunk in self.chunker.chunks(&file, size) {
             if self.abort.should_stop() {
                 return Err("backup stopped".to_owned());
             }
@@ -186,11 +179,11 @@ impl FileWorker<'_> {
             content.push(id);
             self.progress.bytes_processed(len);
         }
-        let after = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+        let after = fstat(&file).map_err(|e| format!("cannot stat: {e}"))?;
         Ok(ReadFile {
             content,
             bytes,
-            changed: !same_state(&before, &after) || bytes != before.size(),
+            changed: !same_state(&before, &after) || bytes != size,
             before,
         })
     }

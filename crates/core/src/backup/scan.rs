@@ -1,15 +1,14 @@
 //! The estimate scanner: walks the sources like the archiver (same excludes, no content)
 //! and reports growing totals, so progress can show a percentage and an ETA.
 
-use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use std::os::unix::ffi::OsStrExt;
+use nix::sys::stat::SFlag;
 
 use super::reader::Abort;
-use crate::metadata::read_dir_names;
+use crate::dir_handle::DirHandle;
 use crate::patterns::PatternSet;
 use crate::progress::BackupProgress;
 
@@ -22,31 +21,48 @@ pub(crate) fn estimate(
 ) {
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut last = Instant::now();
-    let mut stack: Vec<PathBuf> = sources.to_vec();
-    while let Some(path) = stack.pop() {
-        if abort.should_stop() || done.load(Ordering::Relaxed) {
-            return;
-        }
-        if excludes.matches(&path) {
-            continue;
-        }
-        let Ok(meta) = fs::symlink_metadata(&path) else {
+    // Depth first with one open directory per level, like the archiver.
+    let mut stack: Vec<(DirHandle, std::vec::IntoIter<Vec<u8>>)> = Vec::new();
+    for source in sources {
+        let (Some(parent), Some(name)) = (source.parent(), source.file_name()) else {
+            if let Ok(root) = DirHandle::open_path(source) {
+                let names = root.names().unwrap_or_default();
+                stack.push((root, names.into_iter()));
+            }
             continue;
         };
-        if meta.is_dir() {
-            if let Ok(names) = read_dir_names(&path) {
-                stack.extend(
-                    names
-                        .iter()
-                        .map(|n| path.join(std::ffi::OsStr::from_bytes(n))),
-                );
+        if let Ok(dir) = DirHandle::open_path(parent) {
+            let names = vec![std::os::unix::ffi::OsStrExt::as_bytes(name).to_vec()];
+            stack.push((dir, names.into_iter()));
+        }
+        while let Some((dir, names)) = stack.last_mut() {
+            if abort.should_stop() || done.load(Ordering::Relaxed) {
+                return;
             }
-        } else if meta.is_file() {
-            files += 1;
-            bytes += meta.len();
-            if last.elapsed() > Duration::from_millis(200) {
-                progress.total(files, bytes);
-                last = Instant::now();
+            let Some(name) = names.next() else {
+                stack.pop();
+                continue;
+            };
+            if excludes.matches(&dir.join(&name)) {
+                continue;
+            }
+            let Ok(st) = dir.lstat(&name) else { continue };
+            match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+                SFlag::S_IFDIR => {
+                    if let Ok(child) = dir.child(&name) {
+                        let names = child.names().unwrap_or_default();
+                        stack.push((child, names.into_iter()));
+                    }
+                }
+                SFlag::S_IFREG => {
+                    files += 1;
+                    bytes += st.st_size.max(0) as u64;
+                    if last.elapsed() > Duration::from_millis(200) {
+                        progress.total(files, bytes);
+                        last = Instant::now();
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -1,71 +1,157 @@
 //! `restore`: recreate a snapshot, or part of it, under a target directory.
 //!
-//! The calling thread walks the snapshot's trees, creates directories, symlinks and
-//! special files, and hands regular files to worker threads that read, authenticate and
-//! write their content. Directory metadata is applied last, deepest first, so writing
-//! into a directory does not disturb its restored times and permissions.
+//! The calling thread walks the snapshot's trees and creates every directory entry:
+//! directories, files (opened, empty), hard links, symlinks and special files. Worker
+//! threads fill the opened files with content (authenticated blob by blob) and set their
+//! metadata through the descriptor. Because workers never create or remove entries, a
+//! directory's own metadata (times, mode) is applied as soon as the walk leaves it.
 //!
-//! Names come from trees whose decoder refuses `/`, `.`, `..` and NUL, and every path is
-//! built below the target by joining such names; an existing symlink where a directory
-//! is expected is refused rather than followed, so nothing is written outside the target.
+//! Every file-system call is relative to an open directory and never follows a symlink
+//! (see `dir_handle`); names come from trees whose decoder refuses `/`, `.`, `..` and
+//! NUL. Nothing can be written outside the target.
 
+mod entries;
 mod writer;
 
-use std::fs;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use arca_repo::{Node, NodeKind};
 use crossbeam_channel::bounded;
 
-use self::writer::{FileJob, create_special, restore_file, write_symlink};
-use crate::metadata::{ApplyWarnings, apply};
+use self::entries::Walker;
+use self::writer::{FileJob, restore_file};
+use crate::dir_handle::{DirHandle, raise_open_file_limit};
+use crate::metadata::{ApplyWarnings, OwnerPolicy, Target, apply};
 use crate::patterns::PatternSet;
 use crate::progress::{CancelToken, RestoreProgress};
 use crate::repository::SnapshotInfo;
 use crate::sync::lock;
 use crate::{Error, ErrorKind, Repository, Result};
 
+/// What to do with a file that already exists in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overwrite {
+    /// Replace it.
+    Always,
+    /// Keep it if its content already equals the snapshot's (checked by reading it and
+    /// comparing chunk ids), otherwise rewrite it. Metadata is restored either way. This
+    /// makes an interrupted restore resumable: a rerun skips what is already correct.
+    #[default]
+    IfChanged,
+    /// Replace it only if the snapshot's version is newer (by modification time).
+    IfNewer,
+    /// Keep it.
+    Never,
+}
+
+impl std::str::FromStr for Overwrite {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "always" => Ok(Self::Always),
+            "if-changed" => Ok(Self::IfChanged),
+            "if-newer" => Ok(Self::IfNewer),
+            "never" => Ok(Self::Never),
+            _ => Err(Error::invalid(format!(
+                "unknown overwrite mode {s:?}: expected always, if-changed, if-newer or never"
+            ))),
+        }
+    }
+}
+
 /// Settings for [`Repository::restore`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RestoreOptions {
     /// If not empty, only paths matching one of these patterns (and everything below a
     /// matching directory) are restored.
     pub includes: Vec<String>,
     /// Paths matching these patterns (and everything below them) are not restored.
     pub excludes: Vec<String>,
+    /// Restore only this path of the snapshot, as the target itself (a file becomes the
+    /// file named by the target; a directory's contents go into the target directory).
+    pub path: Option<PathBuf>,
+    /// What to do with files that already exist in the target.
+    pub overwrite: Overwrite,
+    /// Remove entries of restored directories that the snapshot does not have.
+    pub delete: bool,
+    /// Re-read every restored file and compare its content with the snapshot's.
+    pub verify: bool,
+    /// Restore runs of zeros as holes (sparse files).
+    pub sparse: bool,
+    /// Give files the recorded numeric owner ids instead of mapping the recorded names.
+    pub numeric_owner: bool,
+    /// Report what would be done; change nothing.
+    pub dry_run: bool,
     /// Worker threads; 0 means one per CPU.
     pub threads: usize,
     /// Set to stop the restore early.
     pub cancel: CancelToken,
 }
 
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        Self {
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            path: None,
+            overwrite: Overwrite::default(),
+            delete: false,
+            verify: false,
+            sparse: true,
+            numeric_owner: false,
+            dry_run: false,
+            threads: 0,
+            cancel: CancelToken::default(),
+        }
+    }
+}
+
 /// The outcome of a restore.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSummary {
-    /// Regular files restored.
+    /// Regular files written (or, with `dry_run`, to be written).
     pub files: u64,
+    /// Existing files left as they were (already correct, or kept by the overwrite mode).
+    pub files_skipped: u64,
+    /// Extra hard links created to files restored once.
+    pub hardlinks: u64,
     /// Directories restored.
     pub dirs: u64,
     /// Symlinks and special files restored.
     pub other: u64,
-    /// Bytes of file content restored.
+    /// Bytes of file content written.
     pub bytes: u64,
+    /// Files re-read and found equal to the snapshot (with `verify`).
+    pub files_verified: u64,
+    /// Entries removed from the target (with `delete`).
+    pub deleted: u64,
     /// Metadata that could not be restored exactly (e.g. ownership without privileges).
     pub warnings: Vec<String>,
+}
+
+/// Counters the workers update.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCounts {
+    pub(crate) files: u64,
+    pub(crate) skipped: u64,
+    pub(crate) bytes: u64,
+    pub(crate) verified: u64,
 }
 
 /// Shared state of one restore.
 pub(crate) struct Ctx<'a> {
     pub(crate) repo: &'a Repository,
     pub(crate) progress: &'a dyn RestoreProgress,
-    pub(crate) is_root: bool,
+    pub(crate) owners: OwnerPolicy,
+    pub(crate) options: &'a RestoreOptions,
     pub(crate) warnings: Mutex<Vec<String>>,
     pub(crate) errors: Mutex<Vec<String>>,
-    pub(crate) cancel: CancelToken,
 }
 
 impl Ctx<'_> {
@@ -79,9 +165,18 @@ impl Ctx<'_> {
         lock(&self.errors).push(format!("{}: {message}", path.display()));
     }
 
-    pub(crate) fn apply_metadata(&self, path: &Path, node: &Node) -> io::Result<()> {
+    pub(crate) fn cancelled(&self) -> bool {
+        self.options.cancel.is_cancelled()
+    }
+
+    pub(crate) fn apply_metadata(
+        &self,
+        target: Target<'_>,
+        path: &Path,
+        node: &Node,
+    ) -> io::Result<()> {
         let mut w = ApplyWarnings::default();
-        let result = apply(path, node, self.is_root, &mut w);
+        let result = apply(target, node, &self.owners, &mut w);
         for message in w.0 {
             self.warn(path, message);
         }
@@ -89,35 +184,22 @@ impl Ctx<'_> {
     }
 }
 
-/// A directory on the walk stack.
-struct Frame {
-    nodes: std::vec::IntoIter<Node>,
-    /// The directory's path inside the snapshot (for pattern matching).
-    snapshot_path: PathBuf,
-    target: PathBuf,
-    /// Everything below is restored (an include pattern matched an ancestor).
-    included: bool,
-    /// The directory's node (`None` for the snapshot root) and whether it was created.
-    node: Option<Node>,
-    created: bool,
+/// Where the walk starts: nodes to place into a directory, with their snapshot path.
+pub(crate) struct Start {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) snapshot_dir: PathBuf,
+    pub(crate) target_dir: PathBuf,
+    /// With `path` naming a directory: its node, applied to the target directory last.
+    pub(crate) target_node: Option<Node>,
 }
 
-/// Creates `path` as a directory, or accepts an existing directory (never a symlink).
-fn make_dir(path: &Path) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if fs::symlink_metadata(path)?.is_dir() {
-                Ok(())
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "exists and is not a directory (refusing to restore through it)",
-                ))
-            }
-        }
-        Err(e) => Err(e),
-    }
+fn components(path: &Path) -> Vec<&OsStr> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Repository {
@@ -127,10 +209,10 @@ impl Repository {
     /// cannot be read is removed rather than left partly written.
     ///
     /// # Errors
-    /// `InvalidInput` for bad patterns; `Io` if the target cannot be created;
-    /// `Interrupted` if cancelled; and, after restoring everything else, an error naming
-    /// how many entries failed and the first of them (each is also reported through
-    /// `progress`).
+    /// `InvalidInput` for bad patterns; `NotFound` if `options.path` is not in the
+    /// snapshot; `Io` if the target cannot be created; `Interrupted` if cancelled; and,
+    /// after restoring everything else, an error naming how many entries failed and the
+    /// first of them (each is also reported through `progress`).
     pub fn restore(
         &self,
         snapshot: &SnapshotInfo,
@@ -138,14 +220,28 @@ impl Repository {
         options: &RestoreOptions,
         progress: &dyn RestoreProgress,
     ) -> Result<RestoreSummary> {
+        raise_open_file_limit();
         let includes = PatternSet::new(&options.includes)?;
         let excludes = PatternSet::new(&options.excludes)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(target)
-            .map_err(|e| Error::io("cannot create restore target", target, e))?;
-        if includes.is_empty() && excludes.is_empty() {
+        let start = self.restore_start(snapshot, target, options)?;
+        if !options.dry_run {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(&start.target_dir)
+                .map_err(|e| Error::io("cannot create restore target", &start.target_dir, e))?;
+        }
+        let root = match DirHandle::open_path(&start.target_dir) {
+            Ok(h) => Some(Arc::new(h)),
+            Err(_) if options.dry_run => None,
+            Err(e) => {
+                return Err(Error::io(
+                    "cannot open restore target",
+                    &start.target_dir,
+                    e,
+                ));
+            }
+        };
+        if options.path.is_none() && includes.is_empty() && excludes.is_empty() {
             let s = &snapshot.snapshot.summary;
             progress.total(
                 s.files_new + s.files_changed + s.files_unchanged,
@@ -155,76 +251,67 @@ impl Repository {
         let ctx = Ctx {
             repo: self,
             progress,
-            is_root: nix::unistd::geteuid().is_root(),
+            owners: OwnerPolicy::new(options.numeric_owner),
+            options,
             warnings: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
-            cancel: options.cancel.clone(),
         };
         let threads = crate::system::worker_threads(options.threads);
-        let root = self.load_tree(&snapshot.snapshot.tree)?;
+        let counts = Mutex::new(WorkerCounts::default());
         let mut summary = RestoreSummary::default();
-        let walked: Result<Vec<(PathBuf, Node)>> = std::thread::scope(|s| {
+        let walked: Result<()> = std::thread::scope(|s| {
             let (tx, rx) = bounded::<FileJob>(threads * 4);
-            let results: Vec<_> = (0..threads)
-                .map(|_| {
-                    let rx = rx.clone();
-                    let ctx = &ctx;
-                    s.spawn(move || {
-                        let (mut files, mut bytes) = (0u64, 0u64);
-                        for job in rx {
-                            if ctx.cancel.is_cancelled() {
-                                continue;
-                            }
-                            if let Some(n) = restore_file(ctx, &job) {
-                                files += 1;
-                                bytes += n;
-                            }
+            for _ in 0..threads {
+                let (rx, ctx, counts) = (rx.clone(), &ctx, &counts);
+                s.spawn(move || {
+                    for job in rx {
+                        if !ctx.cancelled() {
+                            restore_file(ctx, job, counts);
                         }
-                        (files, bytes)
-                    })
-                })
-                .collect();
-            drop(rx);
-            let mut stack = vec![Frame {
-                nodes: root.into_nodes().into_iter(),
-                snapshot_path: PathBuf::from("/"),
-                target: target.to_path_buf(),
-                included: includes.is_empty(),
-                node: None,
-                created: true,
-            }];
-            let mut dirs = Vec::new();
-            let walk = walk(
-                &ctx,
-                &mut stack,
-                &mut dirs,
-                &includes,
-                &excludes,
-                &mut summary,
-                |job| tx.send(job).map_err(|_| Error::interrupted()),
-            );
-            drop(tx);
-            for handle in results {
-                match handle.join() {
-                    Ok((files, bytes)) => {
-                        summary.files += files;
-                        summary.bytes += bytes;
                     }
-                    Err(_) => ctx.fail(target, "a restore worker crashed".to_owned()),
-                }
+                });
             }
-            walk.map(|()| dirs)
+            drop(rx);
+            let mut walker = Walker {
+                ctx: &ctx,
+                includes: &includes,
+                excludes: &excludes,
+                summary: &mut summary,
+                hardlinks: HashMap::new(),
+                send: &|job| tx.send(job).map_err(|_| Error::interrupted()),
+            };
+            let result = walker.run(root.clone(), start.nodes, start.snapshot_dir.clone());
+            drop(tx);
+            result
         });
-        let dirs = walked?;
-        if ctx.cancel.is_cancelled() {
+        walked?;
+        if ctx.cancelled() {
             return Err(Error::interrupted());
         }
-        // Directory metadata last, children before parents.
-        for (path, node) in dirs.iter().rev() {
-            if let Err(e) = ctx.apply_metadata(path, node) {
-                ctx.fail(path, format!("cannot set metadata: {e}"));
+        if let (Some(node), Some(root), false) = (&start.target_node, &root, options.dry_run) {
+            // A single restored directory: its own metadata goes to the target itself.
+            if let (Some(parent), Some(name)) =
+                (start.target_dir.parent(), start.target_dir.file_name())
+            {
+                match DirHandle::open_path(parent) {
+                    Ok(p) => {
+                        if let Err(e) = ctx.apply_metadata(
+                            Target::Entry(&p, name.as_bytes()),
+                            root.path(),
+                            node,
+                        ) {
+                            ctx.fail(root.path(), format!("cannot set metadata: {e}"));
+                        }
+                    }
+                    Err(e) => ctx.fail(parent, format!("cannot open: {e}")),
+                }
             }
         }
+        let counts = counts.into_inner().unwrap_or_else(|e| e.into_inner());
+        summary.files += counts.files;
+        summary.files_skipped += counts.skipped;
+        summary.bytes += counts.bytes;
+        summary.files_verified += counts.verified;
         summary.warnings = ctx.warnings.into_inner().unwrap_or_else(|e| e.into_inner());
         let errors = ctx.errors.into_inner().unwrap_or_else(|e| e.into_inner());
         if let Some(first) = errors.first() {
@@ -238,96 +325,76 @@ impl Repository {
         }
         Ok(summary)
     }
-}
 
-/// Walks the snapshot depth-first, creating directories lazily (only when something
-/// below them is restored) and dispatching files through `send`.
-fn walk(
-    ctx: &Ctx<'_>,
-    stack: &mut Vec<Frame>,
-    dirs: &mut Vec<(PathBuf, Node)>,
-    includes: &PatternSet,
-    excludes: &PatternSet,
-    summary: &mut RestoreSummary,
-    mut send: impl FnMut(FileJob) -> Result<()>,
-) -> Result<()> {
-    while let Some(frame) = stack.last_mut() {
-        if ctx.cancel.is_cancelled() {
-            return Err(Error::interrupted());
-        }
-        let Some(node) = frame.nodes.next() else {
-            stack.pop();
-            continue;
-        };
-        let name = std::ffi::OsStr::from_bytes(&node.name);
-        let snapshot_path = frame.snapshot_path.join(name);
-        let target = frame.target.join(name);
-        if excludes.matches(&snapshot_path) {
-            continue;
-        }
-        let included = frame.included || includes.matches(&snapshot_path);
-        if let (NodeKind::Dir, Some(subtree)) = (node.kind, node.subtree) {
-            let tree = match ctx.repo.load_tree(&subtree) {
-                Ok(t) => t,
-                Err(e) => {
-                    ctx.fail(&target, format!("cannot read directory listing: {e}"));
-                    continue;
-                }
-            };
-            stack.push(Frame {
-                nodes: tree.into_nodes().into_iter(),
-                snapshot_path,
-                target,
-                included,
-                node: Some(node),
-                created: false,
+    /// Resolves where the walk starts: the whole snapshot into `target`, or (with
+    /// `options.path`) one file or directory of it as `target` itself.
+    fn restore_start(
+        &self,
+        snapshot: &SnapshotInfo,
+        target: &Path,
+        options: &RestoreOptions,
+    ) -> Result<Start> {
+        let root = self.load_tree(&snapshot.snapshot.tree)?;
+        let Some(path) = &options.path else {
+            return Ok(Start {
+                nodes: root.into_nodes(),
+                snapshot_dir: PathBuf::from("/"),
+                target_dir: target.to_path_buf(),
+                target_node: None,
             });
-            if included && !ensure_dirs(ctx, stack, dirs, summary) {
-                stack.pop();
+        };
+        let not_found = || {
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{} is not in snapshot {}",
+                    path.display(),
+                    snapshot.id.short()
+                ),
+            )
+        };
+        let parts = components(path);
+        let (last, dirs) = parts.split_last().ok_or_else(not_found)?;
+        let mut tree = root;
+        let mut snapshot_dir = PathBuf::from("/");
+        for part in dirs {
+            let node = tree.find(part.as_bytes()).ok_or_else(not_found)?;
+            match (node.kind, node.subtree) {
+                (NodeKind::Dir, Some(sub)) => tree = self.load_tree(&sub)?,
+                _ => return Err(not_found()),
             }
-            continue;
+            snapshot_dir.push(part);
         }
-        if !included {
-            continue;
-        }
-        if !ensure_dirs(ctx, stack, dirs, summary) {
-            continue;
-        }
-        match node.kind {
-            NodeKind::File => send(FileJob { path: target, node })?,
-            NodeKind::Symlink => {
-                if write_symlink(ctx, &target, &node) {
-                    summary.other += 1;
-                }
-            }
+        let mut node = tree.find(last.as_bytes()).cloned().ok_or_else(not_found)?;
+        match (node.kind, node.subtree) {
+            (NodeKind::Dir, Some(sub)) => Ok(Start {
+                nodes: self.load_tree(&sub)?.into_nodes(),
+                snapshot_dir: snapshot_dir.join(last),
+                target_dir: target.to_path_buf(),
+                target_node: Some(node),
+            }),
             _ => {
-                if create_special(ctx, &target, &node) {
-                    summary.other += 1;
-                }
+                let name = target.file_name().ok_or_else(|| {
+                    Error::invalid(format!("restore target {} names no file", target.display()))
+                })?;
+                let parent = target
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                // The node keeps its snapshot path for patterns, but takes the target's name.
+                node.name = name.as_bytes().to_vec();
+                Ok(Start {
+                    nodes: vec![node],
+                    snapshot_dir,
+                    target_dir: parent.to_path_buf(),
+                    target_node: None,
+                })
             }
         }
     }
-    Ok(())
 }
 
-/// Creates every not yet created directory on the stack; false if one failed (the
-/// failure is recorded and the entry skipped).
-fn ensure_dirs(
-    ctx: &Ctx<'_>,
-    stack: &mut [Frame],
-    dirs: &mut Vec<(PathBuf, Node)>,
-    summary: &mut RestoreSummary,
-) -> bool {
-    for frame in stack.iter_mut().filter(|f| !f.created) {
-        if let Err(e) = make_dir(&frame.target) {
-            ctx.fail(&frame.target, format!("cannot create directory: {e}"));
-            return false;
-        }
-        frame.created = true;
-        summary.dirs += 1;
-        if let Some(node) = &frame.node {
-            dirs.push((frame.target.clone(), node.clone()));
-        }
-    }
-    true
+/// Names in a tree, to find what `delete` removes.
+pub(crate) fn names_of(nodes: &[Node]) -> HashSet<Vec<u8>> {
+    nodes.iter().map(|n| n.name.clone()).collect()
 }

@@ -1,76 +1,102 @@
-//! Writing restored entries: file content (sparse where the content is zeros), symlinks,
-//! FIFOs, devices and sockets.
+//! Restore workers: fill an opened file with the snapshot's content (holes for runs of
+//! zeros), or confirm that an existing file already holds it; optionally re-read what
+//! was written; set the file's metadata through its descriptor.
 
-use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use arca_repo::{Node, NodeKind};
-use nix::sys::stat::{Mode, SFlag, mknod};
+use arca_repo::Node;
 
-use super::Ctx;
+use super::{Ctx, WorkerCounts};
+use crate::dir_handle::DirHandle;
+use crate::metadata::Target;
+use crate::sync::lock;
 
-/// A regular file to restore.
+/// A regular file to fill: created empty by the walk, or an existing file of the right
+/// size whose content may already be correct.
 #[derive(Debug)]
 pub(crate) struct FileJob {
+    pub(crate) file: File,
+    /// The directory holding it, to remove it if it cannot be restored.
+    pub(crate) dir: Arc<DirHandle>,
+    /// For messages.
     pub(crate) path: PathBuf,
     pub(crate) node: Node,
+    pub(crate) existing: bool,
 }
 
-/// Removes whatever non-directory entry occupies `path`, so the restore creates a new
-/// file instead of writing through an existing symlink or hard link.
-fn clear(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "a directory is in the way",
-        )),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+enum Outcome {
+    Written(u64),
+    AlreadyCorrect,
 }
 
-/// Restores one file; returns the bytes written, or `None` after recording an error.
-pub(crate) fn restore_file(ctx: &Ctx<'_>, job: &FileJob) -> Option<u64> {
-    match write_file(ctx, job) {
-        Ok(n) => {
+/// Restores one file, recording the outcome in `counts` or an error in `ctx`.
+pub(crate) fn restore_file(ctx: &Ctx<'_>, job: FileJob, counts: &Mutex<WorkerCounts>) {
+    match write_file(ctx, &job) {
+        Ok(outcome) => {
+            let mut c = lock(counts);
+            match outcome {
+                Outcome::Written(bytes) => {
+                    c.files += 1;
+                    c.bytes += bytes;
+                }
+                Outcome::AlreadyCorrect => c.skipped += 1,
+            }
+            if ctx.options.verify {
+                c.verified += 1;
+            }
+            drop(c);
             ctx.progress.file_done(&job.path);
-            Some(n)
         }
         Err(message) => {
             // Never leave wrong or partial content behind under the file's name.
-            if fs::symlink_metadata(&job.path).is_ok_and(|m| m.is_file()) {
-                let _ = fs::remove_file(&job.path);
-            }
+            drop(job.file);
+            let _ = job.dir.unlink(&job.node.name);
             ctx.fail(&job.path, message);
-            None
         }
     }
 }
 
-fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<u64, String> {
-    let path = &job.path;
-    clear(path).map_err(|e| format!("cannot replace the existing entry: {e}"))?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| format!("cannot create: {e}"))?;
+/// Whether `file`, read from its start, chunks to exactly the snapshot's chunk ids.
+fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, String> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("cannot seek: {e}"))?;
+    let mut ids = node.content.iter();
+    for chunk in ctx.repo.chunker.chunks(file, node.size) {
+        let chunk = chunk.map_err(|e| format!("cannot read: {e}"))?;
+        if ids.next() != Some(&ctx.repo.repo.blob_id(&chunk)) {
+            return Ok(false);
+        }
+    }
+    Ok(ids.next().is_none())
+}
+
+fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
+    let node = &job.node;
+    let mut file = &job.file;
+    if job.existing {
+        if holds(ctx, file, node)? {
+            ctx.progress.bytes_written(node.size);
+            ctx.apply_metadata(Target::File(file), &job.path, node)
+                .map_err(|e| format!("cannot set metadata: {e}"))?;
+            return Ok(Outcome::AlreadyCorrect);
+        }
+        file.set_len(0)
+            .map_err(|e| format!("cannot truncate: {e}"))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| format!("cannot seek: {e}"))?;
+    }
     let mut written = 0u64;
     let mut hole = false;
-    for id in &job.node.content {
-        if ctx.cancel.is_cancelled() {
+    for id in &node.content {
+        if ctx.cancelled() {
             return Err("restore stopped".to_owned());
         }
         let data = ctx.repo.load_data_blob(id).map_err(|e| e.to_string())?;
-        if data.iter().all(|&b| b == 0) {
-            // Leave a hole: the filesystem reads it back as zeros without storing them.
+        if ctx.options.sparse && data.iter().all(|&b| b == 0) {
+            // Leave a hole: the file system reads it back as zeros without storing them.
             file.seek(SeekFrom::Current(data.len() as i64))
                 .map_err(|e| format!("cannot seek: {e}"))?;
             hole = true;
@@ -86,68 +112,18 @@ fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<u64, String> {
         file.set_len(written)
             .map_err(|e| format!("cannot set length: {e}"))?;
     }
-    if written != job.node.size {
+    if written != node.size {
         return Err(format!(
             "the snapshot's content is {written} bytes but its metadata says {}",
-            job.node.size
+            node.size
         ));
     }
-    drop(file);
-    ctx.apply_metadata(path, &job.node)
+    if ctx.options.verify && !holds(ctx, file, node)? {
+        return Err(
+            "verification failed: the file reads back differently from the snapshot".to_owned(),
+        );
+    }
+    ctx.apply_metadata(Target::File(file), &job.path, node)
         .map_err(|e| format!("cannot set metadata: {e}"))?;
-    Ok(written)
-}
-
-/// Creates a symlink; true on success (failures are recorded).
-pub(crate) fn write_symlink(ctx: &Ctx<'_>, path: &Path, node: &Node) -> bool {
-    let result = clear(path)
-        .and_then(|()| std::os::unix::fs::symlink(OsStr::from_bytes(&node.target), path))
-        .map_err(|e| format!("cannot create symlink: {e}"))
-        .and_then(|()| {
-            ctx.apply_metadata(path, node)
-                .map_err(|e| format!("cannot set metadata: {e}"))
-        });
-    match result {
-        Ok(()) => true,
-        Err(message) => {
-            ctx.fail(path, message);
-            false
-        }
-    }
-}
-
-/// Creates a FIFO, device or socket node; true on success. Devices need privileges;
-/// without them the entry is skipped with a warning.
-pub(crate) fn create_special(ctx: &Ctx<'_>, path: &Path, node: &Node) -> bool {
-    let kind = match node.kind {
-        NodeKind::Fifo => SFlag::S_IFIFO,
-        NodeKind::BlockDevice => SFlag::S_IFBLK,
-        NodeKind::CharDevice => SFlag::S_IFCHR,
-        NodeKind::Socket => SFlag::S_IFSOCK,
-        _ => {
-            ctx.fail(path, "unknown entry type".to_owned());
-            return false;
-        }
-    };
-    if let Err(e) = clear(path) {
-        ctx.fail(path, format!("cannot replace the existing entry: {e}"));
-        return false;
-    }
-    let mode = Mode::from_bits_truncate((node.mode & 0o7777) as nix::libc::mode_t);
-    match mknod(path, kind, mode, node.rdev as nix::libc::dev_t) {
-        Ok(()) => {}
-        Err(nix::errno::Errno::EPERM) if !ctx.is_root => {
-            ctx.warn(path, "skipped: creating devices requires root".to_owned());
-            return false;
-        }
-        Err(e) => {
-            ctx.fail(path, format!("cannot create: {e}"));
-            return false;
-        }
-    }
-    if let Err(e) = ctx.apply_metadata(path, node) {
-        ctx.fail(path, format!("cannot set metadata: {e}"));
-        return false;
-    }
-    true
+    Ok(Outcome::Written(written))
 }
