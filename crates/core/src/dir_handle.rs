@@ -178,8 +178,9 @@ impl DirHandle {
     /// Creates regular file `name` (it must not exist), mode 0600 until its metadata is
     /// applied.
     pub(crate) fn create_file(&self, name: &[u8]) -> io::Result<File> {
+        // Readable too: `restore --verify` reads the content back through it.
         let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         Ok(File::from(
             openat(
                 &self.fd,

@@ -73,6 +73,38 @@ fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, String> {
     Ok(ids.next().is_none())
 }
 
+/// Block size for finding holes: the usual file-system block.
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes `data` at the current offset, seeking over every aligned run of all-zero
+/// blocks instead of writing it, so the file system leaves a hole there. Returns whether
+/// it left any hole (the caller must then set the file's length).
+fn write_sparse(mut file: &File, data: &[u8]) -> std::io::Result<bool> {
+    let mut hole = false;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let zeros = rest
+            .chunks(HOLE_BLOCK)
+            .take_while(|b| b.len() == HOLE_BLOCK && b.iter().all(|&x| x == 0))
+            .count()
+            * HOLE_BLOCK;
+        if zeros > 0 {
+            file.seek(SeekFrom::Current(zeros as i64))?;
+            hole = true;
+            rest = &rest[zeros..];
+            continue;
+        }
+        let data_len = rest
+            .chunks(HOLE_BLOCK)
+            .take_while(|b| b.len() < HOLE_BLOCK || b.iter().any(|&x| x != 0))
+            .map(<[u8]>::len)
+            .sum::<usize>();
+        file.write_all(&rest[..data_len])?;
+        rest = &rest[data_len..];
+    }
+    Ok(hole)
+}
+
 fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
     let node = &job.node;
     let mut file = &job.file;
@@ -95,11 +127,8 @@ fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
             return Err("restore stopped".to_owned());
         }
         let data = ctx.repo.load_data_blob(id).map_err(|e| e.to_string())?;
-        if ctx.options.sparse && data.iter().all(|&b| b == 0) {
-            // Leave a hole: the file system reads it back as zeros without storing them.
-            file.seek(SeekFrom::Current(data.len() as i64))
-                .map_err(|e| format!("cannot seek: {e}"))?;
-            hole = true;
+        if ctx.options.sparse {
+            hole |= write_sparse(file, &data).map_err(|e| format!("cannot write: {e}"))?;
         } else {
             file.write_all(&data)
                 .map_err(|e| format!("cannot write: {e}"))?;
@@ -126,4 +155,31 @@ fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
     ctx.apply_metadata(Target::File(file), &job.path, node)
         .map_err(|e| format!("cannot set metadata: {e}"))?;
     Ok(Outcome::Written(written))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    #[test]
+    fn zero_blocks_become_holes_and_read_back_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::create(&path).unwrap();
+        let mut data = vec![0u8; 64 * HOLE_BLOCK + 100];
+        data[5] = 1;
+        data[HOLE_BLOCK * 40 + 7] = 2;
+        assert!(write_sparse(&file, &data).unwrap());
+        file.set_len(data.len() as u64).unwrap();
+        let mut back = Vec::new();
+        File::open(&path).unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+        assert!(std::fs::metadata(&path).unwrap().blocks() * 512 < 16 * HOLE_BLOCK as u64);
+        // Data only: no hole.
+        let other = File::create(dir.path().join("g")).unwrap();
+        assert!(!write_sparse(&other, &[1u8; 10_000]).unwrap());
+    }
 }

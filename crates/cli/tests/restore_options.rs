@@ -1,0 +1,271 @@
+//! Restore options through the `arca` binary: a single file or directory to a chosen
+//! path, overwrite modes and resuming, --delete, --verify, --dry-run, hard links,
+//! sparse or not, and safety against symlinks in the target.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use common::*;
+
+fn setup() -> (Env, std::path::PathBuf) {
+    let env = Env::new();
+    let src = env.path("src");
+    make_tree(&src);
+    env.init();
+    env.backup(&[&src]);
+    (env, src)
+}
+
+#[test]
+fn one_file_or_one_directory_to_a_chosen_path() {
+    let (env, src) = setup();
+    let file = src.join("docs/report.md");
+    let dest = env.path("elsewhere/report-restored.md");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--file-to-restore",
+        file.to_str().unwrap(),
+        "--target",
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(&dest).unwrap(), read_noatime(&file));
+    assert_eq!(
+        fs::metadata(&dest).unwrap().mtime(),
+        fs::metadata(&file).unwrap().mtime()
+    );
+
+    let dir = src.join("docs");
+    let dest = env.path("docs-copy");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--file-to-restore",
+        dir.to_str().unwrap(),
+        "--target",
+        dest.to_str().unwrap(),
+    ]);
+    assert_same(&manifest(&dir), &manifest(&dest));
+    assert_eq!(
+        fs::metadata(&dest).unwrap().mtime(),
+        fs::metadata(&dir).unwrap().mtime()
+    );
+
+    let out = env.expect(
+        1,
+        &[
+            "restore",
+            "latest",
+            "--file-to-restore",
+            "/no/such/file",
+            "--target",
+            "/tmp/x",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file"));
+}
+
+#[test]
+fn overwrite_modes_and_resume() {
+    let (env, src) = setup();
+    let out = env.path("out");
+    let t = out.to_str().unwrap();
+    env.ok(&["restore", "latest", "--target", t]);
+    let hello = restored(&out, &src).join("hello.txt");
+    let big = restored(&out, &src).join("data/big.bin");
+
+    // A rerun rewrites nothing: every file is already correct (the resume case).
+    let again = env.json(&["restore", "latest", "--target", t]);
+    assert_eq!(again["files"], 0);
+    assert_eq!(again["files_skipped"], 9);
+
+    // A damaged file of the same size is detected and rewritten; a changed size too.
+    let mut data = fs::read(&big).unwrap();
+    data[1000] ^= 1;
+    fs::write(&big, &data).unwrap();
+    fs::write(&hello, b"changed locally").unwrap();
+    let fixed = env.json(&["restore", "latest", "--target", t]);
+    assert_eq!(fixed["files"], 2);
+    assert_same(&manifest(&src), &manifest(&restored(&out, &src)));
+
+    // never: local changes survive.
+    fs::write(&hello, b"mine").unwrap();
+    env.ok(&["restore", "latest", "--target", t, "--overwrite", "never"]);
+    assert_eq!(fs::read(&hello).unwrap(), b"mine");
+    // if-newer: the local file is newer than the snapshot's, so it stays.
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t,
+        "--overwrite",
+        "if-newer",
+    ]);
+    assert_eq!(fs::read(&hello).unwrap(), b"mine");
+    // always: replaced.
+    env.ok(&["restore", "latest", "--target", t, "--overwrite", "always"]);
+    assert_eq!(fs::read(&hello).unwrap(), b"hello, world\n");
+    let out = env.expect(
+        1,
+        &[
+            "restore",
+            "latest",
+            "--target",
+            t,
+            "--overwrite",
+            "sometimes",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sometimes"));
+}
+
+#[test]
+fn delete_verify_and_dry_run() {
+    let (env, src) = setup();
+    let out = env.path("out");
+    let t = out.to_str().unwrap();
+    // A dry run writes nothing and says what it would do.
+    let dry = env.json(&["restore", "latest", "--target", t, "--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["files"], 9);
+    assert!(!out.exists(), "a dry run created the target");
+
+    env.ok(&["restore", "latest", "--target", t]);
+    let root = restored(&out, &src);
+    write(&root.join("extra.txt"), b"not in the snapshot");
+    write(&root.join("docs/extra-dir/x"), b"nor this");
+    // The target mirrors the snapshot from its root: this is extra too.
+    let at_root = out.join("outside.txt");
+    write(&at_root, b"not in the snapshot either");
+    let deleted = env.json(&["restore", "latest", "--target", t, "--delete", "--verify"]);
+    assert_eq!(deleted["deleted"], 3, "{deleted}");
+    assert!(!root.join("extra.txt").exists());
+    assert!(!root.join("docs/extra-dir").exists());
+    assert!(!at_root.exists());
+    assert_eq!(deleted["files_verified"], 9);
+    assert_same(&manifest(&src), &manifest(&root));
+}
+
+#[test]
+fn hard_links_are_stored_once_and_restored_as_links() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a/original"), &bytes(500_000, 5));
+    fs::create_dir_all(src.join("b")).unwrap();
+    fs::hard_link(src.join("a/original"), src.join("a/second")).unwrap();
+    fs::hard_link(src.join("a/original"), src.join("b/third")).unwrap();
+    env.init();
+    let s = env.backup(&[&src]);
+    assert_eq!(s["bytes_original"], 1_500_000);
+    assert!(s["bytes_added_raw"].as_u64().unwrap() < 600_000, "{s}");
+    let out = env.path("out");
+    let r = env.json(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert_eq!(r["hardlinks"], 2);
+    let root = restored(&out, &src);
+    let ino = fs::metadata(root.join("a/original")).unwrap().ino();
+    for p in ["a/second", "b/third"] {
+        assert_eq!(
+            fs::metadata(root.join(p)).unwrap().ino(),
+            ino,
+            "{p} is not a hard link"
+        );
+    }
+    assert_eq!(fs::metadata(root.join("a/original")).unwrap().nlink(), 3);
+    assert_eq!(fs::read(root.join("b/third")).unwrap(), bytes(500_000, 5));
+}
+
+#[test]
+fn sparse_by_default_and_dense_on_request() {
+    let env = Env::new();
+    let src = env.path("src");
+    let mut data = vec![0u8; 8 << 20];
+    data[..100].copy_from_slice(&bytes(100, 1));
+    write(&src.join("disk.img"), &data);
+    env.init();
+    env.backup(&[&src]);
+    let allocated = |out: &str| {
+        let f = restored(&env.path(out), &src).join("disk.img");
+        assert_eq!(fs::read(&f).unwrap(), data);
+        fs::metadata(&f).unwrap().blocks() * 512
+    };
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("sparse").to_str().unwrap(),
+        "--sparse",
+    ]);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("dense").to_str().unwrap(),
+        "--no-sparse",
+    ]);
+    assert!(
+        allocated("sparse") < 1 << 20,
+        "sparse restore allocated {}",
+        allocated("sparse")
+    );
+    assert!(
+        allocated("dense") >= 8 << 20,
+        "dense restore allocated {}",
+        allocated("dense")
+    );
+}
+
+#[test]
+fn symlinks_in_the_target_are_never_followed() {
+    let (env, src) = setup();
+    let out = env.path("out");
+    let victim = env.path("victim");
+    fs::create_dir_all(&victim).unwrap();
+    write(&victim.join("report.md"), b"precious");
+    // The target already has a symlink where the snapshot has a directory.
+    let docs = restored(&out, &src).join("docs");
+    fs::create_dir_all(docs.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&victim, &docs).unwrap();
+    let res = env.run(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&res.stderr).contains("docs"),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(fs::read(victim.join("report.md")).unwrap(), b"precious");
+    assert_eq!(
+        fs::read_dir(&victim).unwrap().count(),
+        1,
+        "something was written through the symlink"
+    );
+    // The rest of the snapshot was restored.
+    assert_eq!(
+        fs::read(restored(&out, &src).join("hello.txt")).unwrap(),
+        b"hello, world\n"
+    );
+
+    // A symlink where the snapshot has a file is replaced, not written through.
+    let out2 = env.path("out2");
+    let hello = restored(&out2, &src).join("hello.txt");
+    fs::create_dir_all(hello.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(victim.join("report.md"), &hello).unwrap();
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        out2.to_str().unwrap(),
+        "--overwrite",
+        "always",
+    ]);
+    assert_eq!(fs::read(victim.join("report.md")).unwrap(), b"precious");
+    assert!(
+        !fs::symlink_metadata(&hello)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

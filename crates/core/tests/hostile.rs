@@ -1,0 +1,104 @@
+//! A repository written by someone with the key can hold trees no arca would write:
+//! names like `..`, absolute paths, or names with slashes. Restoring them is refused
+//! with an error naming the tree, and nothing is written outside the target.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use arca_backends::LocalBackend;
+use arca_core::{CheckOptions, ErrorKind, NoProgress, Repository, RestoreOptions};
+use arca_repo::{
+    BlobType, Compression, IndexFile, IndexedPack, Node, NodeKind, ObjectId, PackBuilder, Repo,
+    Snapshot, SnapshotSummary,
+};
+
+/// Writes a snapshot whose root tree holds one file node named `name` (bypassing the
+/// tree constructor's checks, as a hostile writer would).
+fn write_hostile_snapshot(repo: &Repo, name: &[u8]) -> ObjectId {
+    let content = b"pwned".to_vec();
+    let data_id = repo.blob_id(&content);
+    let mut node = Node::new(name.to_vec(), NodeKind::File);
+    node.mode = 0o644;
+    node.size = content.len() as u64;
+    node.content = vec![data_id];
+    let mut tree = 1u16.to_le_bytes().to_vec();
+    tree.extend(postcard::to_stdvec(&vec![node]).unwrap());
+    let tree_id = repo.blob_id(&tree);
+    let mut index = IndexFile::default();
+    for (t, id, bytes) in [
+        (BlobType::Data, data_id, &content),
+        (BlobType::Tree, tree_id, &tree),
+    ] {
+        let mut pack = PackBuilder::new(ObjectId::random().unwrap(), t, 1024);
+        pack.push(&repo.encode_blob(t, id, bytes, Compression::None).unwrap())
+            .unwrap();
+        let pack = pack.finish();
+        repo.write_pack(&pack).unwrap();
+        index.packs.push(IndexedPack {
+            id: pack.id,
+            entries: pack.entries,
+        });
+    }
+    repo.save_index(&index).unwrap();
+    repo.save_snapshot(&Snapshot {
+        time: Default::default(),
+        utc_offset: 0,
+        tree: tree_id,
+        paths: vec![b"/".to_vec()],
+        hostname: "evil".into(),
+        username: "evil".into(),
+        uid: 0,
+        gid: 0,
+        tags: vec![],
+        parent: None,
+        excludes: vec![],
+        program_version: "evil".into(),
+        summary: SnapshotSummary::default(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn hostile_names_are_refused_and_nothing_escapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = Arc::new(LocalBackend::new(tmp.path().join("repo")));
+    Repository::init(backend.clone(), b"pw", &common::fast_init()).unwrap();
+    let raw = Repo::open(backend.clone(), b"pw").unwrap();
+    let escape_dir = tmp.path().join("outside");
+    std::fs::create_dir(&escape_dir).unwrap();
+    let absolute = format!("{}/escaped", escape_dir.display());
+    let names: Vec<&[u8]> = vec![
+        b"..",
+        b"../../outside/escaped",
+        absolute.as_bytes(),
+        b"a/b",
+        b".",
+        b"",
+        b"nul\0byte",
+    ];
+    for name in &names {
+        write_hostile_snapshot(&raw, name);
+    }
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let snapshots = repo.snapshots().unwrap();
+    assert_eq!(snapshots.len(), names.len());
+    let target = tmp.path().join("target").join("inner");
+    for snap in &snapshots {
+        let err = repo
+            .restore(snap, &target, &RestoreOptions::default(), &NoProgress)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("tree"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&escape_dir).unwrap().count(),
+        0,
+        "a restore wrote outside its target"
+    );
+    assert!(!tmp.path().join("target").join("escaped").exists());
+    let report = repo.check(&CheckOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.errors.len(), names.len(), "{:?}", report.errors);
+}
