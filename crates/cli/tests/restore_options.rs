@@ -161,6 +161,10 @@ fn hard_links_are_stored_once_and_restored_as_links() {
     env.init();
     let s = env.backup(&[&src]);
     assert_eq!(s["bytes_original"], 1_500_000);
+    assert_eq!(
+        s["bytes_read"], 500_000,
+        "a hard-linked file was read more than once"
+    );
     assert!(s["bytes_added_raw"].as_u64().unwrap() < 600_000, "{s}");
     let out = env.path("out");
     let r = env.json(&["restore", "latest", "--target", out.to_str().unwrap()]);
@@ -268,4 +272,64 @@ fn symlinks_in_the_target_are_never_followed() {
             .file_type()
             .is_symlink()
     );
+}
+
+#[test]
+fn devices_fifos_and_sockets_are_recreated() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("socket")).unwrap();
+    nix::unistd::mkfifo(
+        &src.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        mknod(
+            &src.join("null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, 3),
+        )
+        .unwrap();
+        mknod(
+            &src.join("loop"),
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(0o660),
+            makedev(7, 200),
+        )
+        .unwrap();
+    } else {
+        eprintln!("not root: device nodes are not tested");
+    }
+    env.init();
+    let s = env.backup(&[&src]);
+    assert_eq!(s["other_entries"], if root { 4 } else { 2 });
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    let r = restored(&out, &src);
+    assert!(
+        fs::symlink_metadata(r.join("socket"))
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    assert!(
+        fs::symlink_metadata(r.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    if root {
+        let null = fs::symlink_metadata(r.join("null")).unwrap();
+        assert!(null.file_type().is_char_device());
+        assert_eq!(null.rdev(), nix::sys::stat::makedev(1, 3));
+        let lp = fs::symlink_metadata(r.join("loop")).unwrap();
+        assert!(lp.file_type().is_block_device());
+        assert_eq!(lp.rdev(), nix::sys::stat::makedev(7, 200));
+    }
 }

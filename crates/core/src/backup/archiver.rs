@@ -122,6 +122,21 @@ struct DirState {
     previous_id: Option<BlobId>,
 }
 
+/// A file with several hard links, by (device, inode): being read, with the other links
+/// met meanwhile waiting for its content; or read, with its content.
+enum Link {
+    Reading(Vec<Waiter>),
+    Done(Vec<BlobId>, u64),
+}
+
+/// A hard link waiting for the first link's content: its place and path.
+struct Waiter {
+    dir: u64,
+    slot: usize,
+    path: PathBuf,
+    status: FileStatus,
+}
+
 struct Frame {
     dir: u64,
     entries: std::vec::IntoIter<Entry>,
@@ -147,6 +162,8 @@ pub(crate) struct Archiver<'a> {
     dirs: HashMap<u64, DirState>,
     next_dir: u64,
     owners: Owners,
+    /// Multiply linked files, so each is read once however many names it has.
+    links: HashMap<(u64, u64), Link>,
     root: Option<BlobId>,
 }
 
@@ -179,6 +196,7 @@ impl<'a> Archiver<'a> {
             dirs: HashMap::new(),
             next_dir: 0,
             owners: Owners::default(),
+            links: HashMap::new(),
             root: None,
             racy_limit: None,
         }
@@ -406,32 +424,52 @@ impl<'a> Archiver<'a> {
                             .iter()
                             .all(|id| self.index.contains(BlobType::Data, id))
                 });
+                let status = match &previous {
+                    Some(p) if p.kind == NodeKind::File => FileStatus::Changed,
+                    _ => FileStatus::New,
+                };
+                let key = (node.device, node.inode);
                 if let Some(prev) = reusable {
                     node.content = prev.content.clone();
+                    if node.links > 1 {
+                        self.links
+                            .insert(key, Link::Done(node.content.clone(), node.size));
+                    }
                     self.counts.files_unchanged += 1;
                     self.count_file(&node);
                     self.progress
                         .file_done(&path, FileStatus::Unchanged, node.size);
                     self.push_node(dir, node)?;
-                } else if let Some(handle) = parent {
-                    let status = match previous {
-                        Some(p) if p.kind == NodeKind::File => FileStatus::Changed,
-                        _ => FileStatus::New,
-                    };
+                } else if node.links > 1 && self.links.contains_key(&key) {
+                    // Another name of a file already met: share its content, read once.
+                    let size = node.size;
                     let slot = self.push_node(dir, node)?;
-                    self.dir_mut(dir)?.pending += 1;
-                    let job = FileJob {
-                        dir,
-                        slot,
-                        handle,
-                        name: entry.name,
-                        path,
-                        status,
-                    };
-                    let sent = self.jobs.as_ref().map(|j| j.send(job));
-                    if !matches!(sent, Some(Ok(()))) {
-                        return Err(self.abort.take_error());
+                    match self.links.get_mut(&key) {
+                        Some(Link::Done(content, done_size)) if *done_size == size => {
+                            let content = content.clone();
+                            self.link_done(dir, slot, &path, status, content)?;
+                        }
+                        Some(Link::Reading(waiters)) => {
+                            waiters.push(Waiter {
+                                dir,
+                                slot,
+                                path,
+                                status,
+                            });
+                            self.dir_mut(dir)?.pending += 1;
+                        }
+                        _ => {
+                            // Changed size since: not the same content any more.
+                            self.links.remove(&key);
+                            self.send_file(dir, slot, parent, entry.name, path, status)?;
+                        }
                     }
+                } else if let Some(handle) = parent {
+                    if node.links > 1 {
+                        self.links.insert(key, Link::Reading(Vec::new()));
+                    }
+                    let slot = self.push_node(dir, node)?;
+                    self.send_file(dir, slot, Some(handle), entry.name, path, status)?;
                 }
                 Ok(None)
             }
@@ -487,6 +525,59 @@ impl<'a> Archiver<'a> {
         }
     }
 
+    fn send_file(
+        &mut self,
+        dir: u64,
+        slot: usize,
+        handle: Option<Arc<DirHandle>>,
+        name: Vec<u8>,
+        path: PathBuf,
+        status: FileStatus,
+    ) -> Result<()> {
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        self.dir_mut(dir)?.pending += 1;
+        let job = FileJob {
+            dir,
+            slot,
+            handle,
+            name,
+            path,
+            status,
+        };
+        match self.jobs.as_ref().map(|j| j.send(job)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self.abort.take_error()),
+        }
+    }
+
+    /// Gives a hard link (already placed, not pending) the content of its first link.
+    fn link_done(
+        &mut self,
+        dir: u64,
+        slot: usize,
+        path: &Path,
+        status: FileStatus,
+        content: Vec<BlobId>,
+    ) -> Result<()> {
+        let node = {
+            let st = self.dir_mut(dir)?;
+            let Some(Some(node)) = st.nodes.get_mut(slot) else {
+                return Ok(());
+            };
+            node.content = content;
+            node.clone()
+        };
+        match status {
+            FileStatus::Changed => self.counts.files_changed += 1,
+            _ => self.counts.files_new += 1,
+        }
+        self.count_file(&node);
+        self.progress.file_done(path, status, node.size);
+        Ok(())
+    }
+
     fn count_file(&mut self, node: &Node) {
         self.counts.bytes_total += node.size;
         self.counts.chunks_total += node.content.len() as u64;
@@ -536,15 +627,47 @@ impl<'a> Archiver<'a> {
                 }
                 self.count_file(&node);
                 self.progress.file_done(&path, status, node.size);
+                let waiters = if node.links > 1 {
+                    let key = (node.device, node.inode);
+                    match self
+                        .links
+                        .insert(key, Link::Done(node.content.clone(), node.size))
+                    {
+                        Some(Link::Reading(w)) => w,
+                        _ => Vec::new(),
+                    }
+                } else {
+                    Vec::new()
+                };
+                let content = node.content.clone();
                 if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
                     *s = Some(node);
                 }
+                for w in waiters {
+                    self.link_done(w.dir, w.slot, &w.path, w.status, content.clone())?;
+                    self.dir_mut(w.dir)?.pending -= 1;
+                    self.complete(w.dir)?;
+                }
             }
-            (Err(message), _) => {
+            (Err(message), old) => {
                 if self.abort.should_stop() {
                     return Err(self.abort.take_error());
                 }
-                self.error(&path, message);
+                self.error(&path, message.clone());
+                // Other names of this file were waiting for its content: they fail too.
+                if let Some(old) = old.filter(|n| n.links > 1)
+                    && let Some(Link::Reading(waiters)) =
+                        self.links.remove(&(old.device, old.inode))
+                {
+                    for w in waiters {
+                        if let Some(s) = self.dir_mut(w.dir)?.nodes.get_mut(w.slot) {
+                            *s = None;
+                        }
+                        self.error(&w.path, message.clone());
+                        self.dir_mut(w.dir)?.pending -= 1;
+                        self.complete(w.dir)?;
+                    }
+                }
             }
             (Ok(_), None) => {
                 return Err(Error::new(
