@@ -52,10 +52,10 @@ mod dir_handle;
 mod error;
 mod location;
 mod metadata;
-mod patterns;
 mod progress;
 mod repository;
 mod restore;
+mod selection;
 mod sync;
 mod system;
 
@@ -63,12 +63,12 @@ pub use backup::{BackupOptions, BackupSummary};
 pub use check::{CheckOptions, CheckReport, Problem};
 pub use error::{Error, ErrorKind, Result};
 pub use location::Location;
-pub use patterns::{PatternSet, read_exclude_file};
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
 pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList};
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary};
+pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
 
 pub use arca_backends::{ObjectId, WriteBackend};
 pub use arca_chunker::ChunkerParams;

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use arca_core::{BackupOptions, BackupSummary, CancelToken, Compression, read_exclude_file};
+use arca_core::{
+    BackupOptions, BackupSummary, CancelToken, Compression, read_files_from, read_filter_file,
+};
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
@@ -15,23 +17,52 @@ use crate::{exit, output};
 #[command(after_help = "\
 Examples:
   arca backup ~/documents ~/projects
-  arca backup /home --exclude '**/.cache' --exclude '*.tmp' --tag nightly
-  arca backup /etc /var/www --exclude-from /etc/arca/excludes --json
+  arca backup /home --exclude '**/.cache' --iexclude '*.tmp' --tag nightly
+  arca backup / --one-file-system --exclude-caches --exclude-larger-than 2G
+  arca backup /etc /var/www --exclude-from /etc/arca/filelist --json
+  arca backup --files-from /etc/arca/paths --exclude-if-present .nobackup
 
 Patterns starting with / match absolute paths; others match at any depth; ** spans
-directories. Exit code 3: the snapshot was saved but some files could not be read.")]
+directories. Filter files hold '- PATTERN' (exclude) and '+ PATTERN' (include) lines;
+the first rule that matches decides. Exit code 3: the snapshot was saved but some files
+could not be read.")]
 pub struct Args {
     /// Files and directories to back up
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(value_name = "PATH", required_unless_present = "files_from")]
     paths: Vec<PathBuf>,
+
+    /// Read more paths to back up from FILE, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    files_from: Vec<PathBuf>,
 
     /// Exclude paths matching GLOB (repeatable)
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
 
-    /// Read exclude patterns from FILE, one per line (repeatable)
+    /// Exclude paths matching GLOB, ignoring case (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    iexclude: Vec<String>,
+
+    /// Read include/exclude rules from FILE ('- GLOB', '+ GLOB', or a bare GLOB to
+    /// exclude; the first match decides) (repeatable)
     #[arg(long, value_name = "FILE")]
     exclude_from: Vec<PathBuf>,
+
+    /// Skip the contents of directories tagged as caches (CACHEDIR.TAG)
+    #[arg(long)]
+    exclude_caches: bool,
+
+    /// Skip directories containing a file named NAME (repeatable)
+    #[arg(long, value_name = "NAME")]
+    exclude_if_present: Vec<String>,
+
+    /// Skip files larger than SIZE (e.g. 500M, 2G)
+    #[arg(long, value_name = "SIZE")]
+    exclude_larger_than: Option<String>,
+
+    /// Do not cross file system boundaries (mount points are kept, empty)
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
 
     /// Tag the snapshot with T (repeatable, or comma-separated)
     #[arg(long = "tag", value_name = "T")]
@@ -207,10 +238,19 @@ fn print_summary(s: &BackupSummary) -> anyhow::Result<()> {
 }
 
 pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
-    let mut excludes = a.exclude.clone();
+    let mut filter_rules = Vec::new();
     for file in &a.exclude_from {
-        excludes.extend(read_exclude_file(file)?);
+        filter_rules.extend(read_filter_file(file)?);
     }
+    let mut paths = a.paths.clone();
+    for file in &a.files_from {
+        paths.extend(read_files_from(file)?);
+    }
+    let exclude_larger_than = a
+        .exclude_larger_than
+        .as_deref()
+        .map(super::parse_size)
+        .transpose()?;
     let compression = a
         .compression
         .as_deref()
@@ -227,7 +267,13 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
     let mut repo = g.open()?;
     let bar = BackupBar::new(g.progress());
     let options = BackupOptions {
-        excludes,
+        excludes: a.exclude.clone(),
+        iexcludes: a.iexclude.clone(),
+        filter_rules,
+        exclude_caches: a.exclude_caches,
+        exclude_if_present: a.exclude_if_present.clone(),
+        exclude_larger_than,
+        one_file_system: a.one_file_system,
         tags,
         host: a.host.clone(),
         compression,
@@ -235,7 +281,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         estimate: bar.wants_estimate(),
         cancel: cancel.clone(),
     };
-    let result = repo.backup(&a.paths, &options, &bar);
+    let result = repo.backup(&paths, &options, &bar);
     bar.finish();
     let summary = result?;
     if a.json {

@@ -21,8 +21,8 @@ use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
 use super::saver::BlobSaver;
 use crate::dir_handle::DirHandle;
 use crate::metadata::{Owners, node_from_stat, unchanged};
-use crate::patterns::PatternSet;
 use crate::progress::{BackupProgress, FileStatus};
+use crate::selection::{CACHEDIR_SIGNATURE, Selector};
 use crate::{Error, ErrorKind, Result};
 
 /// What the walk counted.
@@ -112,6 +112,10 @@ struct DirState {
     /// The open directory its entries are reached through; `None` if it could not be
     /// opened (it is then recorded empty).
     handle: Option<Arc<DirHandle>>,
+    /// The file system of the source it belongs to (`None` above the sources).
+    device: Option<u64>,
+    /// The backed-up path it belongs to (`None` above the sources).
+    source: Option<Arc<PathBuf>>,
     nodes: Vec<Option<Node>>,
     pending: usize,
     walk_done: bool,
@@ -146,7 +150,7 @@ pub(crate) struct Archiver<'a> {
     pub(crate) repo: &'a Repo,
     pub(crate) index: &'a Index,
     pub(crate) saver: &'a BlobSaver<'a>,
-    pub(crate) excludes: &'a PatternSet,
+    pub(crate) selector: &'a Selector,
     pub(crate) progress: &'a dyn BackupProgress,
     pub(crate) abort: &'a Abort,
     pub(crate) jobs: Option<Sender<FileJob>>,
@@ -173,7 +177,7 @@ impl<'a> Archiver<'a> {
         repo: &'a Repo,
         index: &'a Index,
         saver: &'a BlobSaver<'a>,
-        excludes: &'a PatternSet,
+        selector: &'a Selector,
         progress: &'a dyn BackupProgress,
         abort: &'a Abort,
         jobs: Sender<FileJob>,
@@ -184,7 +188,7 @@ impl<'a> Archiver<'a> {
             repo,
             index,
             saver,
-            excludes,
+            selector,
             progress,
             abort,
             jobs: Some(jobs),
@@ -246,6 +250,8 @@ impl<'a> Archiver<'a> {
             DirState {
                 path,
                 handle,
+                device: None,
+                source: None,
                 nodes: Vec::new(),
                 pending: 0,
                 walk_done: false,
@@ -304,6 +310,16 @@ impl<'a> Archiver<'a> {
         let root_dir = Path::new("/");
         let handle =
             DirHandle::open_path(root_dir).map_err(|e| Error::io("cannot open", root_dir, e))?;
+        // Backing up `/` itself: the root is the source (its file system, its rules).
+        let root_is_source = root_entries.is_none();
+        let device = if root_is_source {
+            let st = handle
+                .stat()
+                .map_err(|e| Error::io("cannot read metadata of", root_dir, e))?;
+            Some(st.st_dev)
+        } else {
+            None
+        };
         let entries = match root_entries {
             Some(e) => e,
             None => self.list_dir(&handle),
@@ -314,6 +330,11 @@ impl<'a> Archiver<'a> {
             None,
             previous_root,
         );
+        if root_is_source {
+            let st = self.dir_mut(root)?;
+            st.device = device;
+            st.source = Some(Arc::new(root_dir.to_path_buf()));
+        }
         let mut stack = vec![Frame {
             dir: root,
             entries: entries.into_iter(),
@@ -369,10 +390,9 @@ impl<'a> Archiver<'a> {
 
     fn process(&mut self, dir: u64, entry: Entry) -> Result<Option<Frame>> {
         let path = entry.path;
-        if self.excludes.matches(&path) {
-            return Ok(None);
-        }
         let parent = self.dir_mut(dir)?.handle.clone();
+        // Entries right below a virtual directory are sources themselves.
+        let source_root = self.dir_mut(dir)?.source.clone();
         // Path components above a backed-up path are followed if they are symlinks, so
         // the snapshot shows the directory structure the user named; they are opened by
         // path. Everything else is reached by name through its open parent.
@@ -399,6 +419,18 @@ impl<'a> Archiver<'a> {
             }
         };
         let mut node = node_from_stat(&entry.name, &stat, &mut self.owners);
+        // Path components above a source are not subject to the rules: the user named
+        // what lies below them.
+        let virtual_dir = entry.children.is_some();
+        if !virtual_dir
+            && (self.selector.filter.excludes(
+                &path,
+                node.kind == NodeKind::Dir,
+                source_root.as_deref().map_or(&path, |p| p.as_path()),
+            ) || (node.kind == NodeKind::File && self.selector.too_large(node.size)))
+        {
+            return Ok(None);
+        }
         let xattrs = match (&own_handle, &parent) {
             (Some(h), _) => h.own_xattrs(),
             (None, Some(p)) => p.xattrs(&entry.name),
@@ -488,15 +520,48 @@ impl<'a> Archiver<'a> {
                     },
                     (None, None) => None,
                 };
-                let slot = self.push_node(dir, node)?;
-                self.dir_mut(dir)?.pending += 1;
-                let entries = match (entry.children, &handle) {
+                // The file system a source lives on: set by the source itself, inherited.
+                let parent_device = self.dir_mut(dir)?.device;
+                let crosses = self.selector.one_file_system
+                    && parent_device.is_some_and(|d| d != node.device);
+                let device = if virtual_dir {
+                    None
+                } else {
+                    Some(parent_device.unwrap_or(node.device))
+                };
+                let mut entries = match (entry.children, &handle) {
                     (Some(children), _) => children,
+                    // A mount point is recorded, empty (as Borg does).
+                    (None, Some(_)) if crosses => Vec::new(),
                     (None, Some(h)) => self.list_dir(h),
                     (None, None) => Vec::new(),
                 };
+                if !virtual_dir {
+                    if self
+                        .selector
+                        .has_marker(entries.iter().map(|e| e.name.as_slice()))
+                    {
+                        return Ok(None);
+                    }
+                    if self.selector.exclude_caches
+                        && let Some(h) = &handle
+                        && is_cache_dir(h, &entries)
+                    {
+                        entries.retain(|e| e.name == b"CACHEDIR.TAG");
+                    }
+                }
+                let slot = self.push_node(dir, node)?;
+                self.dir_mut(dir)?.pending += 1;
+                let source = if virtual_dir {
+                    None
+                } else {
+                    Some(source_root.unwrap_or_else(|| Arc::new(path.clone())))
+                };
                 let child =
                     self.new_dir(path, handle.map(Arc::new), Some((dir, slot)), previous_id);
+                let st = self.dir_mut(child)?;
+                st.device = device;
+                st.source = source;
                 Ok(Some(Frame {
                     dir: child,
                     entries: entries.into_iter(),
@@ -714,6 +779,18 @@ impl<'a> Archiver<'a> {
             dir = parent;
         }
     }
+}
+
+/// Whether `entries` (of the open directory `dir`) include a valid `CACHEDIR.TAG`.
+fn is_cache_dir(dir: &DirHandle, entries: &[Entry]) -> bool {
+    use std::io::Read;
+    if !entries.iter().any(|e| e.name == b"CACHEDIR.TAG") {
+        return false;
+    }
+    let mut head = [0u8; 43];
+    dir.open_read(b"CACHEDIR.TAG")
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head[..] == *CACHEDIR_SIGNATURE)
 }
 
 /// Lexically normalizes an absolute path: drops `.`, resolves `..`, no symlinks.

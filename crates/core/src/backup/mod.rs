@@ -23,9 +23,9 @@ use crossbeam_channel::{bounded, unbounded};
 use self::archiver::{Archiver, normalize, source_entries};
 use self::reader::{Abort, FileWorker, blob_worker};
 use self::saver::BlobSaver;
-use crate::patterns::PatternSet;
 use crate::progress::{BackupProgress, CancelToken};
 use crate::repository::{RepositoryStats, SnapshotInfo};
+use crate::selection::{Filter, FilterRule, Selector};
 use crate::{Error, ErrorKind, Repository, Result};
 
 /// Index files are split so that none holds more than this many blobs.
@@ -34,8 +34,22 @@ const INDEX_FILE_MAX_BLOBS: usize = 200_000;
 /// Settings for [`Repository::backup`].
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
-    /// Exclude patterns (see [`crate::PatternSet`] for the language).
+    /// Exclude patterns (see [`crate::PatternSet`] for the language). They are checked
+    /// before `filter_rules`, so they always exclude.
     pub excludes: Vec<String>,
+    /// Exclude patterns matched without regard to case.
+    pub iexcludes: Vec<String>,
+    /// Ordered include/exclude rules, e.g. from a filter file; the first match decides
+    /// (see [`crate::Filter`]).
+    pub filter_rules: Vec<FilterRule>,
+    /// Keep only the `CACHEDIR.TAG` file of directories tagged as caches.
+    pub exclude_caches: bool,
+    /// Skip directories that contain a file of one of these names.
+    pub exclude_if_present: Vec<String>,
+    /// Skip files larger than this many bytes.
+    pub exclude_larger_than: Option<u64>,
+    /// Stay on the file system of each source: do not descend into mount points.
+    pub one_file_system: bool,
     /// Tags to record.
     pub tags: Vec<String>,
     /// Host name to record instead of this machine's.
@@ -48,6 +62,21 @@ pub struct BackupOptions {
     pub estimate: bool,
     /// Set to stop the backup early.
     pub cancel: CancelToken,
+}
+
+impl BackupOptions {
+    /// Every include/exclude rule in the order they are checked: `excludes`,
+    /// `iexcludes`, then `filter_rules`.
+    fn all_rules(&self) -> Vec<FilterRule> {
+        let mut rules: Vec<FilterRule> = self.excludes.iter().map(FilterRule::exclude).collect();
+        rules.extend(self.iexcludes.iter().map(|p| FilterRule {
+            pattern: p.clone(),
+            include: false,
+            case_insensitive: true,
+        }));
+        rules.extend(self.filter_rules.iter().cloned());
+        rules
+    }
 }
 
 /// The outcome of a backup.
@@ -116,7 +145,18 @@ impl Repository {
         let started = Instant::now();
         let time = crate::system::now();
         let sources = normalize_sources(paths)?;
-        let excludes = PatternSet::new(&options.excludes)?;
+        let rules = options.all_rules();
+        let selector = Selector {
+            filter: Filter::new(&rules)?,
+            exclude_caches: options.exclude_caches,
+            exclude_if_present: options
+                .exclude_if_present
+                .iter()
+                .map(|n| n.as_bytes().to_vec())
+                .collect(),
+            larger_than: options.exclude_larger_than,
+            one_file_system: options.one_file_system,
+        };
         let host = options.host.clone().unwrap_or_else(crate::system::hostname);
         let source_bytes: Vec<Vec<u8>> = sources.iter().map(|p| path_bytes(p)).collect();
 
@@ -162,14 +202,14 @@ impl Repository {
             }
             drop((job_rx, blob_rx, done_tx));
             if options.estimate {
-                let (sources, excludes, abort, done) = (&sources, &excludes, &abort, &scan_done);
-                s.spawn(move || scan::estimate(sources, excludes, progress, abort, done));
+                let (sources, selector, abort, done) = (&sources, &selector, &abort, &scan_done);
+                s.spawn(move || scan::estimate(sources, selector, progress, abort, done));
             }
             let mut archiver = Archiver::new(
                 &self.repo,
                 &self.index,
                 &saver,
-                &excludes,
+                &selector,
                 progress,
                 &abort,
                 job_tx,
@@ -240,7 +280,7 @@ impl Repository {
             gid: nix::unistd::getegid().as_raw(),
             tags,
             parent: parent_id.map(|p| *p.as_bytes()),
-            excludes: options.excludes.clone(),
+            excludes: rules.iter().map(FilterRule::to_line).collect(),
             program_version: env!("CARGO_PKG_VERSION").to_owned(),
             summary: SnapshotSummary {
                 duration_ms: started.elapsed().as_millis() as u64,

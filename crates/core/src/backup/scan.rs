@@ -9,12 +9,12 @@ use nix::sys::stat::SFlag;
 
 use super::reader::Abort;
 use crate::dir_handle::DirHandle;
-use crate::patterns::PatternSet;
 use crate::progress::BackupProgress;
+use crate::selection::Selector;
 
 pub(crate) fn estimate(
     sources: &[PathBuf],
-    excludes: &PatternSet,
+    selector: &Selector,
     progress: &dyn BackupProgress,
     abort: &Abort,
     done: &AtomicBool,
@@ -43,18 +43,22 @@ pub(crate) fn estimate(
                 stack.pop();
                 continue;
             };
-            if excludes.matches(&dir.join(&name)) {
+            let Ok(st) = dir.lstat(&name) else { continue };
+            let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+            if selector
+                .filter
+                .excludes(&dir.join(&name), kind == SFlag::S_IFDIR, source)
+            {
                 continue;
             }
-            let Ok(st) = dir.lstat(&name) else { continue };
-            match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            match kind {
                 SFlag::S_IFDIR => {
                     if let Ok(child) = dir.child(&name) {
                         let names = child.names().unwrap_or_default();
                         stack.push((child, names.into_iter()));
                     }
                 }
-                SFlag::S_IFREG => {
+                SFlag::S_IFREG if !selector.too_large(st.st_size.max(0) as u64) => {
                     files += 1;
                     bytes += st.st_size.max(0) as u64;
                     if last.elapsed() > Duration::from_millis(200) {

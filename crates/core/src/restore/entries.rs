@@ -15,7 +15,7 @@ use super::writer::FileJob;
 use super::{Ctx, Overwrite, RestoreSummary, names_of};
 use crate::dir_handle::DirHandle;
 use crate::metadata::{Target, kind_of};
-use crate::patterns::PatternSet;
+use crate::selection::PatternSet;
 use crate::{Error, Result};
 
 /// A directory on the walk stack.

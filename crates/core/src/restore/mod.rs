@@ -27,9 +27,9 @@ use self::entries::Walker;
 use self::writer::{FileJob, restore_file};
 use crate::dir_handle::{DirHandle, raise_open_file_limit};
 use crate::metadata::{ApplyWarnings, OwnerPolicy, Target, apply};
-use crate::patterns::PatternSet;
 use crate::progress::{CancelToken, RestoreProgress};
 use crate::repository::SnapshotInfo;
+use crate::selection::PatternSet;
 use crate::sync::lock;
 use crate::{Error, ErrorKind, Repository, Result};
 
