@@ -42,24 +42,60 @@ fn warn(bar: Option<&ProgressBar>, path: &Path, message: &str) {
     }
 }
 
-/// Backup progress: bytes and files processed against the scanner's estimate.
-pub struct BackupBar {
-    bar: Option<ProgressBar>,
-    files: AtomicU64,
-    total_files: AtomicU64,
+/// One `--json` status line of a running backup. Field names are a stable contract.
+#[derive(serde::Serialize)]
+pub struct StatusJson {
+    message_type: &'static str,
+    seconds_elapsed: f64,
+    files_done: u64,
+    bytes_done: u64,
+    total_files: u64,
+    total_bytes: u64,
+    percent_done: f64,
+    errors: u64,
 }
 
-impl BackupBar {
-    pub fn new(wanted: bool) -> Self {
+/// One `--list --json` line per file. Field names are a stable contract.
+#[derive(serde::Serialize)]
+struct FileJson<'a> {
+    message_type: &'static str,
+    status: &'static str,
+    path: &'a str,
+}
+
+/// Backup progress: a bar against the scanner's estimate on a terminal; with `--list`
+/// one line per file (A added, M modified, U unchanged, E error, as Borg prints them);
+/// with `--json` machine-readable lines instead.
+pub struct BackupReporter {
+    bar: Option<ProgressBar>,
+    list: bool,
+    json: bool,
+    started: std::time::Instant,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    total_files: AtomicU64,
+    total_bytes: AtomicU64,
+}
+
+impl BackupReporter {
+    pub fn new(bar_wanted: bool, list: bool, json: bool) -> Self {
         Self {
-            bar: bar(wanted),
+            bar: bar(bar_wanted && !json),
+            list,
+            json,
+            started: std::time::Instant::now(),
             files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             total_files: AtomicU64::new(0),
+            total_bytes: AtomicU64::new(0),
         }
     }
 
+    /// Whether a concurrent scan for totals is worth it (someone shows them).
     pub fn wants_estimate(&self) -> bool {
-        self.bar.is_some()
+        self.bar.is_some() || self.json
     }
 
     pub fn finish(&self) {
@@ -67,11 +103,62 @@ impl BackupBar {
             b.finish_and_clear();
         }
     }
+
+    /// The current figures as a `--json` status line.
+    pub fn status(&self) -> StatusJson {
+        let total_bytes = self.total_bytes.load(Ordering::Relaxed);
+        let bytes_done = self.bytes.load(Ordering::Relaxed);
+        StatusJson {
+            message_type: "status",
+            seconds_elapsed: self.started.elapsed().as_secs_f64(),
+            files_done: self.files.load(Ordering::Relaxed),
+            bytes_done,
+            total_files: self.total_files.load(Ordering::Relaxed),
+            total_bytes,
+            percent_done: if total_bytes > 0 {
+                (bytes_done as f64 / total_bytes as f64).min(1.0)
+            } else {
+                0.0
+            },
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    fn list_line(&self, code: &'static str, path: &Path) {
+        if !self.list {
+            return;
+        }
+        let text = path.display().to_string();
+        let print = || {
+            // A closed stdout is reported by the final output, not here.
+            let _ = if self.json {
+                output::json(&FileJson {
+                    message_type: "file",
+                    status: code,
+                    path: &text,
+                })
+            } else {
+                output::line(format!("{code} {text}"))
+            };
+        };
+        match &self.bar {
+            Some(b) => b.suspend(print),
+            None => print(),
+        }
+    }
+
+    fn add_bytes(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
 }
 
-impl BackupProgress for BackupBar {
+impl BackupProgress for BackupReporter {
     fn total(&self, files: u64, bytes: u64) {
         self.total_files.store(files, Ordering::Relaxed);
+        self.total_bytes.store(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             if b.length().is_none() {
                 b.set_style(bar_style());
@@ -80,12 +167,20 @@ impl BackupProgress for BackupBar {
         }
     }
 
-    fn file_done(&self, _path: &Path, status: FileStatus, size: u64) {
+    fn file_done(&self, path: &Path, status: FileStatus, size: u64) {
         let done = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+        if status == FileStatus::Unchanged {
+            self.add_bytes(size);
+        }
+        self.list_line(
+            match status {
+                FileStatus::New => "A",
+                FileStatus::Changed => "M",
+                _ => "U",
+            },
+            path,
+        );
         if let Some(b) = &self.bar {
-            if status == FileStatus::Unchanged {
-                b.inc(size);
-            }
             let total = self.total_files.load(Ordering::Relaxed);
             if total > 0 {
                 b.set_message(format!("{done}/{total} files"));
@@ -96,12 +191,16 @@ impl BackupProgress for BackupBar {
     }
 
     fn bytes_processed(&self, bytes: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(bytes);
-        }
+        self.add_bytes(bytes);
     }
 
     fn warning(&self, path: &Path, message: &str) {
+        warn(self.bar.as_ref(), path, message);
+    }
+
+    fn entry_error(&self, path: &Path, message: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.list_line("E", path);
         warn(self.bar.as_ref(), path, message);
     }
 }

@@ -27,8 +27,14 @@ pub trait BackupProgress: Send + Sync {
     fn file_done(&self, _path: &Path, _status: FileStatus, _size: u64) {}
     /// `bytes` more of file content were processed.
     fn bytes_processed(&self, _bytes: u64) {}
-    /// A source file or directory could not be (fully) read; the backup goes on.
+    /// Something about a source entry is worth knowing (it changed while read, its
+    /// extended attributes could not be read, ...); it is in the snapshot.
     fn warning(&self, _path: &Path, _message: &str) {}
+    /// A source entry could not be read and is left out of the snapshot (which is then
+    /// partial). By default reported like a warning.
+    fn entry_error(&self, path: &Path, message: &str) {
+        self.warning(path, message);
+    }
 }
 
 /// Receives restore progress. Called from several threads.

@@ -70,7 +70,7 @@ pub use index::{BlobLocation, Index, IndexFile, IndexedPack};
 pub use keyfile::{KeyInfo, KeySlot};
 pub use pack::{Pack, PackBuilder, PackEntry, scan_pack};
 pub use repo::{GEAR_TABLE_BYTES, InitParams, Repo};
-pub use snapshot::{Snapshot, SnapshotSummary};
+pub use snapshot::{MAX_NOTES, Snapshot, SnapshotSummary};
 pub use tree::{Node, NodeKind, Timestamp, Tree, UnknownNodeKind, Xattr, is_valid_name};
 
 pub use arca_backends::ObjectId;

@@ -1,15 +1,19 @@
 //! Snapshots: what was backed up, when, from where, and the root tree.
 //!
-//! Payload: `version (u16 LE) = 1 || postcard(Snapshot)`.
+//! Payload: `version (u16 LE) = 2 || postcard(Snapshot)`. Version 1 lacks the last two
+//! fields (`summary.changed_during_read` and `notes`) and is still read.
 
 use serde::{Deserialize, Serialize};
 
 use crate::RepoError;
 use crate::blob::BlobId;
 use crate::tree::Timestamp;
-use crate::wire::{decode_postcard, encode_versioned, expect_version, split_version};
+use crate::wire::{decode_postcard, encode_versioned, split_version};
 
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
+
+/// At most this many notes are recorded in a snapshot.
+pub const MAX_NOTES: usize = 1000;
 
 /// Figures recorded when a snapshot is made.
 ///
@@ -51,6 +55,9 @@ pub struct SnapshotSummary {
     pub chunks_total: u64,
     /// Files or directories that could not be read (the snapshot is partial if > 0).
     pub errors: u64,
+    /// Files whose size or times changed while they were read; the snapshot holds
+    /// what was read (version 2).
+    pub changed_during_read: u64,
 }
 
 /// A snapshot file's content.
@@ -84,6 +91,9 @@ pub struct Snapshot {
     pub program_version: String,
     /// Figures from the backup.
     pub summary: SnapshotSummary,
+    /// What the backup noticed about particular paths, one line each: entries it could
+    /// not read, files that changed while read (at most [`MAX_NOTES`]; version 2).
+    pub notes: Vec<String>,
 }
 
 impl Snapshot {
@@ -106,8 +116,26 @@ impl Snapshot {
     /// [`RepoError::Corrupt`] naming `object`, or [`RepoError::UnsupportedVersion`].
     pub fn decode(payload: &[u8], object: &str) -> Result<Self, RepoError> {
         let (version, body) = split_version(payload, object)?;
-        expect_version(version, SNAPSHOT_VERSION, object)?;
-        let snap: Snapshot = decode_postcard(body, object)?;
+        let snap: Snapshot = match version {
+            SNAPSHOT_VERSION => decode_postcard(body, object)?,
+            // Version 1 is version 2 without its two last fields, both zero-length in
+            // postcard when empty (`0u64` and an empty list each encode as one zero byte).
+            1 => {
+                let mut v2 = body.to_vec();
+                v2.extend_from_slice(&[0, 0]);
+                decode_postcard(&v2, object)?
+            }
+            other => {
+                return Err(RepoError::UnsupportedVersion {
+                    object: object.to_owned(),
+                    found: u32::from(other),
+                    supported: u32::from(SNAPSHOT_VERSION),
+                });
+            }
+        };
+        if snap.notes.len() > MAX_NOTES {
+            return Err(RepoError::corrupt(object, "too many notes"));
+        }
         if snap.time.nanos >= 1_000_000_000 {
             return Err(RepoError::corrupt(
                 object,

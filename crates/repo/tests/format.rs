@@ -177,7 +177,7 @@ const GOLDEN_TREE: &str = "01000205612e74787401a403e8076405616c69636505757365727
 
 #[test]
 fn snapshot_golden_bytes() {
-    let snap = Snapshot {
+    let mut snap = Snapshot {
         time: Timestamp {
             secs: 1_700_000_000,
             nanos: 5,
@@ -199,13 +199,29 @@ fn snapshot_golden_bytes() {
             errors: 0,
             ..Default::default()
         },
+        notes: vec![],
     };
+    // Version 1 payloads (written by arca 0.1.0) still decode, with the fields
+    // version 2 added left empty.
+    let v1 = hex::decode(GOLDEN_SNAPSHOT_V1).unwrap();
+    assert_eq!(Snapshot::decode(&v1, "snapshot").unwrap(), snap);
+
+    snap.summary.changed_during_read = 2;
+    snap.notes = vec!["/home/alice/log: changed while read".into()];
     let bytes = snap.encode().unwrap();
     assert_eq!(hex::encode(&bytes), GOLDEN_SNAPSHOT);
     assert_eq!(Snapshot::decode(&bytes, "snapshot").unwrap(), snap);
+    let mut v3 = bytes.clone();
+    v3[0] = 3;
+    assert!(matches!(
+        Snapshot::decode(&v3, "s"),
+        Err(RepoError::UnsupportedVersion { found: 3, .. })
+    ));
 }
 
-const GOLDEN_SNAPSHOT: &str = "010080c49fd50c05a038cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc010b2f686f6d652f616c69636503626f7805616c696365e8076401056461696c790001092a2a2f2e636163686505302e312e300003000000000000e8070000000000000000";
+const GOLDEN_SNAPSHOT: &str = "020080c49fd50c05a038cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc010b2f686f6d652f616c69636503626f7805616c696365e8076401056461696c790001092a2a2f2e636163686505302e312e300003000000000000e80700000000000000000201232f686f6d652f616c6963652f6c6f673a206368616e676564207768696c652072656164";
+
+const GOLDEN_SNAPSHOT_V1: &str = "010080c49fd50c05a038cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc010b2f686f6d652f616c69636503626f7805616c696365e8076401056461696c790001092a2a2f2e636163686505302e312e300003000000000000e8070000000000000000";
 
 #[test]
 fn config_golden_bytes() {
@@ -276,6 +292,7 @@ fn sealed_files_round_trip_and_detect_tampering() {
         excludes: vec![],
         program_version: String::new(),
         summary: SnapshotSummary::default(),
+        notes: vec![],
     };
     let id = repo.save_snapshot(&snap).unwrap();
     assert_eq!(repo.load_snapshot(&id).unwrap(), snap);

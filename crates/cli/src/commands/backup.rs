@@ -8,7 +8,7 @@ use arca_core::{
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
-use crate::progress::BackupBar;
+use crate::progress::BackupReporter;
 use crate::{exit, output};
 
 /// Back up files and directories into a new snapshot. Files unchanged since the previous
@@ -83,7 +83,19 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
 
-    /// Print the summary as one JSON object
+    /// Go through everything and report what would be stored; write nothing
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Print one line per file: A added, M modified, U unchanged, E error
+    #[arg(long)]
+    list: bool,
+
+    /// Write no snapshot if nothing changed since the previous one
+    #[arg(long)]
+    skip_if_unchanged: bool,
+
+    /// Print JSON lines: status about once a second, then the summary
     #[arg(long)]
     json: bool,
 }
@@ -91,8 +103,11 @@ pub struct Args {
 /// The `--json` summary. Field names are a stable contract (see README).
 #[derive(Serialize)]
 struct BackupJson {
-    snapshot_id: String,
-    short_id: String,
+    message_type: &'static str,
+    snapshot_id: Option<String>,
+    short_id: Option<String>,
+    dry_run: bool,
+    skipped: bool,
     parent: Option<String>,
     time: String,
     host: String,
@@ -116,6 +131,7 @@ struct BackupJson {
     duration_seconds: f64,
     errors: u64,
     partial: bool,
+    changed_during_read: u64,
     warnings: Vec<String>,
     repository: RepositoryJson,
 }
@@ -135,8 +151,11 @@ fn to_json(s: &BackupSummary) -> BackupJson {
     let sum = &snap.summary;
     let r = &s.repository;
     BackupJson {
-        snapshot_id: s.snapshot_id.to_string(),
-        short_id: s.snapshot_id.short(),
+        message_type: "summary",
+        snapshot_id: s.snapshot_id.map(|id| id.to_string()),
+        short_id: s.snapshot_id.map(|id| id.short()),
+        dry_run: s.dry_run,
+        skipped: s.skipped,
         parent: s.parent.map(|p| p.to_string()),
         time: output::rfc3339(snap.time, snap.utc_offset),
         host: snap.hostname.clone(),
@@ -164,6 +183,7 @@ fn to_json(s: &BackupSummary) -> BackupJson {
         duration_seconds: sum.duration_ms as f64 / 1000.0,
         errors: sum.errors,
         partial: snap.is_partial(),
+        changed_during_read: sum.changed_during_read,
         warnings: s.warnings.clone(),
         repository: RepositoryJson {
             snapshots: r.snapshots,
@@ -183,8 +203,18 @@ fn print_summary(s: &BackupSummary) -> anyhow::Result<()> {
         Some(p) => format!(" (parent {})", p.short()),
         None => String::new(),
     };
+    let headline = match s.snapshot_id {
+        Some(id) => format!("snapshot {} saved{parent}", id.short()),
+        None if s.dry_run => format!("dry run: nothing was written{parent}"),
+        None => format!("nothing changed: no snapshot written{parent}"),
+    };
+    let added = if s.dry_run {
+        "Would add:  "
+    } else {
+        "Added:      "
+    };
     let rows = [
-        format!("snapshot {} saved{parent}", s.snapshot_id.short()),
+        headline,
         format!(
             "Files:       {} new, {} changed, {} unchanged",
             output::count(sum.files_new),
@@ -198,7 +228,7 @@ fn print_summary(s: &BackupSummary) -> anyhow::Result<()> {
             output::count(sum.dirs_unchanged)
         ),
         format!(
-            "Added:       {} of data, stored as {}",
+            "{added} {} of data, stored as {}",
             output::size(sum.bytes_added_raw),
             output::size(sum.bytes_added_stored)
         ),
@@ -265,7 +295,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         .map(str::to_owned)
         .collect();
     let mut repo = g.open()?;
-    let bar = BackupBar::new(g.progress());
+    let reporter = BackupReporter::new(g.progress(), a.list, a.json);
     let options = BackupOptions {
         excludes: a.exclude.clone(),
         iexcludes: a.iexclude.clone(),
@@ -278,11 +308,33 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         host: a.host.clone(),
         compression,
         threads: a.threads,
-        estimate: bar.wants_estimate(),
+        estimate: reporter.wants_estimate(),
+        dry_run: a.dry_run,
+        skip_if_unchanged: a.skip_if_unchanged,
         cancel: cancel.clone(),
     };
-    let result = repo.backup(&paths, &options, &bar);
-    bar.finish();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        if a.json {
+            // Status lines about once a second, as restic --json prints them.
+            s.spawn(|| {
+                let tick = std::time::Duration::from_millis(100);
+                let mut waited = std::time::Duration::ZERO;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    waited += tick;
+                    if waited >= std::time::Duration::from_secs(1) {
+                        waited = std::time::Duration::ZERO;
+                        let _ = output::json(&reporter.status());
+                    }
+                }
+            });
+        }
+        let result = repo.backup(&paths, &options, &reporter);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        result
+    });
+    reporter.finish();
     let summary = result?;
     if a.json {
         output::json(&to_json(&summary))?;
@@ -291,9 +343,11 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
     }
     let errors = summary.snapshot.summary.errors;
     if errors > 0 {
+        let what = summary.snapshot_id.map_or("the backup".to_owned(), |id| {
+            format!("snapshot {}", id.short())
+        });
         output::message(format!(
-            "warning: snapshot {} is partial: {errors} file(s) or directories could not be read",
-            summary.snapshot_id.short()
+            "warning: {what} is partial: {errors} file(s) or directories could not be read"
         ));
         return Ok(exit::PARTIAL);
     }

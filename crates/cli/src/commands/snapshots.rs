@@ -33,6 +33,8 @@ pub struct SnapshotJson {
     size: u64,
     partial: bool,
     files: u64,
+    changed_during_read: u64,
+    notes: Vec<String>,
     program_version: String,
 }
 
@@ -52,6 +54,8 @@ pub fn to_json(info: &SnapshotInfo) -> SnapshotJson {
         size: sum.bytes_total,
         partial: s.is_partial(),
         files: sum.files_new + sum.files_changed + sum.files_unchanged,
+        changed_during_read: sum.changed_during_read,
+        notes: s.notes.clone(),
         program_version: s.program_version.clone(),
     }
 }

@@ -67,11 +67,15 @@ impl Env {
         String::from_utf8(self.expect(0, args).stdout).unwrap()
     }
 
-    /// Runs `arca ARGS --json`, asserting success, and parses the output.
+    /// Runs `arca ARGS --json`, asserting success, and parses the output: the last line
+    /// when it is JSON lines (backup prints status lines before its summary), else all.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
         all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap()
+        let out = self.ok(&all);
+        serde_json::from_str(&out)
+            .or_else(|_| serde_json::from_str(out.lines().last().unwrap_or_default()))
+            .unwrap()
     }
 
     /// `arca init` with a cheap key derivation (tests open the repository many times).

@@ -39,6 +39,7 @@ pub(crate) struct Counts {
     pub(crate) bytes_read: u64,
     pub(crate) chunks_total: u64,
     pub(crate) errors: u64,
+    pub(crate) changed_during_read: u64,
     /// Stored size of the blobs (chunks and trees) the snapshot references, as far as
     /// already indexed; the rest is resolved when the backup ends.
     pub(crate) stored_known: u64,
@@ -223,9 +224,12 @@ impl<'a> Archiver<'a> {
         self.warnings.push(format!("{}: {message}", path.display()));
     }
 
+    /// An entry left out of the snapshot because it could not be read.
     fn error(&mut self, path: &Path, message: impl Into<String>) {
+        let message = message.into();
         self.counts.errors += 1;
-        self.warn(path, message);
+        self.progress.entry_error(path, &message);
+        self.warnings.push(format!("{}: {message}", path.display()));
     }
 
     fn new_dir(
@@ -685,6 +689,7 @@ impl<'a> Archiver<'a> {
                     _ => self.counts.files_new += 1,
                 }
                 if read.changed {
+                    self.counts.changed_during_read += 1;
                     self.warn(
                         &path,
                         "changed while it was being read; the snapshot holds the content as read",

@@ -60,6 +60,11 @@ pub struct BackupOptions {
     pub threads: usize,
     /// Estimate the totals with a concurrent scan, for progress display.
     pub estimate: bool,
+    /// Go through everything, report what would be stored, write nothing.
+    pub dry_run: bool,
+    /// Write no snapshot if nothing changed since the parent snapshot (same root tree,
+    /// no unreadable files).
+    pub skip_if_unchanged: bool,
     /// Set to stop the backup early.
     pub cancel: CancelToken,
 }
@@ -82,10 +87,15 @@ impl BackupOptions {
 /// The outcome of a backup.
 #[derive(Debug, Clone)]
 pub struct BackupSummary {
-    /// The new snapshot's id.
-    pub snapshot_id: ObjectId,
-    /// The new snapshot (its `summary` holds this backup's figures).
+    /// The new snapshot's id; `None` for a dry run or a skipped unchanged snapshot.
+    pub snapshot_id: Option<ObjectId>,
+    /// The snapshot (its `summary` holds this backup's figures); not saved if
+    /// `snapshot_id` is `None`.
     pub snapshot: Snapshot,
+    /// Nothing changed since the parent and `skip_if_unchanged` was set: no snapshot.
+    pub skipped: bool,
+    /// This was a dry run: nothing was written.
+    pub dry_run: bool,
     /// The snapshot whose metadata was used to skip unchanged files.
     pub parent: Option<ObjectId>,
     /// One line per source path that could not be (fully) read.
@@ -174,7 +184,7 @@ impl Repository {
             .unwrap_or(self.repo.config().compression);
         let abort = Abort::new(options.cancel.clone());
         let scan_done = AtomicBool::new(false);
-        let saver = BlobSaver::new(&self.repo, &self.index, compression);
+        let saver = BlobSaver::new(&self.repo, &self.index, compression, options.dry_run);
         let root_entries = if sources.len() == 1 && sources[0] == Path::new("/") {
             None
         } else {
@@ -250,11 +260,15 @@ impl Repository {
             Err(e) => {
                 // Keep what was uploaded usable for the next backup; the error that
                 // stopped this one is what the caller needs to see.
-                let _ = self.save_index(&written);
+                if !options.dry_run {
+                    let _ = self.save_index(&written);
+                }
                 return Err(e);
             }
         };
-        self.save_index(&written)?;
+        if !options.dry_run {
+            self.save_index(&written)?;
+        }
 
         let mut counts = walked.counts;
         let mut session = Index::new();
@@ -262,8 +276,10 @@ impl Repository {
             session.add_pack(p.id, &p.entries);
         }
         counts.stored_known += resolve_stored(&walked.unresolved, &session, &self.index)?;
-        for p in written {
-            self.index.add_pack(p.id, &p.entries);
+        if !options.dry_run {
+            for p in written {
+                self.index.add_pack(p.id, &p.entries);
+            }
         }
 
         let mut tags = options.tags.clone();
@@ -300,17 +316,35 @@ impl Repository {
                 tree_blobs_added: added[3],
                 chunks_total: counts.chunks_total,
                 errors: counts.errors,
+                changed_during_read: counts.changed_during_read,
             },
+            notes: walked
+                .warnings
+                .iter()
+                .take(arca_repo::MAX_NOTES)
+                .cloned()
+                .collect(),
         };
-        let snapshot_id = self.repo.save_snapshot(&snapshot)?;
+        let skipped = options.skip_if_unchanged
+            && counts.errors == 0
+            && parent.is_some_and(|p| p.snapshot.tree == walked.root);
+        let snapshot_id = if options.dry_run || skipped {
+            None
+        } else {
+            Some(self.repo.save_snapshot(&snapshot)?)
+        };
         let mut all = snapshots;
-        all.push(SnapshotInfo {
-            id: snapshot_id,
-            snapshot: snapshot.clone(),
-        });
+        if let Some(id) = snapshot_id {
+            all.push(SnapshotInfo {
+                id,
+                snapshot: snapshot.clone(),
+            });
+        }
         Ok(BackupSummary {
             snapshot_id,
             snapshot,
+            skipped,
+            dry_run: options.dry_run,
             parent: parent_id,
             warnings: walked.warnings,
             repository: self.stats_for(&all),

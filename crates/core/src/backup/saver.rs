@@ -35,11 +35,18 @@ pub(crate) struct BlobSaver<'r> {
     tree_pack: Mutex<Option<PackBuilder>>,
     /// Packs uploaded in this session, durable, in upload order.
     written: Mutex<Vec<IndexedPack>>,
+    /// Assemble packs (so sizes are exact) but upload nothing.
+    dry_run: bool,
     pub(crate) stats: SaverStats,
 }
 
 impl<'r> BlobSaver<'r> {
-    pub(crate) fn new(repo: &'r Repo, index: &'r Index, compression: Compression) -> Self {
+    pub(crate) fn new(
+        repo: &'r Repo,
+        index: &'r Index,
+        compression: Compression,
+        dry_run: bool,
+    ) -> Self {
         Self {
             repo,
             index,
@@ -49,6 +56,7 @@ impl<'r> BlobSaver<'r> {
             data_pack: Mutex::new(None),
             tree_pack: Mutex::new(None),
             written: Mutex::new(Vec::new()),
+            dry_run,
             stats: SaverStats::default(),
         }
     }
@@ -125,7 +133,9 @@ impl<'r> BlobSaver<'r> {
 
     fn upload(&self, builder: PackBuilder) -> Result<()> {
         let pack = builder.finish();
-        self.repo.write_pack(&pack)?;
+        if !self.dry_run {
+            self.repo.write_pack(&pack)?;
+        }
         lock(&self.written).push(IndexedPack {
             id: pack.id,
             entries: pack.entries,
@@ -144,7 +154,7 @@ impl<'r> BlobSaver<'r> {
         Ok(())
     }
 
-    /// The packs uploaded so far (all durable).
+    /// The packs uploaded so far (all durable), or in a dry run the packs assembled.
     pub(crate) fn take_written(&self) -> Vec<IndexedPack> {
         std::mem::take(&mut *lock(&self.written))
     }
