@@ -37,13 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let summary = repo.backup(&[PathBuf::from(source)], &options, &NoProgress)?;
     let s = &summary.snapshot.summary;
+    let id = summary
+        .snapshot_id
+        .map_or("(none)".to_owned(), |id| id.short());
     println!(
-        "snapshot {}: {} new, {} changed, {} unchanged files; {} bytes added",
-        summary.snapshot_id.short(),
-        s.files_new,
-        s.files_changed,
-        s.files_unchanged,
-        s.bytes_added_stored
+        "snapshot {id}: {} new, {} changed, {} unchanged files; {} bytes added",
+        s.files_new, s.files_changed, s.files_unchanged, s.bytes_added_stored
     );
     for warning in &summary.warnings {
         eprintln!("warning: {warning}");

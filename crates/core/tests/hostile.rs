@@ -57,6 +57,7 @@ fn write_hostile_snapshot(repo: &Repo, name: &[u8]) -> ObjectId {
         excludes: vec![],
         program_version: "evil".into(),
         summary: SnapshotSummary::default(),
+        notes: vec![],
     })
     .unwrap()
 }
