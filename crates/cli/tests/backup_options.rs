@@ -199,3 +199,87 @@ fn a_file_changing_while_read_is_reported_and_recorded() {
     assert_eq!(snaps[0]["changed_during_read"], 1);
     assert!(snaps[0]["notes"][0].as_str().unwrap().contains("busy.log"));
 }
+
+#[test]
+fn stdin_and_command_output_become_one_file() {
+    use std::io::Write;
+    let env = Env::new();
+    env.init();
+    let dump = bytes(3 << 20, 77);
+    let mut child = env
+        .cmd()
+        .args([
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            "db/mydb.sql",
+            "--json",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&dump).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(s["paths"], serde_json::json!(["/db/mydb.sql"]));
+    assert_eq!(s["bytes_original"], 3 << 20);
+    let target = env.path("out");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(fs::read(target.join("db/mydb.sql")).unwrap(), dump);
+
+    // From a command: its output is the file.
+    env.ok(&[
+        "backup",
+        "--stdin-filename",
+        "listing.txt",
+        "--stdin-from-command",
+        "--",
+        "sh",
+        "-c",
+        "printf 'line one\\nline two\\n'",
+    ]);
+    let target = env.path("out2");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(
+        fs::read(target.join("listing.txt")).unwrap(),
+        b"line one\nline two\n"
+    );
+
+    // A failing command: no snapshot, exit 1, the command named.
+    let snapshots = env.json(&["snapshots"]).as_array().unwrap().len();
+    let out = env.expect(
+        1,
+        &[
+            "backup",
+            "--stdin-filename",
+            "x",
+            "--stdin-from-command",
+            "--",
+            "sh",
+            "-c",
+            "echo partial; exit 3",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sh") && err.contains("no snapshot"), "{err}");
+    assert_eq!(
+        env.json(&["snapshots"]).as_array().unwrap().len(),
+        snapshots
+    );
+    env.ok(&["check", "--read-data"]);
+    // A command that cannot be started, an invalid name.
+    env.expect(
+        1,
+        &["backup", "--stdin-from-command", "--", "/no/such/program"],
+    );
+    env.expect(1, &["backup", "--stdin", "--stdin-filename", "../escape"]);
+    env.expect(2, &["backup", "--stdin", "/some/path"]);
+}

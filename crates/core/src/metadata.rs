@@ -22,7 +22,7 @@ pub(crate) struct Owners {
 }
 
 impl Owners {
-    fn user(&mut self, uid: u32) -> String {
+    pub(crate) fn user(&mut self, uid: u32) -> String {
         self.users
             .entry(uid)
             .or_insert_with(|| {
@@ -35,7 +35,7 @@ impl Owners {
             .clone()
     }
 
-    fn group(&mut self, gid: u32) -> String {
+    pub(crate) fn group(&mut self, gid: u32) -> String {
         self.groups
             .entry(gid)
             .or_insert_with(|| {

@@ -21,6 +21,8 @@ Examples:
   arca backup / --one-file-system --exclude-caches --exclude-larger-than 2G
   arca backup /etc /var/www --exclude-from /etc/arca/filelist --json
   arca backup --files-from /etc/arca/paths --exclude-if-present .nobackup
+  pg_dump mydb | arca backup --stdin --stdin-filename db/mydb.sql
+  arca backup --stdin-filename mydb.sql --stdin-from-command -- pg_dump mydb
 
 Patterns starting with / match absolute paths; others match at any depth; ** spans
 directories. Filter files hold '- PATTERN' (exclude) and '+ PATTERN' (include) lines;
@@ -28,8 +30,26 @@ the first rule that matches decides. Exit code 3: the snapshot was saved but som
 could not be read.")]
 pub struct Args {
     /// Files and directories to back up
-    #[arg(value_name = "PATH", required_unless_present = "files_from")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["files_from", "stdin", "stdin_from_command"])]
     paths: Vec<PathBuf>,
+
+    /// Back up standard input as one file (see --stdin-filename)
+    #[arg(long, conflicts_with_all = ["paths", "files_from", "stdin_from_command"])]
+    stdin: bool,
+
+    /// The file name (may include directories) that --stdin or --stdin-from-command
+    /// stores the data under
+    #[arg(long, value_name = "NAME", default_value = "stdin")]
+    stdin_filename: String,
+
+    /// Run the command given after `--` and back up its output as one file; the backup
+    /// fails (no snapshot) if the command exits unsuccessfully
+    #[arg(long, requires = "command", conflicts_with_all = ["paths", "files_from"])]
+    stdin_from_command: bool,
+
+    /// The command for --stdin-from-command, after `--`
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
 
     /// Read more paths to back up from FILE, one per line (repeatable)
     #[arg(long, value_name = "FILE")]
@@ -330,7 +350,20 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
                 }
             });
         }
-        let result = repo.backup(&paths, &options, &reporter);
+        let result = if a.stdin {
+            repo.backup_stream(
+                &a.stdin_filename,
+                &mut std::io::stdin().lock(),
+                &options,
+                &reporter,
+            )
+        } else if let (true, Some((program, args))) =
+            (a.stdin_from_command, a.command.split_first())
+        {
+            repo.backup_command(&a.stdin_filename, program, args, &options, &reporter)
+        } else {
+            repo.backup(&paths, &options, &reporter)
+        };
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         result
     });

@@ -9,8 +9,6 @@
 //! walk depth plus the files in flight, not by the size of the tree.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,10 +17,11 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
 use super::saver::BlobSaver;
+use super::sources::{Entry, is_cache_dir};
 use crate::dir_handle::DirHandle;
 use crate::metadata::{Owners, node_from_stat, unchanged};
 use crate::progress::{BackupProgress, FileStatus};
-use crate::selection::{CACHEDIR_SIGNATURE, Selector};
+use crate::selection::Selector;
 use crate::{Error, ErrorKind, Result};
 
 /// What the walk counted.
@@ -43,60 +42,6 @@ pub(crate) struct Counts {
     /// Stored size of the blobs (chunks and trees) the snapshot references, as far as
     /// already indexed; the rest is resolved when the backup ends.
     pub(crate) stored_known: u64,
-}
-
-/// An entry to process: a real directory entry, or (for the path components above the
-/// backed-up paths) a virtual directory whose children are given rather than listed.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) name: Vec<u8>,
-    pub(crate) path: PathBuf,
-    pub(crate) children: Option<Vec<Entry>>,
-}
-
-/// Builds the entries of the root directory from normalized, non-nested absolute source
-/// paths (not `/` itself).
-pub(crate) fn source_entries(sources: &[PathBuf]) -> Vec<Entry> {
-    fn build(prefix: &Path, paths: Vec<Vec<OsString>>) -> Vec<Entry> {
-        let mut groups: std::collections::BTreeMap<Vec<u8>, Vec<Vec<OsString>>> =
-            Default::default();
-        for mut comps in paths {
-            if comps.is_empty() {
-                continue;
-            }
-            let first = comps.remove(0);
-            groups.entry(first.into_vec()).or_default().push(comps);
-        }
-        groups
-            .into_iter()
-            .map(|(name, rests)| {
-                let path = prefix.join(std::ffi::OsStr::from_bytes(&name));
-                // Sources are not nested, so a group is either one leaf or all deeper.
-                let children = if rests.iter().any(|r| r.is_empty()) {
-                    None
-                } else {
-                    Some(build(&path, rests))
-                };
-                Entry {
-                    name,
-                    path,
-                    children,
-                }
-            })
-            .collect()
-    }
-    let paths = sources
-        .iter()
-        .map(|p| {
-            p.components()
-                .filter_map(|c| match c {
-                    std::path::Component::Normal(n) => Some(n.to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect();
-    build(Path::new("/"), paths)
 }
 
 /// What a finished walk produced.
@@ -784,31 +729,4 @@ impl<'a> Archiver<'a> {
             dir = parent;
         }
     }
-}
-
-/// Whether `entries` (of the open directory `dir`) include a valid `CACHEDIR.TAG`.
-fn is_cache_dir(dir: &DirHandle, entries: &[Entry]) -> bool {
-    use std::io::Read;
-    if !entries.iter().any(|e| e.name == b"CACHEDIR.TAG") {
-        return false;
-    }
-    let mut head = [0u8; 43];
-    dir.open_read(b"CACHEDIR.TAG")
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| head[..] == *CACHEDIR_SIGNATURE)
-}
-
-/// Lexically normalizes an absolute path: drops `.`, resolves `..`, no symlinks.
-pub(crate) fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }

@@ -10,8 +10,12 @@ mod archiver;
 mod reader;
 mod saver;
 mod scan;
+mod sources;
+mod stream;
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -20,9 +24,11 @@ use arca_backends::ObjectId;
 use arca_repo::{Compression, Index, IndexFile, IndexedPack, Snapshot, SnapshotSummary};
 use crossbeam_channel::{bounded, unbounded};
 
-use self::archiver::{Archiver, normalize, source_entries};
+use self::archiver::{Archiver, Walked};
 use self::reader::{Abort, FileWorker, blob_worker};
 use self::saver::BlobSaver;
+use self::sources::{normalize_sources, path_bytes, source_entries};
+use crate::dir_handle::raise_open_file_limit;
 use crate::progress::{BackupProgress, CancelToken};
 use crate::repository::{RepositoryStats, SnapshotInfo};
 use crate::selection::{Filter, FilterRule, Selector};
@@ -104,34 +110,51 @@ pub struct BackupSummary {
     pub repository: RepositoryStats,
 }
 
-/// Makes source paths absolute and normal, checks they exist, and drops duplicates and
-/// paths inside other sources. Returns them sorted.
-fn normalize_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if paths.is_empty() {
-        return Err(Error::invalid("nothing to back up: no paths given"));
-    }
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::io("cannot read the current directory", Path::new("."), e))?;
-    let mut out: Vec<PathBuf> = Vec::new();
-    for p in paths {
-        let abs = normalize(&cwd.join(p));
-        std::fs::symlink_metadata(&abs).map_err(|e| Error::io("cannot back up", &abs, e))?;
-        out.push(abs);
-    }
-    out.sort();
-    out.dedup();
-    let mut kept: Vec<PathBuf> = Vec::new();
-    for p in out {
-        if !kept.iter().any(|k| p.starts_with(k)) {
-            kept.push(p);
-        }
-    }
-    Ok(kept)
+/// The parent snapshot: its id, root tree and start time.
+#[derive(Clone, Copy)]
+struct Parent {
+    id: ObjectId,
+    tree: arca_repo::BlobId,
+    time: arca_repo::Timestamp,
 }
 
-fn path_bytes(p: &Path) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    p.as_os_str().as_bytes().to_vec()
+/// What every kind of backup settles before it reads anything.
+struct Prepared {
+    started: Instant,
+    time: arca_repo::Timestamp,
+    host: String,
+    paths: Vec<Vec<u8>>,
+    rules: Vec<FilterRule>,
+    /// The repository's snapshots when the backup started (for the totals).
+    snapshots: Vec<SnapshotInfo>,
+    parent: Option<Parent>,
+}
+
+/// What the blob pipeline produced, taken from the saver once every worker is done.
+struct Stored {
+    written: Vec<IndexedPack>,
+    added: [u64; 4],
+}
+
+/// Flushes the saver if the walk succeeded, and takes what it stored.
+fn drain(saver: BlobSaver<'_>, walked: Result<Walked>, abort: &Abort) -> (Result<Walked>, Stored) {
+    let walked = walked.and_then(|w| {
+        if abort.should_stop() {
+            Err(abort.take_error())
+        } else {
+            saver.flush().map(|()| w)
+        }
+    });
+    let stats = &saver.stats;
+    let added = [
+        &stats.raw_bytes,
+        &stats.stored_bytes,
+        &stats.data_blobs,
+        &stats.tree_blobs,
+    ]
+    .map(|c| c.load(Ordering::Relaxed));
+    let written = saver.take_written();
+    (walked, Stored { written, added })
 }
 
 impl Repository {
@@ -152,8 +175,7 @@ impl Repository {
         options: &BackupOptions,
         progress: &dyn BackupProgress,
     ) -> Result<BackupSummary> {
-        let started = Instant::now();
-        let time = crate::system::now();
+        raise_open_file_limit();
         let sources = normalize_sources(paths)?;
         let rules = options.all_rules();
         let selector = Selector {
@@ -167,30 +189,22 @@ impl Repository {
             larger_than: options.exclude_larger_than,
             one_file_system: options.one_file_system,
         };
-        let host = options.host.clone().unwrap_or_else(crate::system::hostname);
-        let source_bytes: Vec<Vec<u8>> = sources.iter().map(|p| path_bytes(p)).collect();
-
-        let snapshots = self.snapshots_lenient()?.snapshots;
-        let parent = snapshots
-            .iter()
-            .rev()
-            .find(|s| s.snapshot.hostname == host && s.snapshot.paths == source_bytes);
-        let parent_id = parent.map(|p| p.id);
-        let previous_root = parent.map(|p| p.snapshot.tree);
-
+        let prep = self.prepare(
+            sources.iter().map(|p| path_bytes(p)).collect(),
+            rules,
+            options,
+        )?;
+        let previous_root = prep.parent.map(|p| p.tree);
+        let parent_time = prep.parent.map(|p| p.time);
         let threads = crate::system::worker_threads(options.threads);
-        let compression = options
-            .compression
-            .unwrap_or(self.repo.config().compression);
         let abort = Abort::new(options.cancel.clone());
         let scan_done = AtomicBool::new(false);
-        let saver = BlobSaver::new(&self.repo, &self.index, compression, options.dry_run);
+        let saver = self.saver(options);
         let root_entries = if sources.len() == 1 && sources[0] == Path::new("/") {
             None
         } else {
             Some(source_entries(&sources))
         };
-
         let walked = std::thread::scope(|s| {
             let (job_tx, job_rx) = bounded(threads * 4);
             let (blob_tx, blob_rx) = bounded(threads * 4);
@@ -226,8 +240,8 @@ impl Repository {
                 blob_tx,
                 done_rx,
             );
-            if let Some(p) = parent {
-                archiver.set_parent_time(p.snapshot.time);
+            if let Some(t) = parent_time {
+                archiver.set_parent_time(t);
             }
             let result = archiver.run(root_entries, previous_root);
             // The estimate is moot now; do not wait for it to finish its walk.
@@ -238,23 +252,170 @@ impl Repository {
             }
             result
         });
-        // Every worker has finished: each claimed blob is stored or the backup failed.
-        let walked = walked.and_then(|w| {
-            if abort.should_stop() {
-                Err(abort.take_error())
+        let (walked, stored) = drain(saver, walked, &abort);
+        self.commit(prep, walked, stored, options)
+    }
+
+    /// Backs up what `reader` yields as one file named `name` (which may contain `/`
+    /// to place it in directories), e.g. a database dump piped in. The snapshot's path is
+    /// `/NAME`; the file gets mode 0600 and the current time.
+    ///
+    /// # Errors
+    /// As [`Repository::backup`]; `InvalidInput` for an empty or invalid name; `Io` if
+    /// the reader fails (no snapshot is written).
+    pub fn backup_stream(
+        &mut self,
+        name: &str,
+        reader: &mut dyn Read,
+        options: &BackupOptions,
+        progress: &dyn BackupProgress,
+    ) -> Result<BackupSummary> {
+        self.backup_stream_then(name, reader, options, progress, || Ok(()))
+    }
+
+    /// Runs `program` with `args` and backs up its standard output as one file named
+    /// `name`, like [`Repository::backup_stream`]. Its standard input and error are the
+    /// caller's.
+    ///
+    /// # Errors
+    /// As [`Repository::backup_stream`]; `Io` if the command cannot be started or exits
+    /// unsuccessfully, in which case no snapshot is written.
+    pub fn backup_command(
+        &mut self,
+        name: &str,
+        program: &OsStr,
+        args: &[OsString],
+        options: &BackupOptions,
+        progress: &dyn BackupProgress,
+    ) -> Result<BackupSummary> {
+        let shown = program.to_string_lossy().into_owned();
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Error::new(ErrorKind::Io, format!("cannot run {shown}: {e}")).with_source(e)
+            })?;
+        let Some(mut stdout) = child.stdout.take() else {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("cannot read the output of {shown}"),
+            ));
+        };
+        // The stream is read to its end before `confirm` runs, so waiting cannot block.
+        let result = self.backup_stream_then(name, &mut stdout, options, progress, || {
+            let status = child
+                .wait()
+                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot wait for {shown}: {e}")))?;
+            if status.success() {
+                Ok(())
             } else {
-                saver.flush().map(|()| w)
+                Err(Error::new(
+                    ErrorKind::Io,
+                    format!("{shown} failed ({status}); no snapshot was written"),
+                ))
             }
         });
-        let written = saver.take_written();
-        let added = [
-            &saver.stats.raw_bytes,
-            &saver.stats.stored_bytes,
-            &saver.stats.data_blobs,
-            &saver.stats.tree_blobs,
-        ]
-        .map(|c| c.load(Ordering::Relaxed));
-        drop(saver);
+        if result.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        result
+    }
+
+    /// The stream backup; `confirm` runs after the stream ended and before anything is
+    /// committed, and can veto the snapshot.
+    fn backup_stream_then(
+        &mut self,
+        name: &str,
+        reader: &mut dyn Read,
+        options: &BackupOptions,
+        progress: &dyn BackupProgress,
+        confirm: impl FnOnce() -> Result<()>,
+    ) -> Result<BackupSummary> {
+        let parts = stream::name_parts(name)?;
+        let path = [b"/".as_slice(), name.trim_start_matches('/').as_bytes()].concat();
+        let prep = self.prepare(vec![path], Vec::new(), options)?;
+        let threads = crate::system::worker_threads(options.threads);
+        let abort = Abort::new(options.cancel.clone());
+        let saver = self.saver(options);
+        let walked = std::thread::scope(|s| {
+            let (blob_tx, blob_rx) = bounded(threads * 4);
+            for _ in 0..threads {
+                let (blobs, saver, abort) = (blob_rx.clone(), &saver, &abort);
+                s.spawn(move || blob_worker(blobs, saver, abort));
+            }
+            drop(blob_rx);
+            let stream = stream::Stream {
+                repo: &self.repo,
+                index: &self.index,
+                chunker: &self.chunker,
+                saver: &saver,
+                blobs: blob_tx,
+                progress,
+                abort: &abort,
+                now: prep.time,
+            };
+            let result = stream
+                .archive(&parts, reader)
+                .and_then(|w| confirm().map(|()| w));
+            if result.is_err() {
+                abort.stop();
+            }
+            result
+        });
+        let (walked, stored) = drain(saver, walked, &abort);
+        self.commit(prep, walked, stored, options)
+    }
+
+    fn saver(&self, options: &BackupOptions) -> BlobSaver<'_> {
+        let compression = options
+            .compression
+            .unwrap_or(self.repo.config().compression);
+        BlobSaver::new(&self.repo, &self.index, compression, options.dry_run)
+    }
+
+    /// Settles time, host and parent (the latest snapshot of the same host and paths).
+    fn prepare(
+        &self,
+        paths: Vec<Vec<u8>>,
+        rules: Vec<FilterRule>,
+        options: &BackupOptions,
+    ) -> Result<Prepared> {
+        let started = Instant::now();
+        let time = crate::system::now();
+        let host = options.host.clone().unwrap_or_else(crate::system::hostname);
+        let snapshots = self.snapshots_lenient()?.snapshots;
+        let parent = snapshots
+            .iter()
+            .rev()
+            .find(|s| s.snapshot.hostname == host && s.snapshot.paths == paths)
+            .map(|s| Parent {
+                id: s.id,
+                tree: s.snapshot.tree,
+                time: s.snapshot.time,
+            });
+        Ok(Prepared {
+            started,
+            time,
+            host,
+            paths,
+            rules,
+            snapshots,
+            parent,
+        })
+    }
+
+    /// Records what was stored (index) and the snapshot, in that order; on a failed
+    /// walk records only the index, so nothing uploaded is uploaded again.
+    fn commit(
+        &mut self,
+        prep: Prepared,
+        walked: Result<Walked>,
+        stored: Stored,
+        options: &BackupOptions,
+    ) -> Result<BackupSummary> {
+        let Stored { written, added } = stored;
         let walked = match walked {
             Ok(w) => w,
             Err(e) => {
@@ -269,7 +430,6 @@ impl Repository {
         if !options.dry_run {
             self.save_index(&written)?;
         }
-
         let mut counts = walked.counts;
         let mut session = Index::new();
         for p in &written {
@@ -281,25 +441,24 @@ impl Repository {
                 self.index.add_pack(p.id, &p.entries);
             }
         }
-
         let mut tags = options.tags.clone();
         tags.sort();
         tags.dedup();
         let snapshot = Snapshot {
-            time,
-            utc_offset: crate::system::utc_offset(time),
+            time: prep.time,
+            utc_offset: crate::system::utc_offset(prep.time),
             tree: walked.root,
-            paths: source_bytes,
-            hostname: host,
+            paths: prep.paths,
+            hostname: prep.host,
             username: crate::system::username(),
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
             tags,
-            parent: parent_id.map(|p| *p.as_bytes()),
-            excludes: rules.iter().map(FilterRule::to_line).collect(),
+            parent: prep.parent.map(|p| *p.id.as_bytes()),
+            excludes: prep.rules.iter().map(FilterRule::to_line).collect(),
             program_version: env!("CARGO_PKG_VERSION").to_owned(),
             summary: SnapshotSummary {
-                duration_ms: started.elapsed().as_millis() as u64,
+                duration_ms: prep.started.elapsed().as_millis() as u64,
                 files_new: counts.files_new,
                 files_changed: counts.files_changed,
                 files_unchanged: counts.files_unchanged,
@@ -327,13 +486,13 @@ impl Repository {
         };
         let skipped = options.skip_if_unchanged
             && counts.errors == 0
-            && parent.is_some_and(|p| p.snapshot.tree == walked.root);
+            && prep.parent.is_some_and(|p| p.tree == walked.root);
         let snapshot_id = if options.dry_run || skipped {
             None
         } else {
             Some(self.repo.save_snapshot(&snapshot)?)
         };
-        let mut all = snapshots;
+        let mut all = prep.snapshots;
         if let Some(id) = snapshot_id {
             all.push(SnapshotInfo {
                 id,
@@ -345,7 +504,7 @@ impl Repository {
             snapshot,
             skipped,
             dry_run: options.dry_run,
-            parent: parent_id,
+            parent: prep.parent.map(|p| p.id),
             warnings: walked.warnings,
             repository: self.stats_for(&all),
         })
