@@ -138,7 +138,7 @@ fn json_prints_status_lines_while_running() {
 #[test]
 fn skip_if_unchanged() {
     let env = Env::new();
-    let src = env.path("src");
+    let src = env.path("top/src");
     write(&src.join("a"), b"1");
     settle();
     env.init();
@@ -147,6 +147,9 @@ fn skip_if_unchanged() {
         first["snapshot_id"].is_string(),
         "the first backup must be saved"
     );
+    // A change beside the backed-up path changes the directory above it, which the
+    // snapshot records but which is not what the user backs up.
+    write(&env.path("top/sibling"), b"x");
     let same = env.json(&["backup", src.to_str().unwrap(), "--skip-if-unchanged"]);
     assert_eq!(same["skipped"], true);
     assert!(same["snapshot_id"].is_null());

@@ -4,12 +4,40 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use arca_repo::{Node, NodeKind};
+use arca_repo::{BlobId, Node, NodeKind};
 
 use crate::repository::SnapshotInfo;
 use crate::{Error, ErrorKind, Repository, Result};
 
 impl Repository {
+    /// The node at absolute `path` below root tree `root`, or `None` if there is none.
+    ///
+    /// # Errors
+    /// `Corrupt` for missing or damaged trees.
+    pub(crate) fn node_at(&self, root: &BlobId, path: &Path) -> Result<Option<Node>> {
+        let mut tree = self.load_tree(root)?;
+        let mut names = path.components().filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        });
+        let Some(mut name) = names.next() else {
+            return Ok(None);
+        };
+        loop {
+            let Some(node) = tree.find(name.as_bytes()) else {
+                return Ok(None);
+            };
+            let Some(next) = names.next() else {
+                return Ok(Some(node.clone()));
+            };
+            match (node.kind, node.subtree) {
+                (NodeKind::Dir, Some(sub)) => tree = self.load_tree(&sub)?,
+                _ => return Ok(None),
+            }
+            name = next;
+        }
+    }
+
     /// Visits `path` in `snapshot` and, if it is a directory, everything below it:
     /// depth first, in name order, each directory before its entries. `visit` gets the
     /// absolute path inside the snapshot and the node. `path` `/` visits the whole

@@ -55,6 +55,7 @@ mod metadata;
 mod progress;
 mod repository;
 mod restore;
+mod select;
 mod selection;
 mod sync;
 mod system;
@@ -68,6 +69,7 @@ pub use progress::{
 };
 pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList};
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary};
+pub use select::{SnapshotFilter, parse_time, parse_time_at};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
 
 pub use arca_backends::{ObjectId, WriteBackend};

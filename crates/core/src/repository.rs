@@ -10,6 +10,7 @@ use arca_repo::{
     Tree,
 };
 
+use crate::select::SnapshotFilter;
 use crate::{Error, ErrorKind, Result};
 
 /// Settings for [`Repository::init`].
@@ -269,8 +270,21 @@ impl Repository {
     /// # Errors
     /// [`ErrorKind::NotFound`] if none matches; `InvalidInput` if a prefix is ambiguous.
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotInfo> {
-        let list = self.snapshots()?;
-        select_snapshot(list, spec)
+        self.find_snapshot_filtered(spec, &SnapshotFilter::default())
+    }
+
+    /// Finds a snapshot among those passing `filter`: `latest` is the newest of them
+    /// (with `filter.before`, the newest at or before that moment), otherwise a full id
+    /// or unique id prefix.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if none matches; `InvalidInput` if a prefix is ambiguous.
+    pub fn find_snapshot_filtered(
+        &self,
+        spec: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<SnapshotInfo> {
+        crate::select::select(self.snapshots()?, spec, filter)
     }
 
     /// Reads a tree blob.
@@ -323,35 +337,5 @@ impl Repository {
             }
         }
         s
-    }
-}
-
-/// Picks the snapshot `spec` names out of `list` (sorted oldest first).
-pub(crate) fn select_snapshot(list: Vec<SnapshotInfo>, spec: &str) -> Result<SnapshotInfo> {
-    if spec == "latest" {
-        return list
-            .into_iter()
-            .next_back()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, "the repository has no snapshots"));
-    }
-    let prefix = spec.to_ascii_lowercase();
-    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::invalid(format!(
-            "invalid snapshot {spec:?}: expected an id, a unique id prefix, or \"latest\""
-        )));
-    }
-    let mut matches: Vec<SnapshotInfo> = list
-        .into_iter()
-        .filter(|s| s.id.to_string().starts_with(&prefix))
-        .collect();
-    match matches.len() {
-        0 => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no snapshot matches {spec:?}"),
-        )),
-        1 => Ok(matches.remove(0)),
-        n => Err(Error::invalid(format!(
-            "snapshot prefix {spec:?} is ambiguous: it matches {n} snapshots"
-        ))),
     }
 }

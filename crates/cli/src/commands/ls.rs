@@ -16,7 +16,8 @@ Examples:
   arca ls 1a2b3c4d /home/me/documents -l
   arca ls latest --json | jq -r 'select(.type == \"file\") | .path'")]
 pub struct Args {
-    /// Snapshot: full id, unique id prefix, or \"latest\"
+    /// Snapshot: full id, unique id prefix, or \"latest\" (the newest matching
+    /// --host/--tag/--path/--time)
     #[arg(value_name = "SNAPSHOT")]
     snapshot: String,
 
@@ -27,6 +28,9 @@ pub struct Args {
     /// Long format: type and mode, owner, group, size, modification time
     #[arg(short, long)]
     long: bool,
+
+    #[command(flatten)]
+    select: super::SnapshotArgs,
 
     /// Print one JSON object per entry (JSON lines)
     #[arg(long)]
@@ -157,7 +161,7 @@ fn print(path: &Path, node: &Node, long: bool, json: bool, utc_offset: i32) -> a
 
 pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     let repo = g.open()?;
-    let snapshot = repo.find_snapshot(&a.snapshot)?;
+    let snapshot = repo.find_snapshot_filtered(&a.snapshot, &a.select.filter()?)?;
     let offset = snapshot.snapshot.utc_offset;
     let mut result = Ok(());
     repo.walk(&snapshot, &a.path, &mut |path, node| {

@@ -8,7 +8,51 @@ pub mod ls;
 pub mod restore;
 pub mod snapshots;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use arca_core::{SnapshotFilter, parse_time};
+
+/// Options that narrow which snapshots a command considers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotArgs {
+    /// Only snapshots of host H (repeatable)
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+
+    /// Only snapshots with tag T; `a,b` needs both, repeating means either (repeatable)
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+
+    /// Only snapshots that backed up PATH (repeatable)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// The newest snapshot at or before WHEN: 3D, 2W, 1h30m, 2026-01-10, "2026-01-10 14:00"
+    #[arg(long, value_name = "WHEN")]
+    pub time: Option<String>,
+}
+
+impl SnapshotArgs {
+    pub fn filter(&self) -> anyhow::Result<SnapshotFilter> {
+        Ok(SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self
+                .tags
+                .iter()
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .collect(),
+            paths: self.paths.clone(),
+            before: self.time.as_deref().map(parse_time).transpose()?,
+        })
+    }
+}
 
 /// Parses a size such as `16M`, `64K`, `1.5G` or `1048576` (binary units: K = 1024).
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {

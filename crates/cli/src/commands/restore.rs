@@ -22,7 +22,8 @@ Examples:
   arca restore latest --file-to-restore /home/me/notes.txt --target /tmp/notes.txt
   arca restore latest --target /srv/www --delete --verify")]
 pub struct Args {
-    /// Snapshot: full id, unique id prefix, or \"latest\"
+    /// Snapshot: full id, unique id prefix, or \"latest\" (the newest matching
+    /// --host/--tag/--path/--time)
     #[arg(value_name = "SNAPSHOT")]
     snapshot: String,
 
@@ -75,6 +76,9 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
 
+    #[command(flatten)]
+    select: super::SnapshotArgs,
+
     /// Print the summary as one JSON object
     #[arg(long)]
     json: bool,
@@ -101,7 +105,7 @@ struct RestoreJson {
 pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
     let started = Instant::now();
     let repo = g.open()?;
-    let snapshot = repo.find_snapshot(&a.snapshot)?;
+    let snapshot = repo.find_snapshot_filtered(&a.snapshot, &a.select.filter()?)?;
     let options = RestoreOptions {
         includes: a.include.clone(),
         excludes: a.exclude.clone(),

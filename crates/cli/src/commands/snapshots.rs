@@ -11,8 +11,12 @@ use crate::{exit, output};
 #[command(after_help = "\
 Examples:
   arca snapshots
+  arca snapshots --host web1 --tag daily --time 2W
   arca snapshots --json | jq -r '.[].id'")]
 pub struct Args {
+    #[command(flatten)]
+    select: super::SnapshotArgs,
+
     /// Print a JSON array of snapshots
     #[arg(long)]
     json: bool,
@@ -70,6 +74,11 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         snapshots: list,
         damaged,
     } = repo.snapshots_lenient()?;
+    let filter = a.select.filter()?.absolute()?;
+    let list: Vec<_> = list
+        .into_iter()
+        .filter(|s| filter.matches(&s.snapshot))
+        .collect();
     for (_, e) in &damaged {
         output::message(format!("warning: {e}"));
     }

@@ -9,6 +9,7 @@
 //! walk depth plus the files in flight, not by the size of the tree.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,6 +52,10 @@ pub(crate) struct Walked {
     pub(crate) counts: Counts,
     pub(crate) warnings: Vec<String>,
     pub(crate) unresolved: HashMap<(BlobType, BlobId), u64>,
+    /// The nodes of the entries right below the directories above the sources (the
+    /// sources among them), with their paths: what `--skip-if-unchanged` compares, so
+    /// a change to `/home` itself does not count as a change to `/home/me/docs`.
+    pub(crate) top: Vec<(PathBuf, Node)>,
 }
 
 struct DirState {
@@ -115,6 +120,7 @@ pub(crate) struct Archiver<'a> {
     /// Multiply linked files, so each is read once however many names it has.
     links: HashMap<(u64, u64), Link>,
     root: Option<BlobId>,
+    top: Vec<(PathBuf, Node)>,
 }
 
 impl<'a> Archiver<'a> {
@@ -148,6 +154,7 @@ impl<'a> Archiver<'a> {
             owners: Owners::default(),
             links: HashMap::new(),
             root: None,
+            top: Vec::new(),
             racy_limit: None,
         }
     }
@@ -329,6 +336,7 @@ impl<'a> Archiver<'a> {
                 counts: self.counts,
                 warnings: self.warnings,
                 unresolved: self.unresolved,
+                top: self.top,
             }),
             None => Err(Error::new(
                 ErrorKind::Io,
@@ -706,6 +714,14 @@ impl<'a> Archiver<'a> {
             let Some(st) = self.dirs.remove(&dir) else {
                 return Ok(());
             };
+            if st.source.is_none() {
+                self.top.extend(st.nodes.iter().flatten().map(|n| {
+                    (
+                        st.path.join(std::ffi::OsStr::from_bytes(&n.name)),
+                        n.clone(),
+                    )
+                }));
+            }
             let tree = Tree::new(st.nodes.into_iter().flatten().collect())
                 .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", st.path.display())))?;
             let bytes = tree.encode()?;

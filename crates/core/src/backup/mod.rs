@@ -243,7 +243,10 @@ impl Repository {
             if let Some(t) = parent_time {
                 archiver.set_parent_time(t);
             }
-            let result = archiver.run(root_entries, previous_root);
+            let result = archiver.run(root_entries, previous_root).map(|mut w| {
+                w.top.retain(|(path, _)| sources.contains(path));
+                w
+            });
             // The estimate is moot now; do not wait for it to finish its walk.
             scan_done.store(true, Ordering::SeqCst);
             if result.is_err() {
@@ -254,6 +257,17 @@ impl Repository {
         });
         let (walked, stored) = drain(saver, walked, &abort);
         self.commit(prep, walked, stored, options)
+    }
+
+    /// Whether the parent snapshot (root tree `parent`) holds exactly the nodes `top`
+    /// at their paths. Only the backed-up paths count: the directories above them
+    /// (their times change whenever a sibling does) do not. An unreadable parent tree
+    /// counts as a difference.
+    fn same_sources(&self, parent: &arca_repo::BlobId, top: &[(PathBuf, arca_repo::Node)]) -> bool {
+        !top.is_empty()
+            && top.iter().all(
+                |(path, node)| matches!(self.node_at(parent, path), Ok(Some(old)) if old == *node),
+            )
     }
 
     /// Backs up what `reader` yields as one file named `name` (which may contain `/`
@@ -486,7 +500,10 @@ impl Repository {
         };
         let skipped = options.skip_if_unchanged
             && counts.errors == 0
-            && prep.parent.is_some_and(|p| p.tree == walked.root);
+            && match prep.parent {
+                Some(p) => p.tree == walked.root || self.same_sources(&p.tree, &walked.top),
+                None => false,
+            };
         let snapshot_id = if options.dry_run || skipped {
             None
         } else {

@@ -139,6 +139,7 @@ impl Stream<'_> {
             counts,
             warnings: Vec::new(),
             unresolved,
+            top: Vec::new(),
         })
     }
 

@@ -1,0 +1,344 @@
+//! Choosing snapshots: by id, prefix or `latest`, narrowed by host, tags, paths and a
+//! point in time given the way Duplicity users write it.
+
+use std::path::{Path, PathBuf};
+
+use arca_repo::{Snapshot, Timestamp};
+
+use crate::repository::SnapshotInfo;
+use crate::{Error, ErrorKind, Result};
+
+/// Narrows the snapshots a command considers. Empty fields do not narrow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotFilter {
+    /// The snapshot's host is one of these.
+    pub hosts: Vec<String>,
+    /// The snapshot has every tag of at least one of these groups (`--tag a,b --tag c`
+    /// means "a and b, or c").
+    pub tags: Vec<Vec<String>>,
+    /// The snapshot backed up every one of these paths.
+    pub paths: Vec<PathBuf>,
+    /// The snapshot was taken at or before this moment.
+    pub before: Option<Timestamp>,
+}
+
+impl SnapshotFilter {
+    /// Whether `s` passes the filter.
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
+            && (self.tags.is_empty()
+                || self
+                    .tags
+                    .iter()
+                    .any(|group| group.iter().all(|t| s.tags.contains(t))))
+            && self.paths.iter().all(|p| {
+                s.paths
+                    .iter()
+                    .any(|sp| sp.as_slice() == p.as_os_str().as_bytes())
+            })
+            && self.before.is_none_or(|b| s.time <= b)
+    }
+
+    /// The filter with relative paths made absolute (as backup sources are).
+    ///
+    /// # Errors
+    /// `Io` if the current directory cannot be read.
+    pub fn absolute(&self) -> Result<Self> {
+        let mut out = self.clone();
+        out.paths = self
+            .paths
+            .iter()
+            .map(|p| absolute(p))
+            .collect::<Result<_>>()?;
+        Ok(out)
+    }
+
+    /// True if it narrows nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Picks the snapshot `spec` names among those of `list` (sorted oldest first) that pass
+/// `filter`: `latest` is the newest of them, otherwise a full id or unique id prefix.
+pub(crate) fn select(
+    list: Vec<SnapshotInfo>,
+    spec: &str,
+    filter: &SnapshotFilter,
+) -> Result<SnapshotInfo> {
+    let narrowed = !filter.is_empty();
+    let filter = &filter.absolute()?;
+    let candidates: Vec<SnapshotInfo> = list
+        .into_iter()
+        .filter(|s| filter.matches(&s.snapshot))
+        .collect();
+    if spec == "latest" {
+        return candidates.into_iter().next_back().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                if narrowed {
+                    "no snapshot matches the given host, tags, paths and time"
+                } else {
+                    "the repository has no snapshots"
+                },
+            )
+        });
+    }
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid(format!(
+            "invalid snapshot {spec:?}: expected an id, a unique id prefix, or \"latest\""
+        )));
+    }
+    let mut matches: Vec<SnapshotInfo> = candidates
+        .into_iter()
+        .filter(|s| s.id.to_string().starts_with(&prefix))
+        .collect();
+    match matches.len() {
+        0 => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no snapshot matches {spec:?}"),
+        )),
+        1 => Ok(matches.remove(0)),
+        n => Err(Error::invalid(format!(
+            "snapshot prefix {spec:?} is ambiguous: it matches {n} snapshots"
+        ))),
+    }
+}
+
+/// Parses a point in time as Duplicity accepts it (see [`parse_time_at`]), relative to
+/// the current time.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] naming the text.
+pub fn parse_time(text: &str) -> Result<Timestamp> {
+    parse_time_at(text, crate::system::now())
+}
+
+/// Parses a point in time as Duplicity accepts it, relative to `now`:
+/// - `now`;
+/// - an interval back from now: numbers with units `s`, `m`, `h`, `D`, `W`, `M` (30
+///   days), `Y` (365 days), e.g. `3D`, `2W`, `1h30m`;
+/// - a local date or date and time: `2026-01-10` (midnight at its start),
+///   `2026-01-10 14:00`, `2026-01-10T14:00:05`; also `2026/01/10`;
+/// - an RFC 3339 time with offset, or seconds since the Unix epoch.
+///
+/// A time written to the second stands for that whole second, so the time `arca
+/// snapshots` shows for a snapshot selects that snapshot.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] naming the text.
+pub fn parse_time_at(text: &str, now: Timestamp) -> Result<Timestamp> {
+    let t = text.trim();
+    let bad = || {
+        Error::invalid(format!(
+            "invalid time {text:?}: use e.g. 3D, 2W, 1h30m, 2026-01-10, \"2026-01-10 14:00\" or now"
+        ))
+    };
+    if t == "now" {
+        return Ok(now);
+    }
+    if let Some(secs) = interval_seconds(t) {
+        return Ok(Timestamp {
+            secs: now.secs.saturating_sub(secs),
+            nanos: now.nanos,
+        });
+    }
+    let whole_second = |ts: Timestamp| {
+        if t.contains('.') {
+            ts
+        } else {
+            Timestamp {
+                secs: ts.secs,
+                nanos: 999_999_999,
+            }
+        }
+    };
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<i64>()
+            .map(|secs| whole_second(Timestamp { secs, nanos: 0 }))
+            .map_err(|_| bad());
+    }
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(whole_second(to_timestamp(ts)));
+    }
+    let civil = t.replace('/', "-").replacen('T', " ", 1);
+    let datetime = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| jiff::civil::DateTime::strptime(f, &civil).ok())
+        .or_else(|| {
+            jiff::civil::Date::strptime("%Y-%m-%d", &civil)
+                .ok()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })
+        .ok_or_else(bad)?;
+    let zoned = datetime
+        .to_zoned(jiff::tz::TimeZone::system())
+        .map_err(|_| bad())?;
+    Ok(whole_second(to_timestamp(zoned.timestamp())))
+}
+
+fn to_timestamp(ts: jiff::Timestamp) -> Timestamp {
+    Timestamp {
+        secs: ts.as_second(),
+        nanos: ts.subsec_nanosecond().clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// `3D`, `2W`, `1h30m`: the total seconds, or `None` if `t` is not an interval.
+fn interval_seconds(t: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut number = String::new();
+    let mut any = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'D' => 86_400,
+            'W' => 7 * 86_400,
+            'M' => 30 * 86_400,
+            'Y' => 365 * 86_400,
+            _ => return None,
+        };
+        let n: i64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+        any = true;
+    }
+    (any && number.is_empty()).then_some(total)
+}
+
+/// Normalizes a path given to `--path` like backup sources are (absolute, lexical).
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::io("cannot read the current directory", Path::new("."), e))?;
+    let mut out = PathBuf::from("/");
+    for c in cwd.join(path).components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp {
+        secs: 1_800_000_000,
+        nanos: 0,
+    };
+
+    #[test]
+    fn intervals_and_dates_parse() {
+        let ago = |s: i64| Timestamp {
+            secs: NOW.secs - s,
+            nanos: 0,
+        };
+        assert_eq!(parse_time_at("now", NOW).unwrap(), NOW);
+        assert_eq!(parse_time_at("3D", NOW).unwrap(), ago(3 * 86_400));
+        assert_eq!(parse_time_at("2W", NOW).unwrap(), ago(14 * 86_400));
+        assert_eq!(parse_time_at("1h30m", NOW).unwrap(), ago(5400));
+        assert_eq!(parse_time_at("1Y2M", NOW).unwrap(), ago(425 * 86_400));
+        assert_eq!(parse_time_at("45s", NOW).unwrap(), ago(45));
+        assert_eq!(
+            parse_time_at("1735689600", NOW).unwrap().secs,
+            1_735_689_600
+        );
+        assert_eq!(
+            parse_time_at("2025-01-01T00:00:00Z", NOW).unwrap().secs,
+            1_735_689_600
+        );
+        // To the second means the whole second; a fraction is taken as written.
+        let nanos = |t: &str| parse_time_at(t, NOW).unwrap().nanos;
+        assert_eq!(nanos("2025-01-01T00:00:00Z"), 999_999_999);
+        assert_eq!(nanos("2025-01-01T00:00:00.25Z"), 250_000_000);
+        assert_eq!(nanos("2026-01-10 14:00"), 999_999_999);
+        assert_eq!(nanos("3D"), 0);
+        // Local times: compare with jiff's own reading of the same local time.
+        let local = |s: &str| {
+            jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s)
+                .unwrap()
+                .to_zoned(jiff::tz::TimeZone::system())
+                .unwrap()
+                .timestamp()
+                .as_second()
+        };
+        assert_eq!(
+            parse_time_at("2026-01-10", NOW).unwrap().secs,
+            local("2026-01-10 00:00:00")
+        );
+        assert_eq!(
+            parse_time_at("2026/01/10", NOW).unwrap().secs,
+            local("2026-01-10 00:00:00")
+        );
+        assert_eq!(
+            parse_time_at("2026-01-10 14:00", NOW).unwrap().secs,
+            local("2026-01-10 14:00:00")
+        );
+        assert_eq!(
+            parse_time_at("2026-01-10T14:00:05", NOW).unwrap().secs,
+            local("2026-01-10 14:00:05")
+        );
+        for bad in ["", "yesterday", "3X", "D", "2026-13-01", "3D4", "-3D"] {
+            assert!(parse_time_at(bad, NOW).is_err(), "{bad}");
+        }
+    }
+
+    fn snap(host: &str, tags: &[&str], paths: &[&str], secs: i64) -> Snapshot {
+        Snapshot {
+            time: Timestamp { secs, nanos: 0 },
+            utc_offset: 0,
+            tree: arca_repo::BlobId([0; 32]),
+            paths: paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            hostname: host.into(),
+            username: String::new(),
+            uid: 0,
+            gid: 0,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            parent: None,
+            excludes: vec![],
+            program_version: String::new(),
+            summary: Default::default(),
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn filters_combine_as_documented() {
+        let s = snap("box", &["daily", "home"], &["/home", "/etc"], 100);
+        let f = |hosts: &[&str], tags: &[&[&str]], paths: &[&str], before: Option<i64>| {
+            SnapshotFilter {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                tags: tags
+                    .iter()
+                    .map(|g| g.iter().map(|t| t.to_string()).collect())
+                    .collect(),
+                paths: paths.iter().map(PathBuf::from).collect(),
+                before: before.map(|secs| Timestamp { secs, nanos: 0 }),
+            }
+        };
+        assert!(f(&[], &[], &[], None).matches(&s));
+        assert!(f(&["other", "box"], &[], &[], None).matches(&s));
+        assert!(!f(&["other"], &[], &[], None).matches(&s));
+        assert!(f(&[], &[&["daily", "home"]], &[], None).matches(&s));
+        assert!(!f(&[], &[&["daily", "weekly"]], &[], None).matches(&s));
+        assert!(f(&[], &[&["weekly"], &["home"]], &[], None).matches(&s));
+        assert!(f(&[], &[], &["/etc"], None).matches(&s));
+        assert!(!f(&[], &[], &["/etc", "/srv"], None).matches(&s));
+        assert!(f(&[], &[], &[], Some(100)).matches(&s));
+        assert!(!f(&[], &[], &[], Some(99)).matches(&s));
+    }
+}
