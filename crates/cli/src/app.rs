@@ -125,6 +125,8 @@ enum Command {
     Restore(commands::restore::Args),
     /// Verify the repository's structure and, with --read-data, all its data
     Check(commands::check::Args),
+    /// Write a file to standard output, or a directory as a tar or zip archive
+    Dump(commands::dump::Args),
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -157,6 +159,7 @@ pub fn run() -> ExitCode {
         Command::Ls(a) => commands::ls::run(g, a),
         Command::Restore(a) => commands::restore::run(g, a, &cancel),
         Command::Check(a) => commands::check::run(g, a, &cancel),
+        Command::Dump(a) => commands::dump::run(g, a, &cancel),
     };
     match result {
         Ok(code) => ExitCode::from(code),

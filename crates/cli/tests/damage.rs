@@ -91,6 +91,30 @@ fn a_corrupted_pack_is_found_by_check_read_data_and_by_restore() {
         fs::read(restored(&out_dir, &src).join("b.txt")).unwrap(),
         b"some text ".repeat(10_000)
     );
+
+    // dump stops at the damaged blob, naming the file, and leaves no partial output.
+    let a = src.join("a.bin");
+    let out = env.expect(1, &["dump", "latest", a.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(a.to_str().unwrap()) && err.lines().count() == 1,
+        "{err}"
+    );
+    let archive = env.path("src.tar");
+    let out = env.expect(
+        1,
+        &[
+            "dump",
+            "latest",
+            src.to_str().unwrap(),
+            "--archive",
+            "tar",
+            "--target",
+            archive.to_str().unwrap(),
+        ],
+    );
+    assert!(stderr(&out).contains("a.bin"), "{}", stderr(&out));
+    assert!(!archive.exists(), "a truncated archive was left behind");
 }
 
 #[test]

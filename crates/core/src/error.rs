@@ -80,6 +80,23 @@ impl Error {
         Self::new(kind, format!("{action} {}: {err}", path.display())).with_source(err)
     }
 
+    /// Turns an I/O error into an `Error` whose message starts with `context` (e.g. a
+    /// path): the library error inside it if a reader of this crate (such as
+    /// [`crate::FileReader`]) produced it, else an `Io` error.
+    pub fn from_io(err: std::io::Error, context: &str) -> Self {
+        if err.get_ref().is_some_and(|e| e.is::<Error>()) {
+            if let Some(inner) = err.into_inner()
+                && let Ok(e) = inner.downcast::<Error>()
+            {
+                let mut e = *e;
+                e.message = format!("{context}: {}", e.message);
+                return e;
+            }
+            return Self::new(ErrorKind::Io, context.to_owned());
+        }
+        Self::new(ErrorKind::Io, format!("{context}: {err}")).with_source(err)
+    }
+
     pub(crate) fn interrupted() -> Self {
         Self::new(ErrorKind::Interrupted, "interrupted")
     }

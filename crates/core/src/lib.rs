@@ -48,7 +48,9 @@
 mod backup;
 mod browse;
 mod check;
+mod content;
 mod dir_handle;
+mod dump;
 mod error;
 mod location;
 mod metadata;
@@ -62,6 +64,8 @@ mod system;
 
 pub use backup::{BackupOptions, BackupSummary};
 pub use check::{CheckOptions, CheckReport, Problem};
+pub use content::FileReader;
+pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
 pub use location::Location;
 pub use progress::{

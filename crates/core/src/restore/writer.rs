@@ -59,18 +59,13 @@ pub(crate) fn restore_file(ctx: &Ctx<'_>, job: FileJob, counts: &Mutex<WorkerCou
     }
 }
 
-/// Whether `file`, read from its start, chunks to exactly the snapshot's chunk ids.
+/// Whether `file`, read from its start, holds exactly the snapshot's content.
 fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, String> {
     file.seek(SeekFrom::Start(0))
         .map_err(|e| format!("cannot seek: {e}"))?;
-    let mut ids = node.content.iter();
-    for chunk in ctx.repo.chunker.chunks(file, node.size) {
-        let chunk = chunk.map_err(|e| format!("cannot read: {e}"))?;
-        if ids.next() != Some(&ctx.repo.repo.blob_id(&chunk)) {
-            return Ok(false);
-        }
-    }
-    Ok(ids.next().is_none())
+    ctx.repo
+        .holds_content(file, node)
+        .map_err(|e| format!("cannot read: {e}"))
 }
 
 /// Block size for finding holes: the usual file-system block.
