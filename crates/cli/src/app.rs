@@ -127,6 +127,12 @@ enum Command {
     Check(commands::check::Args),
     /// Write a file to standard output, or a directory as a tar or zip archive
     Dump(commands::dump::Args),
+    /// Show what changed between two snapshots
+    Diff(commands::diff::Args),
+    /// Find files and directories by name across snapshots
+    Find(commands::find::Args),
+    /// Compare a snapshot with the files on disk
+    Verify(commands::verify::Args),
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -160,6 +166,9 @@ pub fn run() -> ExitCode {
         Command::Restore(a) => commands::restore::run(g, a, &cancel),
         Command::Check(a) => commands::check::run(g, a, &cancel),
         Command::Dump(a) => commands::dump::run(g, a, &cancel),
+        Command::Diff(a) => commands::diff::run(g, a),
+        Command::Find(a) => commands::find::run(g, a),
+        Command::Verify(a) => commands::verify::run(g, a, &cancel),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::io::{self, Write};
 
-use arca_core::Timestamp;
+use arca_core::{NodeKind, Timestamp};
 
 /// Stdout was closed by the reader (e.g. `arca ls latest | head`). Not a failure: the
 /// command stops and exits 0.
@@ -104,4 +104,18 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
         out.push(render(row.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// The name of a node kind in listings and JSON (a contract: see README).
+pub fn kind_name(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::File => "file",
+        NodeKind::Dir => "dir",
+        NodeKind::Symlink => "symlink",
+        NodeKind::BlockDevice => "blockdev",
+        NodeKind::CharDevice => "chardev",
+        NodeKind::Fifo => "fifo",
+        NodeKind::Socket => "socket",
+        _ => "unknown",
+    }
 }

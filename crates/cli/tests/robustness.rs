@@ -194,5 +194,8 @@ fn deep_trees_back_up_incrementally() {
     let again = env.backup(&[&src]);
     assert_eq!(again["files_unchanged"], 2);
     assert_eq!(again["bytes_read"], 0);
-    assert_eq!(again["tree_blobs_added"], 0);
+    assert_eq!(again["dirs_changed"], 0);
+    // At most the root tree, which records the directories above the source (their
+    // times change as other tests use the temporary directory).
+    assert!(again["tree_blobs_added"].as_u64().unwrap() <= 1, "{again}");
 }

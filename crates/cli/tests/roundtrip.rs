@@ -71,8 +71,13 @@ fn unchanged_rebackup_reads_nothing_and_stores_nothing() {
     assert_eq!(second["files_changed"], 0);
     assert_eq!(second["bytes_read"], 0);
     assert_eq!(second["data_blobs_added"], 0);
-    // Directory listings did not change either: no tree was stored again.
-    assert_eq!(second["tree_blobs_added"], 0);
+    // Directory listings did not change either: no tree of the backed-up directories
+    // was stored again. (The root tree records the directories above the source; it
+    // changes when other tests create files in the system's temporary directory.)
+    assert!(
+        second["tree_blobs_added"].as_u64().unwrap() <= 1,
+        "{second}"
+    );
     assert_eq!(second["dirs_changed"], 0);
     assert_eq!(second["bytes_deduplicated"], 0);
     assert_eq!(second["bytes_original"], first["bytes_original"]);

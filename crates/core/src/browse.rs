@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use arca_repo::{BlobId, Node, NodeKind};
+use arca_repo::{BlobId, Node, NodeKind, Tree};
 
 use crate::repository::SnapshotInfo;
 use crate::{Error, ErrorKind, Repository, Result};
@@ -93,17 +93,36 @@ impl Repository {
                 start = Some(node);
             }
         }
-        let mut stack: Vec<(PathBuf, std::vec::IntoIter<Node>)> = Vec::new();
         match start {
-            None => stack.push((prefix, tree.into_nodes().into_iter())),
-            Some(node) => {
-                let here = prefix.join(OsStr::from_bytes(&node.name));
-                visit(&here, &node)?;
-                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    stack.push((here, self.load_tree(&sub)?.into_nodes().into_iter()));
-                }
-            }
+            None => self.walk_below(prefix, tree, visit),
+            Some(node) => self.walk_node(&prefix, &node, visit),
         }
+    }
+
+    /// Visits `node` (in directory `dir`) and, if it is a directory, everything below it.
+    pub(crate) fn walk_node(
+        &self,
+        dir: &Path,
+        node: &Node,
+        visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+    ) -> Result<()> {
+        let here = dir.join(OsStr::from_bytes(&node.name));
+        visit(&here, node)?;
+        match (node.kind, node.subtree) {
+            (NodeKind::Dir, Some(sub)) => self.walk_below(here, self.load_tree(&sub)?, visit),
+            _ => Ok(()),
+        }
+    }
+
+    /// Visits everything in `tree` (the directory `dir`) and below it.
+    pub(crate) fn walk_below(
+        &self,
+        dir: PathBuf,
+        tree: Tree,
+        visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+    ) -> Result<()> {
+        let mut stack: Vec<(PathBuf, std::vec::IntoIter<Node>)> =
+            vec![(dir, tree.into_nodes().into_iter())];
         while let Some((dir, nodes)) = stack.last_mut() {
             let Some(node) = nodes.next() else {
                 stack.pop();

@@ -49,9 +49,11 @@ mod backup;
 mod browse;
 mod check;
 mod content;
+mod diff;
 mod dir_handle;
 mod dump;
 mod error;
+mod find;
 mod location;
 mod metadata;
 mod progress;
@@ -61,12 +63,15 @@ mod select;
 mod selection;
 mod sync;
 mod system;
+mod verify;
 
 pub use backup::{BackupOptions, BackupSummary};
 pub use check::{CheckOptions, CheckReport, Problem};
 pub use content::FileReader;
+pub use diff::{Change, ChangeCounts, DiffEntry, DiffSummary};
 pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
+pub use find::FindSummary;
 pub use location::Location;
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
@@ -75,6 +80,7 @@ pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo, Sna
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary};
 pub use select::{SnapshotFilter, parse_time, parse_time_at};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
+pub use verify::{Difference, VerifyOptions, VerifyReport};
 
 pub use arca_backends::{ObjectId, WriteBackend};
 pub use arca_chunker::ChunkerParams;

@@ -110,6 +110,38 @@ pub(crate) fn unchanged(previous: &Node, current: &Node) -> bool {
         && previous.inode == current.inode
 }
 
+/// The attributes in which `old` and `new` differ, by the names `diff` and `verify`
+/// report (a contract of their JSON output): `type`, `content` (files whose chunk lists
+/// differ, only if `content` is set), `size`, `mode`, `uid`, `gid`, `mtime`, `target`
+/// (symlinks), `rdev` (devices) and `xattrs`. Access and change times, inode numbers
+/// and link counts are not compared: they change without the file changing.
+pub(crate) fn changed_attributes(old: &Node, new: &Node, content: bool) -> Vec<&'static str> {
+    if old.kind != new.kind {
+        return vec!["type"];
+    }
+    let mut out = Vec::new();
+    let checks = [
+        (
+            "content",
+            content && old.kind == NodeKind::File && old.content != new.content,
+        ),
+        ("size", old.size != new.size),
+        ("mode", old.mode != new.mode),
+        ("uid", old.uid != new.uid),
+        ("gid", old.gid != new.gid),
+        ("mtime", old.mtime != new.mtime),
+        ("target", old.target != new.target),
+        ("rdev", old.rdev != new.rdev),
+        ("xattrs", old.xattrs != new.xattrs),
+    ];
+    for (name, differs) in checks {
+        if differs {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// How a restore sets owners, shared by its threads.
 #[derive(Debug)]
 pub(crate) struct OwnerPolicy {

@@ -73,9 +73,17 @@ impl PatternSet {
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the first invalid pattern.
     pub fn new(patterns: &[String]) -> Result<Self> {
+        Self::with_case(patterns, false)
+    }
+
+    /// Compiles `patterns`, matching without regard to case if `case_insensitive`.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the first invalid pattern.
+    pub fn with_case(patterns: &[String], case_insensitive: bool) -> Result<Self> {
         let mut builder = GlobSetBuilder::new();
         for p in patterns {
-            builder.add(glob(p, false)?);
+            builder.add(glob(p, case_insensitive)?);
         }
         let set = builder
             .build()
@@ -132,6 +140,25 @@ impl FilterRule {
             ""
         };
         format!("{sign} {}{case}", self.pattern)
+    }
+
+    /// Parses a line written by [`FilterRule::to_line`] (as snapshots record their
+    /// rules); `None` for a line without a pattern.
+    pub fn from_line(line: &str) -> Option<Self> {
+        let (include, rest) = if let Some(p) = line.strip_prefix("+ ") {
+            (true, p)
+        } else {
+            (false, line.strip_prefix("- ").unwrap_or(line))
+        };
+        let (pattern, case_insensitive) = match rest.strip_suffix(" (case-insensitive)") {
+            Some(p) => (p, true),
+            None => (rest, false),
+        };
+        (!pattern.trim().is_empty()).then(|| Self {
+            pattern: pattern.to_owned(),
+            include,
+            case_insensitive,
+        })
     }
 }
 
@@ -318,6 +345,18 @@ mod tests {
             })
             .collect();
         Filter::new(&rules).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rule_lines_round_trip(
+            pattern in "[^\n]*[^ \n][^\n]*",
+            include: bool,
+            case_insensitive: bool,
+        ) {
+            let rule = FilterRule { pattern, include, case_insensitive };
+            proptest::prop_assert_eq!(FilterRule::from_line(&rule.to_line()), Some(rule));
+        }
     }
 
     #[test]

@@ -60,19 +60,6 @@ struct EntryJson<'a> {
     target: Option<String>,
 }
 
-fn kind_name(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::File => "file",
-        NodeKind::Dir => "dir",
-        NodeKind::Symlink => "symlink",
-        NodeKind::BlockDevice => "blockdev",
-        NodeKind::CharDevice => "chardev",
-        NodeKind::Fifo => "fifo",
-        NodeKind::Socket => "socket",
-        _ => "unknown",
-    }
-}
-
 /// `drwxr-xr-x`-style permissions, with setuid/setgid/sticky shown as ls does.
 pub fn permissions(node: &Node) -> String {
     let t = match node.kind {
@@ -124,7 +111,7 @@ fn print(path: &Path, node: &Node, long: bool, json: bool, utc_offset: i32) -> a
         return output::json(&EntryJson {
             path: path.display().to_string(),
             name: node.display_name(),
-            kind: kind_name(node.kind),
+            kind: output::kind_name(node.kind),
             mode: node.mode,
             permissions: permissions(node),
             uid: node.uid,

@@ -3,11 +3,14 @@
 
 pub mod backup;
 pub mod check;
+pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod init;
 pub mod ls;
 pub mod restore;
 pub mod snapshots;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -17,6 +20,18 @@ use arca_core::{SnapshotFilter, parse_time};
 /// Options that narrow which snapshots a command considers.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub base: HostTagTimeArgs,
+
+    /// Only snapshots that backed up PATH (repeatable)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// The snapshot filters other than `--path`, for commands where `--path` means
+/// something else.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostTagTimeArgs {
     /// Only snapshots of host H (repeatable)
     #[arg(long = "host", value_name = "H")]
     pub hosts: Vec<String>,
@@ -25,16 +40,20 @@ pub struct SnapshotArgs {
     #[arg(long = "tag", value_name = "T")]
     pub tags: Vec<String>,
 
-    /// Only snapshots that backed up PATH (repeatable)
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-
     /// The newest snapshot at or before WHEN: 3D, 2W, 1h30m, 2026-01-10, "2026-01-10 14:00"
     #[arg(long, value_name = "WHEN")]
     pub time: Option<String>,
 }
 
 impl SnapshotArgs {
+    pub fn filter(&self) -> anyhow::Result<SnapshotFilter> {
+        let mut f = self.base.filter()?;
+        f.paths = self.paths.clone();
+        Ok(f)
+    }
+}
+
+impl HostTagTimeArgs {
     pub fn filter(&self) -> anyhow::Result<SnapshotFilter> {
         Ok(SnapshotFilter {
             hosts: self.hosts.clone(),
@@ -49,7 +68,7 @@ impl SnapshotArgs {
                         .collect()
                 })
                 .collect(),
-            paths: self.paths.clone(),
+            paths: Vec::new(),
             before: self.time.as_deref().map(parse_time).transpose()?,
         })
     }
