@@ -109,8 +109,9 @@ fn overwrite_modes_and_resume() {
     // always: replaced.
     env.ok(&["restore", "latest", "--target", t, "--overwrite", "always"]);
     assert_eq!(fs::read(&hello).unwrap(), b"hello, world\n");
+    // A bad mode is a usage error.
     let out = env.expect(
-        1,
+        2,
         &[
             "restore",
             "latest",

@@ -45,7 +45,12 @@ pub struct Args {
 
     /// What to do with existing files: always, if-changed (keep files whose content
     /// already matches), if-newer, never
-    #[arg(long, value_name = "MODE", default_value = "if-changed")]
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "if-changed",
+        value_parser = ["always", "if-changed", "if-newer", "never"]
+    )]
     overwrite: String,
 
     /// Remove files and directories in the target that the snapshot does not have

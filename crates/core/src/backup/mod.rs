@@ -68,8 +68,9 @@ pub struct BackupOptions {
     pub estimate: bool,
     /// Go through everything, report what would be stored, write nothing.
     pub dry_run: bool,
-    /// Write no snapshot if nothing changed since the parent snapshot (same root tree,
-    /// no unreadable files).
+    /// Write no snapshot if nothing backed up changed since the parent snapshot (the
+    /// same nodes, with the same contents, at every source path; no unreadable files).
+    /// The directories above the sources are not compared.
     pub skip_if_unchanged: bool,
     /// Set to stop the backup early.
     pub cancel: CancelToken,
