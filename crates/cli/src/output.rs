@@ -28,6 +28,16 @@ pub fn line(text: impl Display) -> anyhow::Result<()> {
     }
 }
 
+/// Hands the outcome of printing inside a library callback (which must return a
+/// library error) back to the library: a printing error, such as a closed pipe, is kept
+/// in `slot` for the command to return, and stops the library's work.
+pub fn carry(slot: &mut anyhow::Result<()>, printed: anyhow::Result<()>) -> arca_core::Result<()> {
+    printed.map_err(|e| {
+        *slot = Err(e);
+        arca_core::Error::new(arca_core::ErrorKind::Interrupted, "output closed")
+    })
+}
+
 /// Writes a value as one line of JSON to stdout.
 pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     line(serde_json::to_string(value)?)

@@ -360,7 +360,10 @@ fn owners_by_name_or_number() {
     env.backup(&[&src]);
     let listing = env.ok(&["ls", "latest", src.to_str().unwrap(), "-l"]);
     assert!(listing.contains(" daemon "), "{listing}");
-    assert!(listing.contains(" 4242 ") && listing.contains(" 4343 "), "{listing}");
+    assert!(
+        listing.contains(" 4242 ") && listing.contains(" 4343 "),
+        "{listing}"
+    );
     for numeric in [false, true] {
         let out = env.path(&format!("out-{numeric}"));
         let mut args = vec!["restore", "latest", "--target", out.to_str().unwrap()];

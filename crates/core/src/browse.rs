@@ -9,7 +9,29 @@ use arca_repo::{BlobId, Node, NodeKind, Tree};
 use crate::repository::SnapshotInfo;
 use crate::{Error, ErrorKind, Repository, Result};
 
+/// The error for a path a snapshot does not hold.
+pub(crate) fn not_in_snapshot(path: &Path, snapshot: &SnapshotInfo) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "{} is not in snapshot {}",
+            path.display(),
+            snapshot.id.short()
+        ),
+    )
+}
+
 impl Repository {
+    /// The node at absolute `path` in `snapshot`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] naming the path and snapshot; `Corrupt` for missing or
+    /// damaged trees.
+    pub(crate) fn node_in(&self, snapshot: &SnapshotInfo, path: &Path) -> Result<Node> {
+        self.node_at(&snapshot.snapshot.tree, path)?
+            .ok_or_else(|| not_in_snapshot(path, snapshot))
+    }
+
     /// The node at absolute `path` below root tree `root`, or `None` if there is none.
     ///
     /// # Errors
@@ -63,16 +85,10 @@ impl Repository {
             })
             .collect();
         for (i, name) in components.iter().enumerate() {
-            let node = tree.find(name.as_bytes()).cloned().ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "{} is not in snapshot {}",
-                        path.display(),
-                        snapshot.id.short()
-                    ),
-                )
-            })?;
+            let node = tree
+                .find(name.as_bytes())
+                .cloned()
+                .ok_or_else(|| not_in_snapshot(path, snapshot))?;
             if i + 1 < components.len() {
                 match (node.kind, node.subtree) {
                     (NodeKind::Dir, Some(sub)) => tree = self.load_tree(&sub)?,

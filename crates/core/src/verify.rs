@@ -18,7 +18,7 @@ use crate::metadata::{Owners, changed_attributes, node_from_stat};
 use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;
 use crate::selection::{Filter, FilterRule};
-use crate::{Error, ErrorKind, Repository, Result};
+use crate::{Error, Repository, Result};
 
 /// Settings for [`Repository::verify`].
 #[derive(Debug, Clone, Default)]
@@ -91,7 +91,7 @@ impl Repository {
     /// snapshot, the path on disk and each difference, in path order.
     ///
     /// # Errors
-    /// [`ErrorKind::NotFound`] if `options.path` is not in the snapshot or the directory
+    /// [`crate::ErrorKind::NotFound`] if `options.path` is not in the snapshot or the directory
     /// above a compared path cannot be opened; `Corrupt` for damaged trees;
     /// `Interrupted` if cancelled; any error `visit` returns. Differences are not
     /// errors.
@@ -163,16 +163,7 @@ impl Verifier<'_> {
             let tree = self.repo.load_tree(&tree_root)?;
             return self.entries(path, &dir, tree.nodes(), path);
         };
-        let node = self.repo.node_at(&tree_root, path)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "{} is not in snapshot {}",
-                    path.display(),
-                    snapshot.id.short()
-                ),
-            )
-        })?;
+        let node = self.repo.node_in(snapshot, path)?;
         let parent_path = path.parent().unwrap_or(Path::new("/"));
         let live_parent = self.live(parent_path);
         let parent = DirHandle::open_path(&live_parent)

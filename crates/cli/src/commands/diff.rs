@@ -110,15 +110,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     let old = repo.find_snapshot_filtered(&a.old, &filter)?;
     let new = repo.find_snapshot_filtered(&a.new, &filter)?;
     let mut printing = Ok(());
-    let summary = repo
-        .diff(&old, &new, &a.path, &mut |e| {
-            // Carry printing errors (a closed pipe) out of the comparison.
-            print(e, a.json).map_err(|err| {
-                printing = Err(err);
-                arca_core::Error::new(arca_core::ErrorKind::Interrupted, "output closed")
-            })
-        })
-        .map_err(anyhow::Error::from);
+    let summary = repo.diff(&old, &new, &a.path, &mut |e| {
+        output::carry(&mut printing, print(e, a.json))
+    });
     printing?;
     let summary: DiffSummary = summary?;
     if a.json {

@@ -115,11 +115,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     }
     let mut printing = Ok(());
     let summary = repo.find(&snapshots, &patterns, &mut |s, path, node| {
-        // Carry printing errors (a closed pipe) out of the search.
-        print(s, path, node, a.json).map_err(|e| {
-            printing = Err(e);
-            arca_core::Error::new(arca_core::ErrorKind::Interrupted, "output closed")
-        })
+        output::carry(&mut printing, print(s, path, node, a.json))
     });
     printing?;
     let summary = summary?;

@@ -150,15 +150,11 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     let repo = g.open()?;
     let snapshot = repo.find_snapshot_filtered(&a.snapshot, &a.select.filter()?)?;
     let offset = snapshot.snapshot.utc_offset;
-    let mut result = Ok(());
-    repo.walk(&snapshot, &a.path, &mut |path, node| {
-        // Carry printing errors (a closed pipe) out of the walk.
-        print(path, node, a.long, a.json, offset).map_err(|e| {
-            result = Err(e);
-            arca_core::Error::new(arca_core::ErrorKind::Interrupted, "output closed")
-        })
-    })
-    .or_else(|e| if result.is_err() { Ok(()) } else { Err(e) })?;
-    result?;
+    let mut printing = Ok(());
+    let walked = repo.walk(&snapshot, &a.path, &mut |path, node| {
+        output::carry(&mut printing, print(path, node, a.long, a.json, offset))
+    });
+    printing?;
+    walked?;
     Ok(exit::OK)
 }

@@ -114,11 +114,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
     options.cancel = cancel.clone();
     let mut printing = Ok(());
     let report = repo.verify(&snapshot, &options, &mut |path, live, d| {
-        // Carry printing errors (a closed pipe) out of the comparison.
-        print(path, live, d, a.json).map_err(|e| {
-            printing = Err(e);
-            arca_core::Error::new(arca_core::ErrorKind::Interrupted, "output closed")
-        })
+        output::carry(&mut printing, print(path, live, d, a.json))
     });
     printing?;
     let report = report?;

@@ -94,18 +94,7 @@ impl Repository {
     /// regular file (a directory needs [`Repository::dump_archive`]); `Corrupt` for
     /// missing or damaged data; `Io` if `out` fails.
     pub fn dump(&self, snapshot: &SnapshotInfo, path: &Path, out: &mut dyn Write) -> Result<u64> {
-        let node = self
-            .node_at(&snapshot.snapshot.tree, path)?
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "{} is not in snapshot {}",
-                        path.display(),
-                        snapshot.id.short()
-                    ),
-                )
-            })?;
+        let node = self.node_in(snapshot, path)?;
         match node.kind {
             NodeKind::File => {}
             NodeKind::Dir => {

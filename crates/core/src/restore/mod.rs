@@ -343,16 +343,7 @@ impl Repository {
                 target_node: None,
             });
         };
-        let not_found = || {
-            Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "{} is not in snapshot {}",
-                    path.display(),
-                    snapshot.id.short()
-                ),
-            )
-        };
+        let not_found = || crate::browse::not_in_snapshot(path, snapshot);
         let parts = components(path);
         let (last, dirs) = parts.split_last().ok_or_else(not_found)?;
         let mut tree = root;
