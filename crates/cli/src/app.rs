@@ -166,8 +166,8 @@ pub fn run() -> ExitCode {
         Command::Restore(a) => commands::restore::run(g, a, &cancel),
         Command::Check(a) => commands::check::run(g, a, &cancel),
         Command::Dump(a) => commands::dump::run(g, a, &cancel),
-        Command::Diff(a) => commands::diff::run(g, a),
-        Command::Find(a) => commands::find::run(g, a),
+        Command::Diff(a) => commands::diff::run(g, a, &cancel),
+        Command::Find(a) => commands::find::run(g, a, &cancel),
         Command::Verify(a) => commands::verify::run(g, a, &cancel),
     };
     match result {

@@ -293,3 +293,44 @@ fn an_interrupted_backup_exits_130_and_leaves_a_valid_repository() {
     env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
     assert!(read_noatime(&restored(&out, &src).join("big.bin")) == read_noatime(&big));
 }
+
+#[test]
+fn find_reports_an_unreadable_tree_and_searches_on() {
+    let env = Env::new();
+    let first = env.path("first");
+    let second = env.path("second");
+    write(&first.join("one/wanted.txt"), &bytes(200_000, 1));
+    write(&second.join("two/wanted.txt"), &bytes(200_000, 2));
+    env.init();
+    let a = env.backup(&[&first])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = files_in(&env.repo.join("data"));
+    env.backup(&[&second]);
+    // The first backup wrote a data pack and a (smaller) tree pack: damage the trees.
+    let tree_pack = before
+        .iter()
+        .min_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let len = fs::metadata(tree_pack).unwrap().len() as usize;
+    flip_byte(tree_pack, len / 2);
+
+    let out = env.expect(1, &["find", "wanted.txt"]);
+    let text = stdout(&out);
+    let wanted = second.join("two/wanted.txt");
+    assert!(text.contains(wanted.to_str().unwrap()), "{text}");
+    assert!(!text.contains("one/wanted.txt"), "{text}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&a[..8]),
+        "the damaged snapshot is not named: {err}"
+    );
+
+    let out = env.run(&["find", "wanted.txt", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(last["matches"], 1);
+    assert_eq!(last["errors"].as_array().unwrap().len(), 1, "{last}");
+}

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -220,4 +221,161 @@ fn a_zip_archive_unpacks_with_unzip() {
     );
     assert!(unpacked.join("empty-dir").is_dir());
     assert!(!unpacked.join("pipe").exists());
+}
+
+#[test]
+fn target_files_are_replaced_only_by_a_complete_dump() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a.txt"), b"from the snapshot");
+    env.init();
+    env.backup(&[&src]);
+    let a = src.join("a.txt");
+
+    // A failed dump leaves an existing file as it was.
+    let target = env.path("existing.txt");
+    write(&target, b"important");
+    let missing = src.join("missing");
+    let t = target.to_str().unwrap();
+    env.expect(
+        1,
+        &["dump", "latest", missing.to_str().unwrap(), "--target", t],
+    );
+    assert_eq!(fs::read(&target).unwrap(), b"important");
+    // A complete one replaces it, privately.
+    env.ok(&["dump", "latest", a.to_str().unwrap(), "--target", t]);
+    assert_eq!(fs::read(&target).unwrap(), b"from the snapshot");
+    assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
+
+    // Anything but a regular file is refused and left alone.
+    let other = env.path("other.txt");
+    write(&other, b"kept");
+    let link = env.path("link");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let dir = env.path("a-directory");
+    fs::create_dir(&dir).unwrap();
+    for refused in [&link, &dir] {
+        let out = env.expect(
+            1,
+            &[
+                "dump",
+                "latest",
+                a.to_str().unwrap(),
+                "--target",
+                refused.to_str().unwrap(),
+            ],
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not a regular file"));
+    }
+    assert_eq!(fs::read(&other).unwrap(), b"kept");
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = fs::read_dir(env.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".arca-dump-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Paths inside the snapshot: relative ones are taken from the current directory,
+    // `..` resolved; `/` is the whole snapshot and needs an archive.
+    let out = env
+        .cmd()
+        .current_dir(&src)
+        .args(["dump", "latest", "../src/./a.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"from the snapshot");
+    let out = env.expect(1, &["dump", "latest", "/"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/ is the whole snapshot"));
+}
+
+#[test]
+fn zip_keeps_names_that_are_not_utf8_apart() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join(std::ffi::OsStr::from_bytes(b"n\xff")), b"ff");
+    write(&src.join(std::ffi::OsStr::from_bytes(b"n\xfe")), b"fe");
+    write(&src.join("n%FF"), b"a real percent name");
+    env.init();
+    env.backup(&[&src]);
+    let archive = env.path("names.zip");
+    let out = env.expect(
+        0,
+        &[
+            "dump",
+            "latest",
+            src.to_str().unwrap(),
+            "--archive",
+            "zip",
+            "--target",
+            archive.to_str().unwrap(),
+        ],
+    );
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(warnings.contains("is not UTF-8"), "{warnings}");
+    let dir = env.path("unzipped");
+    fs::create_dir(&dir).unwrap();
+    tool("unzip", &["-q", archive.to_str().unwrap()], &dir);
+    let unpacked = restored(&dir, &src);
+    let mut names: Vec<(String, Vec<u8>)> = fs::read_dir(&unpacked)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    names.sort();
+    let contents: BTreeSet<Vec<u8>> = names.iter().map(|(_, c)| c.clone()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(
+        contents,
+        [
+            b"ff".to_vec(),
+            b"fe".to_vec(),
+            b"a real percent name".to_vec()
+        ]
+        .into()
+    );
+}
+
+/// The first Ctrl-C stops a dump at the next chunk, exit code 130.
+#[test]
+fn an_interrupted_dump_stops_and_exits_130() {
+    use std::io::Read;
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("big.bin"), &bytes(64 << 20, 3));
+    env.init();
+    env.backup(&[&src]);
+    let mut child = env
+        .cmd()
+        .args(["dump", "latest", src.join("big.bin").to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Let it fill the pipe and block, then interrupt it and drain what it wrote.
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(rest.len() + 1 < 64 << 20, "the whole file was written");
 }

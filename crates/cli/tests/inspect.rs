@@ -298,3 +298,105 @@ fn verify_reports_missing_extra_and_changed_entries() {
         "{text}"
     );
 }
+
+#[test]
+fn verify_follows_the_backups_selection_and_paths() {
+    let env = Env::new();
+    let src = env.path("top/src");
+    write(&src.join("keep/a.txt"), b"a");
+    write(&src.join("keep/sub/b.txt"), b"b");
+    write(&src.join("other/c.txt"), b"not backed up");
+    write(&src.join("big.bin"), &bytes(4096, 1));
+    write(&src.join("marked/.nobackup"), b"");
+    write(&src.join("marked/d.txt"), b"d");
+    write(
+        &src.join("cache/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55",
+    );
+    write(&src.join("cache/blob"), b"cached");
+    std::os::unix::fs::symlink("keep/a.txt", src.join("link")).unwrap();
+    // Extended attributes on a symlink need the trusted namespace (root).
+    let link_xattr = xattr::set(src.join("link"), "trusted.arca", b"x").is_ok();
+    let rules = env.path("rules");
+    write(
+        &rules,
+        format!(
+            "+ {}/keep\n+ {}/link\n+ {}/cache\n- {}/*\n",
+            src.display(),
+            src.display(),
+            src.display(),
+            src.display()
+        )
+        .as_bytes(),
+    );
+    settle();
+    env.init();
+    let s = src.to_str().unwrap();
+    env.ok(&[
+        "backup",
+        s,
+        "--exclude-from",
+        rules.to_str().unwrap(),
+        "--exclude-if-present",
+        ".nobackup",
+        "--exclude-larger-than",
+        "1K",
+        "--exclude-caches",
+    ]);
+    // Right after the backup nothing differs: what the selection left out is not extra,
+    // and a symlink's extended attributes are compared like the backup recorded them.
+    let top = env.path("top");
+    for args in [
+        vec!["verify", "latest"],
+        vec!["verify", "latest", "--path", "/"],
+        vec!["verify", "latest", "--path", top.to_str().unwrap()],
+        vec!["verify", "latest", "--path", &format!("{s}/keep/sub")],
+    ] {
+        let lines = json_lines_code(&env, 0, &args);
+        assert_eq!(lines.last().unwrap()["ok"], true, "{args:?}: {lines:?}");
+    }
+    if link_xattr {
+        xattr::set(src.join("link"), "trusted.arca", b"y").unwrap();
+        let lines = json_lines_code(&env, 1, &["verify", "latest"]);
+        assert_eq!(
+            lines[0]["changes"],
+            serde_json::json!(["xattrs"]),
+            "{lines:?}"
+        );
+        xattr::set(src.join("link"), "trusted.arca", b"x").unwrap();
+    }
+    // Below a source, the include rules still decide what counts as extra.
+    write(&src.join("keep/sub/new.txt"), b"new");
+    let lines = json_lines_code(
+        &env,
+        1,
+        &["verify", "latest", "--path", &format!("{s}/keep/sub")],
+    );
+    let status: Vec<(&str, &str)> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| (l["status"].as_str().unwrap(), l["path"].as_str().unwrap()))
+        .collect();
+    let (sub, new) = (format!("{s}/keep/sub"), format!("{s}/keep/sub/new.txt"));
+    assert_eq!(status, [("changed", sub.as_str()), ("extra", new.as_str())]);
+    // Elsewhere, nothing in the snapshot.
+    let out = env.expect(
+        1,
+        &[
+            "verify",
+            "latest",
+            "--path",
+            env.path("elsewhere").to_str().unwrap(),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not in snapshot"));
+    // A restore target without the source: reported missing, not an error.
+    let empty = env.path("empty-target");
+    fs::create_dir(&empty).unwrap();
+    let lines = json_lines_code(
+        &env,
+        1,
+        &["verify", "latest", "--target", empty.to_str().unwrap()],
+    );
+    assert_eq!(lines[0]["status"], "missing");
+    assert_eq!(lines[0]["path"], s);
+}

@@ -36,13 +36,18 @@ fn open_dir(dir: &OwnedFd, name: &str) -> OwnedFd {
 /// with a file at the bottom and one halfway, using descriptors (path-based calls fail
 /// beyond 4096 bytes).
 fn make_deep(root: &std::path::Path) {
+    make_deep_to(root, DEPTH, level_name);
+}
+
+/// Builds `depth` levels named by `name`.
+fn make_deep_to(root: &std::path::Path, depth: usize, name: fn(usize) -> String) {
     fs::create_dir_all(root).unwrap();
     let mut dir: OwnedFd = std::fs::File::open(root).unwrap().into();
-    for i in 0..DEPTH {
-        let name = level_name(i);
+    for i in 0..depth {
+        let name = name(i);
         mkdirat(&dir, OsStr::new(&name), Mode::from_bits_truncate(0o755)).unwrap();
         dir = open_dir(&dir, &name);
-        if i == DEPTH / 2 || i == DEPTH - 1 {
+        if i == depth / 2 || i == depth - 1 {
             let fd = openat(
                 &dir,
                 OsStr::new("file.txt"),
@@ -55,6 +60,24 @@ fn make_deep(root: &std::path::Path) {
                 .unwrap();
         }
     }
+}
+
+/// Rewrites the file at the bottom of a tree from `make_deep_to`.
+fn touch_bottom(root: &std::path::Path, depth: usize, name: fn(usize) -> String) {
+    let mut dir: OwnedFd = std::fs::File::open(root).unwrap().into();
+    for i in 0..depth {
+        dir = open_dir(&dir, &name(i));
+    }
+    let fd = openat(
+        &dir,
+        OsStr::new("file.txt"),
+        OFlag::O_WRONLY | OFlag::O_TRUNC,
+        Mode::empty(),
+    )
+    .unwrap();
+    std::fs::File::from(fd)
+        .write_all(b"changed at the bottom")
+        .unwrap();
 }
 
 /// Walks the copy down through its levels, checking names and the two files.
@@ -198,4 +221,44 @@ fn deep_trees_back_up_incrementally() {
     // At most the root tree, which records the directories above the source (their
     // times change as other tests use the temporary directory).
     assert!(again["tree_blobs_added"].as_u64().unwrap() <= 1, "{again}");
+}
+
+/// diff, find and verify walk trees far deeper than recursion would survive (each
+/// directory level is a loop iteration, not a stack frame).
+#[test]
+fn ten_thousand_levels_for_diff_find_and_verify() {
+    const VERY_DEEP: usize = 10_000;
+    // One-letter names keep paths (which grow with depth) short enough for a quick test.
+    let short = |_| "d".to_owned();
+    let env = Env::new();
+    let src = env.path("src");
+    make_deep_to(&src, VERY_DEEP, short);
+    settle();
+    env.init();
+    let first = env.backup(&[&src])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ok = env.json(&["verify", "latest", "--compare-data"]);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["files_compared"], 2);
+    touch_bottom(&src, VERY_DEEP, short);
+    let out = env.run(&["verify", "latest", "--compare-data", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"status\":\"changed\""),
+        "{}",
+        &text[..text.len().min(500)]
+    );
+    env.backup(&[&src]);
+    let diff = env.ok(&["diff", &first, "latest"]);
+    assert!(
+        diff.lines()
+            .any(|l| l.starts_with("M ") && l.ends_with("/file.txt  (content, size, mtime)")),
+        "{}",
+        &diff[diff.len().saturating_sub(500)..]
+    );
+    let found = env.ok(&["find", "file.txt"]);
+    assert_eq!(found.lines().count(), 1 + 4, "{found}");
 }

@@ -21,6 +21,35 @@ pub(crate) fn not_in_snapshot(path: &Path, snapshot: &SnapshotInfo) -> Error {
     )
 }
 
+/// The names along `path`, a path inside a snapshot: absolute, without `..` (`.` and
+/// repeated slashes are ignored). `/` has none.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a relative path or one with `..`.
+pub(crate) fn snapshot_components(path: &Path) -> Result<Vec<&OsStr>> {
+    if !path.has_root() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(Error::invalid(format!(
+            "{}: a path in a snapshot must be absolute and without ..",
+            path.display()
+        )));
+    }
+    Ok(path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Whether `path` (see [`snapshot_components`]) is the snapshot's root.
+///
+/// # Errors
+/// As [`snapshot_components`].
+pub(crate) fn is_root(path: &Path) -> Result<bool> {
+    Ok(snapshot_components(path)?.is_empty())
+}
+
 impl Repository {
     /// The node at absolute `path` in `snapshot`.
     ///
@@ -37,11 +66,9 @@ impl Repository {
     /// # Errors
     /// `Corrupt` for missing or damaged trees.
     pub(crate) fn node_at(&self, root: &BlobId, path: &Path) -> Result<Option<Node>> {
+        let parts = snapshot_components(path)?;
+        let mut names = parts.into_iter();
         let mut tree = self.load_tree(root)?;
-        let mut names = path.components().filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            _ => None,
-        });
         let Some(mut name) = names.next() else {
             return Ok(None);
         };
@@ -74,16 +101,10 @@ impl Repository {
         path: &Path,
         visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
     ) -> Result<()> {
+        let components = snapshot_components(path)?;
         let mut tree = self.load_tree(&snapshot.snapshot.tree)?;
         let mut prefix = PathBuf::from("/");
         let mut start: Option<Node> = None;
-        let components: Vec<&OsStr> = path
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n),
-                _ => None,
-            })
-            .collect();
         for (i, name) in components.iter().enumerate() {
             let node = tree
                 .find(name.as_bytes())

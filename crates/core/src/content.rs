@@ -5,6 +5,7 @@ use std::io::{self, Read};
 
 use arca_repo::{BlobId, Node};
 
+use crate::progress::CancelToken;
 use crate::{Error, ErrorKind, Repository};
 
 /// Reads a file's content from the repository, one authenticated chunk at a time. Made
@@ -19,6 +20,7 @@ pub struct FileReader<'a> {
     pos: usize,
     expected: u64,
     delivered: u64,
+    cancel: Option<CancelToken>,
 }
 
 impl std::fmt::Debug for FileReader<'_> {
@@ -30,8 +32,20 @@ impl std::fmt::Debug for FileReader<'_> {
     }
 }
 
+impl FileReader<'_> {
+    /// Makes reads fail with [`ErrorKind::Interrupted`] once `cancel` fires.
+    #[must_use]
+    pub fn cancel_on(mut self, cancel: &CancelToken) -> Self {
+        self.cancel = Some(cancel.clone());
+        self
+    }
+}
+
 impl Read for FileReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            return Err(io::Error::other(Error::interrupted()));
+        }
         while self.pos == self.chunk.len() {
             let Some(id) = self.ids.next() else {
                 if self.delivered != self.expected {
@@ -79,6 +93,7 @@ impl Repository {
                 0
             },
             delivered: 0,
+            cancel: None,
         }
     }
 

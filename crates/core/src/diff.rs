@@ -5,12 +5,14 @@
 //! change, not of the snapshots.
 
 use std::ffi::OsStr;
+use std::iter::Peekable;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arca_repo::{BlobId, Node, NodeKind, Tree};
 
 use crate::metadata::changed_attributes;
+use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;
 use crate::{Error, ErrorKind, Repository, Result};
 
@@ -46,6 +48,7 @@ impl Change {
 
 /// One difference between two snapshots.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DiffEntry<'a> {
     /// The path in the snapshots.
     pub path: &'a Path,
@@ -62,6 +65,7 @@ pub struct DiffEntry<'a> {
 
 /// Counts for one kind of entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChangeCounts {
     /// Entries added.
     pub added: u64,
@@ -99,8 +103,19 @@ impl DiffSummary {
 
 struct Differ<'r, 'v> {
     repo: &'r Repository,
+    cancel: &'r CancelToken,
     visit: &'v mut dyn FnMut(&DiffEntry<'_>) -> Result<()>,
     summary: DiffSummary,
+}
+
+/// A pair of directories still to compare: their path and each side's tree.
+type Subtrees = Option<(PathBuf, Option<BlobId>, Option<BlobId>)>;
+
+/// Two directories being compared: the path and each side's entries not yet compared.
+struct Frame {
+    dir: PathBuf,
+    old: Peekable<std::vec::IntoIter<Node>>,
+    new: Peekable<std::vec::IntoIter<Node>>,
 }
 
 impl Repository {
@@ -109,26 +124,26 @@ impl Repository {
     /// below an added or removed directory is reported too).
     ///
     /// # Errors
-    /// [`ErrorKind::NotFound`] if `path` is in neither snapshot; `Corrupt` for missing
-    /// or damaged trees; any error `visit` returns.
+    /// [`ErrorKind::NotFound`] if `path` is in neither snapshot; `InvalidInput` if it is
+    /// not absolute or has `..`; `Corrupt` for missing or damaged trees; `Interrupted`
+    /// if `cancel` fires; any error `visit` returns.
     pub fn diff(
         &self,
         old: &SnapshotInfo,
         new: &SnapshotInfo,
         path: &Path,
+        cancel: &CancelToken,
         visit: &mut dyn FnMut(&DiffEntry<'_>) -> Result<()>,
     ) -> Result<DiffSummary> {
         let mut d = Differ {
             repo: self,
+            cancel,
             visit,
             summary: DiffSummary::default(),
         };
-        let is_root = !path
-            .components()
-            .any(|c| matches!(c, std::path::Component::Normal(_)));
-        if is_root {
+        if crate::browse::is_root(path)? {
             d.trees(
-                Path::new("/"),
+                PathBuf::from("/"),
                 Some(old.snapshot.tree),
                 Some(new.snapshot.tree),
             )?;
@@ -148,7 +163,9 @@ impl Repository {
             ));
         }
         let parent = path.parent().unwrap_or(Path::new("/"));
-        d.pair(parent, a.as_ref(), b.as_ref())?;
+        if let Some((dir, old, new)) = d.pair(parent, a.as_ref(), b.as_ref())? {
+            d.trees(dir, old, new)?;
+        }
         Ok(d.summary)
     }
 }
@@ -161,37 +178,63 @@ impl Differ<'_, '_> {
         }
     }
 
-    /// Compares two directories' entries, merging by name.
-    fn trees(&mut self, dir: &Path, old: Option<BlobId>, new: Option<BlobId>) -> Result<()> {
-        if old.is_some() && old == new {
-            return Ok(());
-        }
-        let (a, b) = (self.load(old)?, self.load(new)?);
-        let (mut a, mut b) = (a.nodes().iter().peekable(), b.nodes().iter().peekable());
-        loop {
-            let (x, y) = match (a.peek(), b.peek()) {
-                (None, None) => return Ok(()),
-                (Some(x), Some(y)) if x.name == y.name => (a.next(), b.next()),
-                (Some(x), Some(y)) if x.name < y.name => (a.next(), None),
-                (Some(_), None) => (a.next(), None),
-                _ => (None, b.next()),
+    /// Compares two directories and everything below them, merging entries by name,
+    /// depth first with an explicit stack (trees may be deeper than recursion allows).
+    fn trees(&mut self, dir: PathBuf, old: Option<BlobId>, new: Option<BlobId>) -> Result<()> {
+        let mut stack: Vec<Frame> = Vec::new();
+        stack.extend(self.frame(dir, old, new)?);
+        while let Some(top) = stack.last_mut() {
+            if self.cancel.is_cancelled() {
+                return Err(Error::interrupted());
+            }
+            let (x, y) = match (top.old.peek(), top.new.peek()) {
+                (None, None) => {
+                    stack.pop();
+                    continue;
+                }
+                (Some(x), Some(y)) if x.name == y.name => (top.old.next(), top.new.next()),
+                (Some(x), Some(y)) if x.name < y.name => (top.old.next(), None),
+                (Some(_), None) => (top.old.next(), None),
+                _ => (None, top.new.next()),
             };
-            self.pair(dir, x, y)?;
+            let dir = top.dir.clone();
+            if let Some((sub, a, b)) = self.pair(&dir, x.as_ref(), y.as_ref())? {
+                stack.extend(self.frame(sub, a, b)?);
+            }
         }
+        Ok(())
     }
 
-    /// Compares the entries named alike in directory `dir` of each snapshot.
-    fn pair(&mut self, dir: &Path, old: Option<&Node>, new: Option<&Node>) -> Result<()> {
+    /// The comparison of two directories' trees, unless they are the same tree.
+    fn frame(
+        &self,
+        dir: PathBuf,
+        old: Option<BlobId>,
+        new: Option<BlobId>,
+    ) -> Result<Option<Frame>> {
+        if old.is_some() && old == new {
+            return Ok(None);
+        }
+        Ok(Some(Frame {
+            dir,
+            old: self.load(old)?.into_nodes().into_iter().peekable(),
+            new: self.load(new)?.into_nodes().into_iter().peekable(),
+        }))
+    }
+
+    /// Compares the entries named alike in directory `dir` of each snapshot. Returns the
+    /// two subtrees to compare next if both are directories.
+    fn pair(&mut self, dir: &Path, old: Option<&Node>, new: Option<&Node>) -> Result<Subtrees> {
         let name = old.or(new).map(|n| OsStr::from_bytes(&n.name));
         let path = dir.join(name.unwrap_or_default());
         match (old, new) {
-            (None, None) => Ok(()),
-            (Some(a), None) => self.whole(a, dir, Change::Removed),
-            (None, Some(b)) => self.whole(b, dir, Change::Added),
+            (None, None) => Ok(None),
+            (Some(a), None) => self.whole(a, dir, Change::Removed).map(|()| None),
+            (None, Some(b)) => self.whole(b, dir, Change::Added).map(|()| None),
             (Some(a), Some(b)) => {
                 let attributes = changed_attributes(a, b, true);
                 if attributes.is_empty() && a.subtree == b.subtree {
-                    return Ok(());
+                    return Ok(None);
                 }
                 if attributes.first() == Some(&"type") {
                     // Report the type change, then what went away and what came in
@@ -204,7 +247,8 @@ impl Differ<'_, '_> {
                     }
                     self.emit(&path, Change::TypeChanged, Some(a), Some(b), attributes)?;
                     self.below(a, &path, Change::Removed)?;
-                    return self.below(b, &path, Change::Added);
+                    self.below(b, &path, Change::Added)?;
+                    return Ok(None);
                 }
                 if !attributes.is_empty() {
                     let content = attributes.iter().any(|a| *a == "content" || *a == "target");
@@ -219,10 +263,7 @@ impl Differ<'_, '_> {
                     }
                     self.emit(&path, change, Some(a), Some(b), attributes)?;
                 }
-                if a.kind == NodeKind::Dir {
-                    self.trees(&path, a.subtree, b.subtree)?;
-                }
-                Ok(())
+                Ok((a.kind == NodeKind::Dir).then_some((path, a.subtree, b.subtree)))
             }
         }
     }
@@ -248,6 +289,9 @@ impl Differ<'_, '_> {
     }
 
     fn report(&mut self, path: &Path, node: &Node, change: Change) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::interrupted());
+        }
         let (old, new) = match change {
             Change::Removed => (Some(node), None),
             _ => (None, Some(node)),

@@ -97,7 +97,8 @@ impl Error {
         Self::new(ErrorKind::Io, format!("{context}: {err}")).with_source(err)
     }
 
-    pub(crate) fn interrupted() -> Self {
+    /// The error for a cancelled operation ([`ErrorKind::Interrupted`]).
+    pub fn interrupted() -> Self {
         Self::new(ErrorKind::Interrupted, "interrupted")
     }
 }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use arca_repo::{BlobId, Node, NodeKind};
 
+use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;
 use crate::selection::PatternSet;
-use crate::{ErrorKind, Repository, Result};
+use crate::{Error, Repository, Result};
 
 /// Totals of a search.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,17 +24,36 @@ pub struct FindSummary {
     pub snapshots: u64,
     /// Entries that matched, over all snapshots.
     pub matches: u64,
-    /// Snapshots that could not be searched completely (damaged trees), with why. The
-    /// matches found in their readable parts were reported.
+    /// Trees that could not be read, each with its snapshot and directory; everything
+    /// else was searched.
     pub errors: Vec<String>,
 }
 
 struct Search<'a> {
     repo: &'a Repository,
     patterns: &'a PatternSet,
+    cancel: &'a CancelToken,
     /// (tree, directory path) pairs known to hold no match.
     barren: HashSet<(BlobId, PathBuf)>,
     matches: u64,
+}
+
+/// A directory being searched: its path and tree, the entries left, and whether it
+/// may not be remembered as barren (something in it matched, or could not be read).
+struct Frame {
+    path: PathBuf,
+    id: BlobId,
+    nodes: std::vec::IntoIter<Node>,
+    keep: bool,
+}
+
+/// What opening a directory gave.
+enum Opened {
+    Frame(Frame),
+    /// Known to hold no match.
+    Barren,
+    /// Its tree could not be read (reported).
+    Damaged,
 }
 
 impl Repository {
@@ -42,17 +62,20 @@ impl Repository {
     /// is anchored), snapshot by snapshot in the order given, in path order within each.
     ///
     /// # Errors
-    /// Any error `visit` returns. Damaged trees do not stop the search; they are listed
-    /// in [`FindSummary::errors`].
+    /// Any error `visit` returns; `Interrupted` if `cancel` fires. Damaged trees do not
+    /// stop the search: they are listed in [`FindSummary::errors`] and the rest of the
+    /// snapshot is searched.
     pub fn find(
         &self,
         snapshots: &[SnapshotInfo],
         patterns: &PatternSet,
+        cancel: &CancelToken,
         visit: &mut dyn FnMut(&SnapshotInfo, &Path, &Node) -> Result<()>,
     ) -> Result<FindSummary> {
         let mut search = Search {
             repo: self,
             patterns,
+            cancel,
             barren: HashSet::new(),
             matches: 0,
         };
@@ -60,13 +83,14 @@ impl Repository {
         for snapshot in snapshots {
             summary.snapshots += 1;
             let mut on_match = |path: &Path, node: &Node| visit(snapshot, path, node);
-            match search.dir(Path::new("/"), snapshot.snapshot.tree, &mut on_match) {
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Backend) => summary
-                    .errors
-                    .push(format!("snapshot {}: {e}", snapshot.id.short())),
-                Err(e) => return Err(e),
-            }
+            let mut damaged = |path: &Path, e: Error| {
+                summary.errors.push(format!(
+                    "snapshot {}: {}: {e}",
+                    snapshot.id.short(),
+                    path.display()
+                ));
+            };
+            search.snapshot(snapshot.snapshot.tree, &mut on_match, &mut damaged)?;
         }
         summary.matches = search.matches;
         Ok(summary)
@@ -74,33 +98,70 @@ impl Repository {
 }
 
 impl Search<'_> {
-    /// Searches directory `dir` (tree `id`); returns whether anything in it matched.
-    fn dir(
-        &mut self,
-        dir: &Path,
-        id: BlobId,
-        visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
-    ) -> Result<bool> {
-        let key = (id, dir.to_path_buf());
-        if self.barren.contains(&key) {
-            return Ok(false);
+    /// Loads a directory's tree, unless it is known to be barren or is damaged.
+    fn open(&self, path: PathBuf, id: BlobId, damaged: &mut dyn FnMut(&Path, Error)) -> Opened {
+        if self.barren.contains(&(id, path.clone())) {
+            return Opened::Barren;
         }
-        let tree = self.repo.load_tree(&id)?;
-        let mut found = false;
-        for node in tree.nodes() {
-            let path = dir.join(OsStr::from_bytes(&node.name));
+        match self.repo.load_tree(&id) {
+            Ok(tree) => Opened::Frame(Frame {
+                path,
+                id,
+                nodes: tree.into_nodes().into_iter(),
+                keep: false,
+            }),
+            Err(e) => {
+                damaged(&path, e);
+                Opened::Damaged
+            }
+        }
+    }
+
+    /// Searches the tree `root` depth first, with an explicit stack (trees may be
+    /// deeper than the thread's stack allows recursion).
+    fn snapshot(
+        &mut self,
+        root: BlobId,
+        visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+        damaged: &mut dyn FnMut(&Path, Error),
+    ) -> Result<()> {
+        let mut stack: Vec<Frame> = match self.open(PathBuf::from("/"), root, damaged) {
+            Opened::Frame(f) => vec![f],
+            _ => return Ok(()),
+        };
+        while let Some(frame) = stack.last_mut() {
+            if self.cancel.is_cancelled() {
+                return Err(Error::interrupted());
+            }
+            let Some(node) = frame.nodes.next() else {
+                let Some(done) = stack.pop() else { break };
+                if done.keep {
+                    if let Some(parent) = stack.last_mut() {
+                        parent.keep = true;
+                    }
+                } else {
+                    self.barren.insert((done.id, done.path));
+                }
+                continue;
+            };
+            let path = frame.path.join(OsStr::from_bytes(&node.name));
             if self.patterns.matches(&path) {
                 self.matches += 1;
-                found = true;
-                visit(&path, node)?;
+                frame.keep = true;
+                visit(&path, &node)?;
             }
             if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                found |= self.dir(&path, sub, visit)?;
+                match self.open(path, sub, &mut *damaged) {
+                    Opened::Frame(child) => stack.push(child),
+                    Opened::Barren => {}
+                    Opened::Damaged => {
+                        if let Some(f) = stack.last_mut() {
+                            f.keep = true;
+                        }
+                    }
+                }
             }
         }
-        if !found {
-            self.barren.insert(key);
-        }
-        Ok(found)
+        Ok(())
     }
 }

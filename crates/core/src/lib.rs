@@ -78,7 +78,7 @@ pub use progress::{
 };
 pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList};
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary};
-pub use select::{SnapshotFilter, parse_time, parse_time_at};
+pub use select::{SnapshotFilter, absolute, parse_time, parse_time_at};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
 pub use verify::{Difference, VerifyOptions, VerifyReport};
 

@@ -14,7 +14,7 @@ pub struct SnapshotFilter {
     /// The snapshot's host is one of these.
     pub hosts: Vec<String>,
     /// The snapshot has every tag of at least one of these groups (`--tag a,b --tag c`
-    /// means "a and b, or c").
+    /// means "a and b, or c"). An empty group matches snapshots without tags.
     pub tags: Vec<Vec<String>>,
     /// The snapshot backed up every one of these paths.
     pub paths: Vec<PathBuf>,
@@ -28,10 +28,10 @@ impl SnapshotFilter {
         use std::os::unix::ffi::OsStrExt;
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && (self.tags.is_empty()
-                || self
-                    .tags
-                    .iter()
-                    .any(|group| group.iter().all(|t| s.tags.contains(t))))
+                || self.tags.iter().any(|group| match group.is_empty() {
+                    true => s.tags.is_empty(),
+                    false => group.iter().all(|t| s.tags.contains(t)),
+                }))
             && self.paths.iter().all(|p| {
                 s.paths
                     .iter()
@@ -180,10 +180,17 @@ pub fn parse_time_at(text: &str, now: Timestamp) -> Result<Timestamp> {
     Ok(whole_second(to_timestamp(zoned.timestamp())))
 }
 
+/// jiff counts a negative time's fraction below zero (-1.5 s is -1 s and -0.5 s); a
+/// [`Timestamp`]'s nanoseconds count up from its seconds (-2 s and 0.5 s).
 fn to_timestamp(ts: jiff::Timestamp) -> Timestamp {
+    let (mut secs, mut nanos) = (ts.as_second(), ts.subsec_nanosecond());
+    if nanos < 0 {
+        secs -= 1;
+        nanos += 1_000_000_000;
+    }
     Timestamp {
-        secs: ts.as_second(),
-        nanos: ts.subsec_nanosecond().clamp(0, 999_999_999) as u32,
+        secs,
+        nanos: nanos.clamp(0, 999_999_999) as u32,
     }
 }
 
@@ -215,8 +222,13 @@ fn interval_seconds(t: &str) -> Option<i64> {
     (any && number.is_empty()).then_some(total)
 }
 
-/// Normalizes a path given to `--path` like backup sources are (absolute, lexical).
-pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
+/// Makes `path` absolute the way backup sources are: relative to the current
+/// directory, `.` and `..` resolved lexically (symlinks are not followed). Use it for
+/// paths users give for places inside snapshots.
+///
+/// # Errors
+/// `Io` if the current directory cannot be read.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::io("cannot read the current directory", Path::new("."), e))?;
     let mut out = PathBuf::from("/");
@@ -267,6 +279,8 @@ mod tests {
         assert_eq!(nanos("2025-01-01T00:00:00.25Z"), 250_000_000);
         assert_eq!(nanos("2026-01-10 14:00"), 999_999_999);
         assert_eq!(nanos("3D"), 0);
+        let before_1970 = parse_time_at("1969-12-31T23:59:58.5Z", NOW).unwrap();
+        assert_eq!((before_1970.secs, before_1970.nanos), (-2, 500_000_000));
         // Local times: compare with jiff's own reading of the same local time.
         let local = |s: &str| {
             jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s)
@@ -336,6 +350,9 @@ mod tests {
         assert!(f(&[], &[&["daily", "home"]], &[], None).matches(&s));
         assert!(!f(&[], &[&["daily", "weekly"]], &[], None).matches(&s));
         assert!(f(&[], &[&["weekly"], &["home"]], &[], None).matches(&s));
+        // `--tag ""`: snapshots without tags.
+        assert!(!f(&[], &[&[]], &[], None).matches(&s));
+        assert!(f(&[], &[&[]], &[], None).matches(&snap("box", &[], &["/etc"], 100)));
         assert!(f(&[], &[], &["/etc"], None).matches(&s));
         assert!(!f(&[], &[], &["/etc", "/srv"], None).matches(&s));
         assert!(f(&[], &[], &[], Some(100)).matches(&s));

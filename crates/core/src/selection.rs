@@ -143,8 +143,11 @@ impl FilterRule {
     }
 
     /// Parses a line written by [`FilterRule::to_line`] (as snapshots record their
-    /// rules); `None` for a line without a pattern.
+    /// rules); `None` for a line without a pattern or a `! ` settings line.
     pub fn from_line(line: &str) -> Option<Self> {
+        if line.starts_with(SETTING) {
+            return None;
+        }
         let (include, rest) = if let Some(p) = line.strip_prefix("+ ") {
             (true, p)
         } else {
@@ -496,7 +499,61 @@ pub(crate) struct Selector {
     pub(crate) one_file_system: bool,
 }
 
+/// How a snapshot's `excludes` lines record the settings that are not rules.
+const SETTING: &str = "! ";
+
 impl Selector {
+    /// The selection as a snapshot's `excludes` lines: `rules` (as filter-file lines,
+    /// in order), then one `! SETTING [VALUE]` line per other setting in use.
+    pub(crate) fn to_lines(&self, rules: &[FilterRule]) -> Vec<String> {
+        let mut lines: Vec<String> = rules.iter().map(FilterRule::to_line).collect();
+        if self.exclude_caches {
+            lines.push(format!("{SETTING}exclude-caches"));
+        }
+        for name in &self.exclude_if_present {
+            lines.push(format!(
+                "{SETTING}exclude-if-present {}",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        if let Some(limit) = self.larger_than {
+            lines.push(format!("{SETTING}exclude-larger-than {limit}"));
+        }
+        if self.one_file_system {
+            lines.push(format!("{SETTING}one-file-system"));
+        }
+        lines
+    }
+
+    /// The selection a snapshot recorded in its `excludes` lines. Lines it cannot read
+    /// (from a later version) are ignored.
+    pub(crate) fn from_lines(lines: &[String]) -> Self {
+        let rules: Vec<FilterRule> = lines
+            .iter()
+            .filter_map(|l| FilterRule::from_line(l))
+            .collect();
+        let mut s = Self {
+            filter: Filter::new(&rules).unwrap_or_default(),
+            exclude_caches: false,
+            exclude_if_present: Vec::new(),
+            larger_than: None,
+            one_file_system: false,
+        };
+        for line in lines.iter().filter_map(|l| l.strip_prefix(SETTING)) {
+            let (name, value) = line.split_once(' ').unwrap_or((line, ""));
+            match name {
+                "exclude-caches" => s.exclude_caches = true,
+                "exclude-if-present" if !value.is_empty() => {
+                    s.exclude_if_present.push(value.as_bytes().to_vec());
+                }
+                "exclude-larger-than" => s.larger_than = value.parse().ok(),
+                "one-file-system" => s.one_file_system = true,
+                _ => {}
+            }
+        }
+        s
+    }
+
     /// Whether a file of `size` bytes is skipped for its size.
     pub(crate) fn too_large(&self, size: u64) -> bool {
         self.larger_than.is_some_and(|limit| size > limit)

@@ -2,9 +2,9 @@
 //! metadata and, with `compare_data`, by content.
 //!
 //! The live tree is walked through directory descriptors, never following a symlink,
-//! in step with the snapshot's trees. Content is compared without reading the
-//! repository: the live file is cut into chunks as a backup would and the chunks' keyed
-//! ids compared with the snapshot's list.
+//! in step with the snapshot's trees, depth first with an explicit stack. Content is
+//! compared without reading the repository: the live file is cut into chunks as a
+//! backup would and the chunks' keyed ids compared with the snapshot's list.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -13,24 +13,30 @@ use std::path::{Component, Path, PathBuf};
 
 use arca_repo::{Node, NodeKind};
 
+use crate::backup::is_cache_dir_at;
+use crate::browse::snapshot_components;
 use crate::dir_handle::DirHandle;
-use crate::metadata::{Owners, changed_attributes, node_from_stat};
+use crate::metadata::{OwnerPolicy, Owners, changed_attributes, kind_of, node_from_stat};
 use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;
-use crate::selection::{Filter, FilterRule};
-use crate::{Error, Repository, Result};
+use crate::selection::Selector;
+use crate::{Error, ErrorKind, Repository, Result};
 
 /// Settings for [`Repository::verify`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct VerifyOptions {
-    /// Compare only this path of the snapshot (default: all its backed-up paths).
+    /// Compare only this path of the snapshot (absolute; default: all its backed-up
+    /// paths). A directory above the backed-up paths compares those below it.
     pub path: Option<PathBuf>,
     /// Where the snapshot's `/` lies on disk (default `/`: the backed-up files
     /// themselves). Point it at a restore target to check a restore.
     pub target: Option<PathBuf>,
     /// Read every file and compare its content (otherwise size and times stand for it).
     pub compare_data: bool,
+    /// Expect the recorded numeric owners, not those the recorded names have here (as
+    /// restore's `numeric_owner`).
+    pub numeric_owner: bool,
     /// Cancels the comparison.
     pub cancel: CancelToken,
 }
@@ -41,7 +47,7 @@ pub struct VerifyOptions {
 pub enum Difference {
     /// In the snapshot, not on disk.
     Missing,
-    /// On disk, not in the snapshot (and not excluded by the snapshot's rules).
+    /// On disk, not in the snapshot (and not left out by the backup's selection).
     Extra,
     /// On both, differing in these attributes (names as for `diff`: `content`, `type`,
     /// `size`, `mode`, `uid`, `gid`, `mtime`, `target`, `rdev`, `xattrs`).
@@ -58,7 +64,7 @@ pub struct VerifyReport {
     pub entries: u64,
     /// Files whose content was read and compared.
     pub files_compared: u64,
-    /// Bytes read for that.
+    /// Size of those files.
     pub bytes_compared: u64,
     /// Entries of the snapshot missing on disk.
     pub missing: u64,
@@ -77,11 +83,28 @@ impl VerifyReport {
     }
 }
 
+/// A directory being compared: its snapshot path, the live directory, the names on
+/// either side still to compare, the snapshot's entries, and the backed-up path it
+/// belongs to (for the selection rules).
+struct Frame {
+    path: PathBuf,
+    dir: DirHandle,
+    names: std::vec::IntoIter<Vec<u8>>,
+    nodes: Vec<Node>,
+    source: PathBuf,
+    /// Entries on disk that the snapshot lacks are not reported here: the backup left
+    /// the contents out (a cache directory, another file system).
+    contents_excluded: bool,
+    /// The file system of the source, for `--one-file-system`.
+    device: u64,
+}
+
 struct Verifier<'a> {
     repo: &'a Repository,
     options: &'a VerifyOptions,
-    filter: Filter,
+    selector: Selector,
     owners: Owners,
+    policy: OwnerPolicy,
     report: VerifyReport,
     visit: &'a mut dyn FnMut(&Path, &Path, &Difference) -> Result<()>,
 }
@@ -90,9 +113,13 @@ impl Repository {
     /// Compares `snapshot` with the files on disk; `visit` gets the path in the
     /// snapshot, the path on disk and each difference, in path order.
     ///
+    /// Entries the backup left out by its selection (rules, caches, marker files, size
+    /// limit, other file systems, as the snapshot records them) are not reported as
+    /// extra. Owners are expected as restore would set them.
+    ///
     /// # Errors
-    /// [`crate::ErrorKind::NotFound`] if `options.path` is not in the snapshot or the directory
-    /// above a compared path cannot be opened; `Corrupt` for damaged trees;
+    /// [`ErrorKind::NotFound`] if `options.path` is not in the snapshot;
+    /// `InvalidInput` if it is not absolute or has `..`; `Corrupt` for damaged trees;
     /// `Interrupted` if cancelled; any error `visit` returns. Differences are not
     /// errors.
     pub fn verify(
@@ -101,31 +128,53 @@ impl Repository {
         options: &VerifyOptions,
         visit: &mut dyn FnMut(&Path, &Path, &Difference) -> Result<()>,
     ) -> Result<VerifyReport> {
-        let rules: Vec<FilterRule> = snapshot
+        let sources: Vec<PathBuf> = snapshot
             .snapshot
-            .excludes
+            .paths
             .iter()
-            .filter_map(|l| FilterRule::from_line(l))
+            .map(|p| PathBuf::from(OsStr::from_bytes(p)))
             .collect();
-        let starts: Vec<PathBuf> = match &options.path {
-            Some(p) => vec![crate::select::absolute(p)?],
-            None => snapshot
-                .snapshot
-                .paths
-                .iter()
-                .map(|p| PathBuf::from(OsStr::from_bytes(p)))
-                .collect(),
+        // (where to start, the backed-up path it belongs to)
+        let starts: Vec<(PathBuf, PathBuf)> = match &options.path {
+            None => sources.iter().map(|s| (s.clone(), s.clone())).collect(),
+            Some(p) => {
+                snapshot_components(p)?;
+                let p = crate::backup::normalize(p);
+                match sources.iter().find(|s| p.starts_with(s)) {
+                    Some(s) => vec![(p.clone(), s.clone())],
+                    None => sources
+                        .iter()
+                        .filter(|s| s.starts_with(&p))
+                        .map(|s| (s.clone(), s.clone()))
+                        .collect(),
+                }
+            }
         };
+        if starts.is_empty() {
+            let p = options.path.as_deref().unwrap_or(Path::new("/"));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{} is not in snapshot {}, which holds {}",
+                    p.display(),
+                    snapshot.id.short(),
+                    snapshot.paths_lossy().join(", ")
+                ),
+            ));
+        }
+        // One open directory per level of the tree being compared.
+        crate::dir_handle::raise_open_file_limit();
         let mut v = Verifier {
             repo: self,
             options,
-            filter: Filter::new(&rules).unwrap_or_default(),
+            selector: Selector::from_lines(&snapshot.snapshot.excludes),
             owners: Owners::default(),
+            policy: OwnerPolicy::new(options.numeric_owner),
             report: VerifyReport::default(),
             visit,
         };
-        for start in starts {
-            v.start(snapshot, &start)?;
+        for (start, source) in starts {
+            v.start(snapshot, &start, &source)?;
         }
         Ok(v.report)
     }
@@ -153,61 +202,132 @@ impl Verifier<'_> {
         (self.visit)(path, &live, &difference)
     }
 
-    fn start(&mut self, snapshot: &SnapshotInfo, path: &Path) -> Result<()> {
-        let tree_root = snapshot.snapshot.tree;
+    /// Compares snapshot path `path` (of backed-up path `source`) and what is below it.
+    fn start(&mut self, snapshot: &SnapshotInfo, path: &Path, source: &Path) -> Result<()> {
         let Some(name) = path.file_name() else {
             // The whole file system was backed up: compare `/` entry by entry.
             let live = self.live(path);
             let dir =
                 DirHandle::open_path(&live).map_err(|e| Error::io("cannot open", &live, e))?;
-            let tree = self.repo.load_tree(&tree_root)?;
-            return self.entries(path, &dir, tree.nodes(), path);
+            let device = dir.stat().map(|st| st.st_dev).unwrap_or(0);
+            let tree = self.repo.load_tree(&snapshot.snapshot.tree)?;
+            let frame = self.frame(path, dir, tree.into_nodes(), source, false, device)?;
+            return self.walk(frame.into_iter().collect());
         };
         let node = self.repo.node_in(snapshot, path)?;
-        let parent_path = path.parent().unwrap_or(Path::new("/"));
-        let live_parent = self.live(parent_path);
-        let parent = DirHandle::open_path(&live_parent)
-            .map_err(|e| Error::io("cannot open", &live_parent, e))?;
-        self.entry(path, &parent, name.as_bytes(), &node, path)
+        let live_parent = self.live(path.parent().unwrap_or(Path::new("/")));
+        let parent = match DirHandle::open_path(&live_parent) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.report.entries += 1;
+                return self.found(path, Difference::Missing);
+            }
+            Err(e) => return Err(Error::io("cannot open", &live_parent, e)),
+        };
+        // The source's file system, for --one-file-system (its parent's if the source
+        // itself is gone).
+        let live_source = self.live(source);
+        let device = std::fs::symlink_metadata(&live_source)
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+            .unwrap_or(0);
+        let stack = self
+            .entry(path, &parent, name.as_bytes(), &node, source, device)?
+            .into_iter()
+            .collect();
+        self.walk(stack)
     }
 
-    /// Compares the entries of a directory (`dir`, at snapshot path `path`) with the
-    /// snapshot's `nodes`; `source` is the backed-up path it belongs to.
-    fn entries(
-        &mut self,
-        path: &Path,
-        dir: &DirHandle,
-        nodes: &[Node],
-        source: &Path,
-    ) -> Result<()> {
-        let live = match dir.names() {
-            Ok(n) => n,
-            Err(e) => {
-                self.found(path, Difference::Unreadable(format!("cannot list: {e}")))?;
-                return Ok(());
+    /// Compares directories until the stack is empty.
+    fn walk(&mut self, mut stack: Vec<Frame>) -> Result<()> {
+        while let Some(top) = stack.last_mut() {
+            if self.options.cancel.is_cancelled() {
+                return Err(Error::interrupted());
             }
-        };
-        // Both sides in name order (tree nodes are sorted by name).
-        let mut names: BTreeSet<&[u8]> = live.iter().map(Vec::as_slice).collect();
-        names.extend(nodes.iter().map(|n| n.name.as_slice()));
-        for name in names {
-            let child = path.join(OsStr::from_bytes(name));
-            match nodes.binary_search_by(|n| n.name.as_slice().cmp(name)) {
-                Ok(i) => self.entry(&child, dir, name, &nodes[i], source)?,
-                Err(_) => {
-                    let is_dir = dir
-                        .lstat(name)
-                        .is_ok_and(|st| crate::metadata::kind_of(&st) == NodeKind::Dir);
-                    if !self.filter.excludes(&child, is_dir, source) {
+            let Some(name) = top.names.next() else {
+                stack.pop();
+                continue;
+            };
+            let child = top.path.join(OsStr::from_bytes(&name));
+            let found = top
+                .nodes
+                .binary_search_by(|n| n.name.as_slice().cmp(&name))
+                .ok()
+                .and_then(|i| top.nodes.get(i).cloned());
+            let next = match found {
+                Some(node) => {
+                    self.entry(&child, &top.dir, &name, &node, &top.source, top.device)?
+                }
+                None => {
+                    if !top.contents_excluded
+                        && !self.left_out(&top.dir, &name, &child, &top.source)
+                    {
                         self.found(&child, Difference::Extra)?;
                     }
+                    None
                 }
-            }
+            };
+            stack.extend(next);
         }
         Ok(())
     }
 
-    /// Compares one snapshot entry with entry `name` of live directory `parent`.
+    /// Whether entry `name` of live directory `dir` (snapshot path `path`) is one the
+    /// backup's selection leaves out.
+    fn left_out(&self, dir: &DirHandle, name: &[u8], path: &Path, source: &Path) -> bool {
+        let Ok(st) = dir.lstat(name) else {
+            return false;
+        };
+        let kind = kind_of(&st);
+        if self
+            .selector
+            .filter
+            .excludes(path, kind == NodeKind::Dir, source)
+        {
+            return true;
+        }
+        match kind {
+            NodeKind::File => self.selector.too_large(st.st_size.max(0) as u64),
+            NodeKind::Dir if !self.selector.exclude_if_present.is_empty() => dir
+                .child(name)
+                .and_then(|d| d.names())
+                .is_ok_and(|names| self.selector.has_marker(names.iter().map(Vec::as_slice))),
+            _ => false,
+        }
+    }
+
+    /// A frame for directory `dir` (snapshot path `path`) holding `nodes`.
+    fn frame(
+        &mut self,
+        path: &Path,
+        dir: DirHandle,
+        nodes: Vec<Node>,
+        source: &Path,
+        contents_excluded: bool,
+        device: u64,
+    ) -> Result<Option<Frame>> {
+        let live = match dir.names() {
+            Ok(n) => n,
+            Err(e) => {
+                self.found(path, Difference::Unreadable(format!("cannot list: {e}")))?;
+                return Ok(None);
+            }
+        };
+        // Both sides in name order (tree nodes are sorted by name).
+        let mut names: BTreeSet<Vec<u8>> = live.into_iter().collect();
+        names.extend(nodes.iter().map(|n| n.name.clone()));
+        Ok(Some(Frame {
+            path: path.to_path_buf(),
+            dir,
+            names: names.into_iter().collect::<Vec<_>>().into_iter(),
+            nodes,
+            source: source.to_path_buf(),
+            contents_excluded,
+            device,
+        }))
+    }
+
+    /// Compares one snapshot entry with entry `name` of live directory `parent`;
+    /// returns the frame to descend into if both are directories.
     fn entry(
         &mut self,
         path: &Path,
@@ -215,32 +335,33 @@ impl Verifier<'_> {
         name: &[u8],
         node: &Node,
         source: &Path,
-    ) -> Result<()> {
-        if self.options.cancel.is_cancelled() {
-            return Err(Error::interrupted());
-        }
+        device: u64,
+    ) -> Result<Option<Frame>> {
         self.report.entries += 1;
         let stat = match parent.lstat(name) {
             Ok(st) => st,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.found(path, Difference::Missing)?;
-                return Ok(());
+                return Ok(None);
             }
             Err(e) => {
-                self.found(
-                    path,
-                    Difference::Unreadable(format!("cannot read metadata: {e}")),
-                )?;
-                return Ok(());
+                let why = format!("cannot read metadata: {e}");
+                self.found(path, Difference::Unreadable(why))?;
+                return Ok(None);
             }
         };
         let mut live = node_from_stat(name, &stat, &mut self.owners);
         if live.kind == NodeKind::Symlink {
             live.target = parent.read_link(name).unwrap_or_default();
-        } else if let Ok(x) = parent.xattrs(name) {
+        }
+        // Backup records extended attributes of every kind of entry, symlinks included.
+        if let Ok(x) = parent.xattrs(name) {
             live.xattrs = x;
         }
-        let mut attributes = changed_attributes(node, &live, false);
+        // Owners as restore sets them: by name where the name exists here.
+        let mut expected = node.clone();
+        (expected.uid, expected.gid) = self.policy.ids(node);
+        let mut attributes = changed_attributes(&expected, &live, false);
         if node.kind == NodeKind::File
             && live.kind == NodeKind::File
             && self.options.compare_data
@@ -251,24 +372,37 @@ impl Verifier<'_> {
                 Ok(false) => attributes.insert(0, "content"),
                 Err(message) => {
                     self.found(path, Difference::Unreadable(message))?;
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         }
         if !attributes.is_empty() {
             self.found(path, Difference::Changed(attributes))?;
         }
-        if node.kind == NodeKind::Dir && live.kind == NodeKind::Dir {
-            let tree = match node.subtree {
-                Some(id) => self.repo.load_tree(&id)?,
-                None => Default::default(),
-            };
-            match parent.child(name) {
-                Ok(dir) => self.entries(path, &dir, tree.nodes(), source)?,
-                Err(e) => self.found(path, Difference::Unreadable(format!("cannot open: {e}")))?,
-            }
+        if node.kind != NodeKind::Dir || live.kind != NodeKind::Dir {
+            return Ok(None);
         }
-        Ok(())
+        let tree = match node.subtree {
+            Some(id) => self.repo.load_tree(&id)?,
+            None => Default::default(),
+        };
+        let dir = match parent.child(name) {
+            Ok(d) => d,
+            Err(e) => {
+                self.found(path, Difference::Unreadable(format!("cannot open: {e}")))?;
+                return Ok(None);
+            }
+        };
+        let other_fs = self.selector.one_file_system && device != 0 && stat.st_dev != device;
+        let cache = self.selector.exclude_caches && is_cache_dir_at(&dir);
+        self.frame(
+            path,
+            dir,
+            tree.into_nodes(),
+            source,
+            other_fs || cache,
+            device,
+        )
     }
 
     /// Whether live file `name` holds `node`'s content.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use arca_core::{Change, ChangeCounts, DiffEntry, DiffSummary};
+use arca_core::{CancelToken, Change, ChangeCounts, DiffEntry, DiffSummary};
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
@@ -104,13 +104,14 @@ fn print(e: &DiffEntry<'_>, json: bool) -> anyhow::Result<()> {
     output::line(line)
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
+pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
     let repo = g.open()?;
     let filter = a.select.filter()?;
     let old = repo.find_snapshot_filtered(&a.old, &filter)?;
     let new = repo.find_snapshot_filtered(&a.new, &filter)?;
     let mut printing = Ok(());
-    let summary = repo.diff(&old, &new, &a.path, &mut |e| {
+    let path = arca_core::absolute(&a.path)?;
+    let summary = repo.diff(&old, &new, &path, cancel, &mut |e| {
         output::carry(&mut printing, print(e, a.json))
     });
     printing?;

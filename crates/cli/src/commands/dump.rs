@@ -1,8 +1,7 @@
 //! `arca dump`.
 
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use arca_core::{ArchiveFormat, CancelToken};
@@ -39,7 +38,8 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", value_parser = ["tar", "zip"])]
     archive: Option<String>,
 
-    /// Write to FILE (created with mode 0600) instead of standard output
+    /// Write to FILE instead of standard output (a new file of mode 0600, put in place
+    /// when complete; an existing regular file is replaced)
     #[arg(long, value_name = "FILE")]
     target: Option<PathBuf>,
 
@@ -57,27 +57,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
     let repo = g.open()?;
     let snapshot = repo.find_snapshot_filtered(&a.snapshot, &a.select.filter()?)?;
     let warnings = match &a.target {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let result = dump_into(&repo, &snapshot, a, format, &mut w, cancel).and_then(|ws| {
-                let file = w.into_inner().map_err(|e| e.into_error())?;
-                file.sync_all()
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                Ok(ws)
-            });
-            if result.is_err() {
-                // Leave no partial file behind under the name asked for.
-                let _ = std::fs::remove_file(path);
-            }
-            result?
-        }
+        Some(path) => dump_to_file(&repo, &snapshot, a, format, path, cancel)?,
         None => {
             let mut w = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             dump_into(&repo, &snapshot, a, format, &mut w, cancel).map_err(broken_pipe_is_quiet)?
@@ -87,6 +67,45 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         output::message(format!("warning: {w}"));
     }
     Ok(exit::OK)
+}
+
+/// Dumps into a new private file beside `path` and renames it to `path` once complete:
+/// a failed or interrupted dump leaves nothing under `path` (nor changes what was
+/// there), and only a regular file is ever replaced.
+fn dump_to_file(
+    repo: &arca_core::Repository,
+    snapshot: &arca_core::SnapshotInfo,
+    a: &Args,
+    format: Option<ArchiveFormat>,
+    path: &Path,
+    cancel: &CancelToken,
+) -> anyhow::Result<Vec<String>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => anyhow::bail!(
+            "{} exists and is not a regular file; choose another --target",
+            path.display()
+        ),
+        _ => {}
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Created with mode 0600, removed when dropped unless persisted.
+    let temp = tempfile::Builder::new()
+        .prefix(".arca-dump-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, temp);
+    let warnings = dump_into(repo, snapshot, a, format, &mut w, cancel)?;
+    let temp = w.into_inner().map_err(|e| e.into_error())?;
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(warnings)
 }
 
 /// Dumps into `out` and flushes it; returns the warnings.
@@ -100,12 +119,18 @@ fn dump_into(
 ) -> anyhow::Result<Vec<String>> {
     let warnings = match format {
         None => {
-            repo.dump(snapshot, &a.path, out)?;
+            repo.dump(snapshot, &arca_core::absolute(&a.path)?, out, cancel)?;
             Vec::new()
         }
         Some(format) => {
-            repo.dump_archive(snapshot, &a.path, format, out, cancel)?
-                .warnings
+            repo.dump_archive(
+                snapshot,
+                &arca_core::absolute(&a.path)?,
+                format,
+                out,
+                cancel,
+            )?
+            .warnings
         }
     };
     out.flush().context("cannot write the output")?;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use arca_core::{Node, PatternSet, SnapshotInfo};
+use arca_core::{CancelToken, Node, PatternSet, SnapshotInfo};
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
@@ -91,7 +91,7 @@ fn print(s: &SnapshotInfo, path: &Path, node: &Node, json: bool) -> anyhow::Resu
     ))
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
+pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
     let patterns = PatternSet::with_case(&a.patterns, a.ignore_case)?;
     let repo = g.open()?;
     let filter = a.select.filter()?;
@@ -114,7 +114,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         ))?;
     }
     let mut printing = Ok(());
-    let summary = repo.find(&snapshots, &patterns, &mut |s, path, node| {
+    let summary = repo.find(&snapshots, &patterns, cancel, &mut |s, path, node| {
         output::carry(&mut printing, print(s, path, node, a.json))
     });
     printing?;

@@ -151,9 +151,11 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     let snapshot = repo.find_snapshot_filtered(&a.snapshot, &a.select.filter()?)?;
     let offset = snapshot.snapshot.utc_offset;
     let mut printing = Ok(());
-    let walked = repo.walk(&snapshot, &a.path, &mut |path, node| {
-        output::carry(&mut printing, print(path, node, a.long, a.json, offset))
-    });
+    let walked = repo.walk(
+        &snapshot,
+        &arca_core::absolute(&a.path)?,
+        &mut |path, node| output::carry(&mut printing, print(path, node, a.long, a.json, offset)),
+    );
     printing?;
     walked?;
     Ok(exit::OK)

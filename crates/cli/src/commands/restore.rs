@@ -114,7 +114,11 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
     let options = RestoreOptions {
         includes: a.include.clone(),
         excludes: a.exclude.clone(),
-        path: a.file_to_restore.clone(),
+        path: a
+            .file_to_restore
+            .as_deref()
+            .map(arca_core::absolute)
+            .transpose()?,
         overwrite: a.overwrite.parse::<Overwrite>()?,
         delete: a.delete,
         verify: a.verify,

@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(long)]
     compare_data: bool,
 
+    /// Expect the recorded numeric owners (as restore --numeric-owner sets them), not
+    /// those the recorded user and group names have on this system
+    #[arg(long)]
+    numeric_owner: bool,
+
     #[command(flatten)]
     select: super::HostTagTimeArgs,
 
@@ -108,7 +113,8 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
     let repo = g.open()?;
     let snapshot = repo.find_snapshot_filtered(&a.snapshot, &a.select.filter()?)?;
     let mut options = VerifyOptions::default();
-    options.path = a.path.clone();
+    options.path = a.path.as_deref().map(arca_core::absolute).transpose()?;
+    options.numeric_owner = a.numeric_owner;
     options.target = a.target.clone();
     options.compare_data = a.compare_data;
     options.cancel = cancel.clone();

@@ -27,6 +27,7 @@ use crossbeam_channel::{bounded, unbounded};
 use self::archiver::{Archiver, Walked};
 use self::reader::{Abort, FileWorker, blob_worker};
 use self::saver::BlobSaver;
+pub(crate) use self::sources::{is_cache_dir_at, normalize};
 use self::sources::{normalize_sources, path_bytes, source_entries};
 use crate::dir_handle::raise_open_file_limit;
 use crate::progress::{BackupProgress, CancelToken};
@@ -125,7 +126,8 @@ struct Prepared {
     time: arca_repo::Timestamp,
     host: String,
     paths: Vec<Vec<u8>>,
-    rules: Vec<FilterRule>,
+    /// The selection as the snapshot records it (see [`Selector::to_lines`]).
+    excludes: Vec<String>,
     /// The repository's snapshots when the backup started (for the totals).
     snapshots: Vec<SnapshotInfo>,
     parent: Option<Parent>,
@@ -192,7 +194,7 @@ impl Repository {
         };
         let prep = self.prepare(
             sources.iter().map(|p| path_bytes(p)).collect(),
-            rules,
+            selector.to_lines(&rules),
             options,
         )?;
         let previous_root = prep.parent.map(|p| p.tree);
@@ -394,7 +396,7 @@ impl Repository {
     fn prepare(
         &self,
         paths: Vec<Vec<u8>>,
-        rules: Vec<FilterRule>,
+        excludes: Vec<String>,
         options: &BackupOptions,
     ) -> Result<Prepared> {
         let started = Instant::now();
@@ -415,7 +417,7 @@ impl Repository {
             time,
             host,
             paths,
-            rules,
+            excludes,
             snapshots,
             parent,
         })
@@ -470,7 +472,7 @@ impl Repository {
             gid: nix::unistd::getegid().as_raw(),
             tags,
             parent: prep.parent.map(|p| *p.id.as_bytes()),
-            excludes: prep.rules.iter().map(FilterRule::to_line).collect(),
+            excludes: prep.excludes,
             program_version: env!("CARGO_PKG_VERSION").to_owned(),
             summary: SnapshotSummary {
                 duration_ms: prep.started.elapsed().as_millis() as u64,

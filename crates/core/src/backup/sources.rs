@@ -94,10 +94,13 @@ pub(crate) fn path_bytes(p: &Path) -> Vec<u8> {
 
 /// Whether `entries` (of the open directory `dir`) include a valid `CACHEDIR.TAG`.
 pub(crate) fn is_cache_dir(dir: &DirHandle, entries: &[Entry]) -> bool {
+    entries.iter().any(|e| e.name == b"CACHEDIR.TAG") && is_cache_dir_at(dir)
+}
+
+/// Whether the open directory `dir` holds a `CACHEDIR.TAG` that starts with the
+/// standard signature.
+pub(crate) fn is_cache_dir_at(dir: &DirHandle) -> bool {
     use std::io::Read;
-    if !entries.iter().any(|e| e.name == b"CACHEDIR.TAG") {
-        return false;
-    }
     let mut head = [0u8; 43];
     dir.open_read(b"CACHEDIR.TAG")
         .and_then(|mut f| f.read_exact(&mut head))

@@ -92,8 +92,19 @@ impl Repository {
     /// # Errors
     /// [`ErrorKind::NotFound`] if there is no such path; `InvalidInput` if it is not a
     /// regular file (a directory needs [`Repository::dump_archive`]); `Corrupt` for
-    /// missing or damaged data; `Io` if `out` fails.
-    pub fn dump(&self, snapshot: &SnapshotInfo, path: &Path, out: &mut dyn Write) -> Result<u64> {
+    /// missing or damaged data; `Io` if `out` fails; `Interrupted` if `cancel` fires.
+    pub fn dump(
+        &self,
+        snapshot: &SnapshotInfo,
+        path: &Path,
+        out: &mut dyn Write,
+        cancel: &CancelToken,
+    ) -> Result<u64> {
+        if crate::browse::is_root(path)? {
+            return Err(Error::invalid(
+                "/ is the whole snapshot: dump it as an archive (--archive tar or zip)",
+            ));
+        }
         let node = self.node_in(snapshot, path)?;
         match node.kind {
             NodeKind::File => {}
@@ -117,7 +128,7 @@ impl Repository {
                 )));
             }
         }
-        copy_content(self, &node, out, path)
+        copy_content(self, &node, out, path, cancel)
     }
 
     /// Writes `path` in `snapshot` (a directory with everything below it, or a single
@@ -135,8 +146,8 @@ impl Repository {
         cancel: &CancelToken,
     ) -> Result<DumpSummary> {
         let mut writer: Box<dyn ArchiveWriter + '_> = match format {
-            ArchiveFormat::Tar => Box::new(tar::TarWriter::new(out)),
-            ArchiveFormat::Zip => Box::new(zip::ZipWriter::new(out)),
+            ArchiveFormat::Tar => Box::new(tar::TarWriter::new(out, cancel)),
+            ArchiveFormat::Zip => Box::new(zip::ZipWriter::new(out, cancel)),
         };
         let mut summary = DumpSummary::default();
         // Hard-linked files by (device, inode): the archive name of the first name met.
@@ -191,8 +202,9 @@ pub(crate) fn copy_content(
     node: &Node,
     out: &mut dyn Write,
     path: &Path,
+    cancel: &CancelToken,
 ) -> Result<u64> {
-    let mut reader = repo.file_reader(node);
+    let mut reader = repo.file_reader(node).cancel_on(cancel);
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {

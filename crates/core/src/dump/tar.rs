@@ -8,16 +8,19 @@ use arca_repo::{Node, NodeKind};
 use tar::{Builder, EntryType, Header};
 
 use super::{Added, ArchiveWriter, as_path, write_error};
+use crate::progress::CancelToken;
 use crate::{Error, Repository, Result};
 
 pub(crate) struct TarWriter<'w> {
     builder: Builder<&'w mut dyn Write>,
+    cancel: CancelToken,
 }
 
 impl<'w> TarWriter<'w> {
-    pub(crate) fn new(out: &'w mut dyn Write) -> Self {
+    pub(crate) fn new(out: &'w mut dyn Write, cancel: &CancelToken) -> Self {
         Self {
             builder: Builder::new(out),
+            cancel: cancel.clone(),
         }
     }
 }
@@ -32,9 +35,17 @@ fn append_error(e: io::Error, name: &[u8]) -> Error {
     }
 }
 
-/// PAX records for what the GNU header cannot hold.
-fn pax_records(node: &Node) -> Vec<(String, Vec<u8>)> {
+/// PAX records for what the GNU header cannot hold, and what could not be carried.
+fn pax_records(node: &Node) -> (Vec<(String, Vec<u8>)>, Option<String>) {
     let mut records = Vec::new();
+    let mut lost = Vec::new();
+    // The header holds names of up to 32 bytes.
+    if node.user.len() > 32 {
+        records.push(("uname".to_owned(), node.user.as_bytes().to_vec()));
+    }
+    if node.group.len() > 32 {
+        records.push(("gname".to_owned(), node.group.as_bytes().to_vec()));
+    }
     if node.mtime.nanos != 0 || node.mtime.secs < 0 {
         records.push((
             "mtime".to_owned(),
@@ -49,11 +60,20 @@ fn pax_records(node: &Node) -> Vec<(String, Vec<u8>)> {
     }
     for x in &node.xattrs {
         // A PAX keyword is text; a name that is not cannot be carried.
-        if let Ok(name) = std::str::from_utf8(&x.name) {
-            records.push((format!("SCHILY.xattr.{name}"), x.value.clone()));
+        match std::str::from_utf8(&x.name) {
+            Ok(name) if !name.contains(['=', '\n']) => {
+                records.push((format!("SCHILY.xattr.{name}"), x.value.clone()));
+            }
+            _ => lost.push(String::from_utf8_lossy(&x.name).into_owned()),
         }
     }
-    records
+    let lost = (!lost.is_empty()).then(|| {
+        format!(
+            "extended attributes whose names tar cannot hold were left out: {}",
+            lost.join(", ")
+        )
+    });
+    (records, lost)
 }
 
 /// A PAX time: seconds with a decimal fraction, e.g. `1700000000.25` or `-1.5`.
@@ -109,44 +129,48 @@ impl ArchiveWriter for TarWriter<'_> {
             h.set_device_major(major).map_err(write_error)?;
             h.set_device_minor(minor).map_err(write_error)?;
         }
-        let records = pax_records(node);
+        let (records, lost) = pax_records(node);
         if !records.is_empty() {
             self.builder
                 .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
                 .map_err(write_error)?;
         }
         let path = as_path(name);
-        match (node.kind, first_name) {
+        let bytes = match (node.kind, first_name) {
             (NodeKind::File, Some(first)) => {
                 h.set_size(0);
                 self.builder
                     .append_link(&mut h, path, as_path(first))
                     .map_err(|e| append_error(e, name))?;
-                Ok(Added::Written(0))
+                0
             }
             (NodeKind::File, None) => {
                 h.set_size(node.size);
-                let reader = repo.file_reader(node);
+                let reader = repo.file_reader(node).cancel_on(&self.cancel);
                 self.builder
                     .append_data(&mut h, path, reader)
                     .map_err(|e| append_error(e, name))?;
-                Ok(Added::Written(node.size))
+                node.size
             }
             (NodeKind::Symlink, _) => {
                 h.set_size(0);
                 self.builder
                     .append_link(&mut h, path, as_path(&node.target))
                     .map_err(|e| append_error(e, name))?;
-                Ok(Added::Written(0))
+                0
             }
             _ => {
                 h.set_size(0);
                 self.builder
                     .append_data(&mut h, path, io::empty())
                     .map_err(|e| append_error(e, name))?;
-                Ok(Added::Written(0))
+                0
             }
-        }
+        };
+        Ok(match lost {
+            Some(why) => Added::Approximated(Some(bytes), why),
+            None => Added::Written(bytes),
+        })
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {

@@ -2,14 +2,16 @@
 //! seeked back): deflate, ZIP64 for files near 4 GiB or larger, Unix permissions, the
 //! modification time as local DOS time plus an extended-timestamp field in UTC.
 
+use std::collections::HashSet;
 use std::io::{self, Write};
 
 use arca_repo::{Node, NodeKind};
 use zip::write::{FullFileOptions, StreamWriter};
 use zip::{CompressionMethod, DateTime};
 
-use super::{Added, ArchiveWriter, write_error};
-use crate::{Error, Repository, Result};
+use super::{Added, ArchiveWriter};
+use crate::progress::CancelToken;
+use crate::{Error, ErrorKind, Repository, Result};
 
 /// Files at least this large are written with ZIP64 sizes (deflate can grow
 /// incompressible data slightly, so the switch comes before 4 GiB).
@@ -20,24 +22,69 @@ const EXTENDED_TIMESTAMP: u16 = 0x5455;
 
 pub(crate) struct ZipWriter<'w> {
     zip: zip::ZipWriter<StreamWriter<&'w mut dyn Write>>,
+    cancel: CancelToken,
+    /// Entry names used so far (zip refuses duplicates).
+    names: HashSet<String>,
 }
 
 impl<'w> ZipWriter<'w> {
-    pub(crate) fn new(out: &'w mut dyn Write) -> Self {
+    pub(crate) fn new(out: &'w mut dyn Write, cancel: &CancelToken) -> Self {
         Self {
             zip: zip::ZipWriter::new_stream(out),
+            cancel: cancel.clone(),
+            names: HashSet::new(),
         }
+    }
+
+    /// A unique UTF-8 entry name for `name`, and why it differs if it does: bytes that
+    /// are not UTF-8 become `%XX`; a name taken already gets a `~N` suffix.
+    fn entry_name(&mut self, name: &[u8]) -> (String, Option<String>) {
+        let mut text = String::new();
+        let mut rest = name;
+        while !rest.is_empty() {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    text.push_str(s);
+                    break;
+                }
+                Err(e) => {
+                    let (valid, bad) = rest.split_at(e.valid_up_to());
+                    text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                    let n = e.error_len().unwrap_or(bad.len());
+                    for b in &bad[..n] {
+                        text.push_str(&format!("%{b:02X}"));
+                    }
+                    rest = &bad[n..];
+                }
+            }
+        }
+        let mut why =
+            (text.as_bytes() != name).then(|| format!("the name is not UTF-8; stored as {text:?}"));
+        if self.names.contains(&text) {
+            let unique = (1..)
+                .map(|i| format!("{text}~{i}"))
+                .find(|n| !self.names.contains(n))
+                .unwrap_or_default();
+            why = Some(format!(
+                "{:?} is taken in the archive; stored as {unique:?}",
+                text
+            ));
+            text = unique;
+        }
+        self.names.insert(text.clone());
+        (text, why)
     }
 }
 
-/// The entry options for `node`: permissions and times.
-fn options(node: &Node) -> FullFileOptions<'static, 'static> {
+/// The entry options for `node` (permissions and times), and whether its modification
+/// time could be recorded.
+fn options(node: &Node) -> (FullFileOptions<'static, 'static>, bool) {
     let local = jiff::Timestamp::new(node.mtime.secs, 0)
         .ok()
         .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).datetime());
-    let dos = local
-        .and_then(|dt| DateTime::try_from(dt).ok())
-        .unwrap_or_default();
+    let dos = local.and_then(|dt| DateTime::try_from(dt).ok());
+    let mut recorded = dos.is_some();
+    let dos = dos.unwrap_or_default();
     let mut opts = FullFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .unix_permissions(node.mode & 0o777)
@@ -49,9 +96,11 @@ fn options(node: &Node) -> FullFileOptions<'static, 'static> {
         let mut field = vec![1u8];
         field.extend_from_slice(&secs.to_le_bytes());
         // The field is well-formed; were it refused, the DOS time would still be there.
-        let _ = opts.add_extra_field(EXTENDED_TIMESTAMP, field, false);
+        recorded |= opts
+            .add_extra_field(EXTENDED_TIMESTAMP, field, false)
+            .is_ok();
     }
-    opts
+    (opts, recorded)
 }
 
 impl ArchiveWriter for ZipWriter<'_> {
@@ -62,54 +111,61 @@ impl ArchiveWriter for ZipWriter<'_> {
         node: &Node,
         _first_name: Option<&[u8]>,
     ) -> Result<Added> {
-        let (text, renamed) = match std::str::from_utf8(name) {
-            Ok(s) => (s.to_owned(), None),
-            Err(_) => {
-                let lossy = String::from_utf8_lossy(name).into_owned();
-                let why = format!("the name is not UTF-8; stored as {lossy:?}");
-                (lossy, Some(why))
-            }
+        if !matches!(
+            node.kind,
+            NodeKind::Dir | NodeKind::Symlink | NodeKind::File
+        ) {
+            return Ok(Added::Approximated(
+                None,
+                "devices, FIFOs and sockets cannot be stored in a zip archive; left out".to_owned(),
+            ));
+        }
+        let (text, mut why) = self.entry_name(name);
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot add /{} to the zip archive: {e}",
+                    String::from_utf8_lossy(name)
+                ),
+            )
         };
-        let opts = options(node);
+        let (opts, time_recorded) = options(node);
         let bytes = match node.kind {
             NodeKind::Dir => {
-                self.zip.add_directory(text, opts).map_err(write_error)?;
+                self.zip.add_directory(text, opts).map_err(|e| failed(&e))?;
                 0
             }
             NodeKind::Symlink => {
                 let target = String::from_utf8_lossy(&node.target).into_owned();
                 self.zip
                     .add_symlink(text, target, opts)
-                    .map_err(write_error)?;
+                    .map_err(|e| failed(&e))?;
                 0
             }
-            NodeKind::File => {
-                self.zip.start_file(text, opts).map_err(write_error)?;
-                let mut reader = repo.file_reader(node);
+            _ => {
+                self.zip.start_file(text, opts).map_err(|e| failed(&e))?;
+                let mut reader = repo.file_reader(node).cancel_on(&self.cancel);
                 io::copy(&mut reader, &mut self.zip).map_err(|e| {
                     if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
                         Error::from_io(e, &format!("/{}", String::from_utf8_lossy(name)))
                     } else {
-                        write_error(e)
+                        failed(&e)
                     }
                 })?
             }
-            _ => {
-                return Ok(Added::Approximated(
-                    None,
-                    "devices, FIFOs and sockets cannot be stored in a zip archive; left out"
-                        .to_owned(),
-                ));
-            }
         };
-        Ok(match renamed {
+        if !time_recorded && why.is_none() {
+            why = Some("zip cannot record its modification time; stored as 1980-01-01".into());
+        }
+        Ok(match why {
             Some(why) => Added::Approximated(Some(bytes), why),
             None => Added::Written(bytes),
         })
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
-        let mut out = self.zip.finish().map_err(write_error)?;
-        out.flush().map_err(write_error)
+        let mut out = self.zip.finish().map_err(super::write_error)?;
+        out.flush().map_err(super::write_error)
     }
 }

@@ -14,10 +14,9 @@ mod entries;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arca_repo::{Node, NodeKind};
@@ -193,15 +192,6 @@ pub(crate) struct Start {
     pub(crate) target_node: Option<Node>,
 }
 
-fn components(path: &Path) -> Vec<&OsStr> {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            _ => None,
-        })
-        .collect()
-}
-
 impl Repository {
     /// Restores `snapshot` (or the parts selected by `options`) under `target`.
     ///
@@ -344,7 +334,7 @@ impl Repository {
             });
         };
         let not_found = || crate::browse::not_in_snapshot(path, snapshot);
-        let parts = components(path);
+        let parts = crate::browse::snapshot_components(path)?;
         let (last, dirs) = parts.split_last().ok_or_else(not_found)?;
         let mut tree = root;
         let mut snapshot_dir = PathBuf::from("/");
