@@ -67,6 +67,13 @@ impl BackendError {
         }
     }
 
+    /// The same error with `note` added to its message.
+    #[must_use]
+    pub fn context(mut self, note: impl std::fmt::Display) -> Self {
+        self.message = format!("{} ({note})", self.message);
+        self
+    }
+
     /// The failure's kind.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -11,6 +11,11 @@
 //! [`MemoryBackend`] (for tests and embedding). With the `conformance` feature,
 //! `conformance::run` checks any backend against the contract.
 //!
+//! Decorators wrap any backend and implement the same traits: [`Retry`] (transient
+//! failures, exponential backoff with jitter), [`Throttle`] (concurrent calls, upload
+//! and download rates) and [`Faults`] (injected failures, for tests). Stack them as
+//! `Retry(Throttle(backend))`, so that waiting between retries holds no connection.
+//!
 //! ```
 //! use arca_backends::{FileKind, MemoryBackend, ObjectId, ReadBackend, WriteBackend};
 //!
@@ -26,9 +31,13 @@
 //! This crate depends on nothing else in the workspace.
 
 mod error;
+mod faults;
 mod kind;
+mod layer;
 mod local;
 mod memory;
+mod retry;
+mod throttle;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -38,9 +47,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use error::{BackendError, ErrorKind};
+pub use faults::{FaultPlan, Faults, ParseFaultPlanError};
 pub use kind::{FileKind, ObjectId, ParseIdError};
+pub use layer::{Call, Transfer};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+pub use retry::{Retry, RetryHook, RetryPolicy};
+pub use throttle::{Limits, Throttle};
 
 /// Read access to a repository's storage. Implementations are `Send + Sync` and may be
 /// called from many threads at once.
