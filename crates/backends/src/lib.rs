@@ -32,11 +32,13 @@
 
 mod error;
 mod faults;
+mod http;
 mod kind;
 mod layer;
 mod local;
 mod memory;
 mod retry;
+mod s3;
 mod throttle;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -48,11 +50,13 @@ use bytes::Bytes;
 
 pub use error::{BackendError, ErrorKind};
 pub use faults::{FaultPlan, Faults, ParseFaultPlanError};
+pub use http::HttpOptions;
 pub use kind::{FileKind, ObjectId, ParseIdError};
 pub use layer::{Call, Transfer};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use retry::{Retry, RetryHook, RetryPolicy};
+pub use s3::{S3Backend, S3Config, S3ConfigError};
 pub use throttle::{Limits, Throttle};
 
 /// Read access to a repository's storage. Implementations are `Send + Sync` and may be

@@ -30,7 +30,7 @@ Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup saved but some files unreadable
 /// Options every command takes.
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
-    /// Repository location (a directory)
+    /// Repository location: a directory, or s3:... (see README)
     #[arg(
         short = 'r',
         long = "repo",
@@ -61,6 +61,9 @@ pub struct GlobalArgs {
     /// Do not draw progress bars
     #[arg(long, global = true)]
     pub no_progress: bool,
+
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
 }
 
 impl GlobalArgs {
@@ -78,10 +81,14 @@ impl GlobalArgs {
         Ok(Location::parse(text)?)
     }
 
+    /// The repository's backend, with the storage options.
+    pub fn backend(&self) -> anyhow::Result<std::sync::Arc<dyn arca_core::WriteBackend>> {
+        self.storage.open(&self.location()?)
+    }
+
     /// Opens the repository with the password from the usual sources.
     pub fn open(&self) -> anyhow::Result<Repository> {
-        let location = self.location()?;
-        let backend = location.backend();
+        let backend = self.backend()?;
         // Refuse early and clearly when there is no repository, before asking for a password.
         if arca_core::Repository::exists(backend.as_ref())? {
             let password = crate::password::obtain(self, false)?;

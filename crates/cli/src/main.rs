@@ -7,6 +7,7 @@ mod exit;
 mod output;
 mod password;
 mod progress;
+mod storage;
 
 fn main() -> std::process::ExitCode {
     app::run()

@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: backup_and_restore SOURCE_DIR REPOSITORY_DIR RESTORE_DIR".into());
     };
     let passphrase = std::env::var("ARCA_PASSWORD").map_err(|_| "set ARCA_PASSWORD")?;
-    let backend = Location::parse(repository)?.backend();
+    let backend = Location::parse(repository)?.backend()?;
 
     // Open the repository, creating it on first use.
     let mut repo = match Repository::open(backend.clone(), passphrase.as_bytes()) {

@@ -25,7 +25,7 @@
 //! std::fs::create_dir(&source)?;
 //! std::fs::write(source.join("notes.txt"), b"remember the milk")?;
 //!
-//! let backend = Location::parse(dir.path().join("repo").to_str().unwrap())?.backend();
+//! let backend = Location::parse(dir.path().join("repo").to_str().unwrap())?.backend()?;
 //! let mut init = InitOptions::default();
 //! init.kdf = arca_core::KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 }; // fast, for the example
 //! Repository::init(backend.clone(), b"passphrase", &init)?;
@@ -72,7 +72,7 @@ pub use diff::{Change, ChangeCounts, DiffEntry, DiffSummary};
 pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
 pub use find::FindSummary;
-pub use location::Location;
+pub use location::{BackendOptions, Location};
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
@@ -82,7 +82,9 @@ pub use select::{SnapshotFilter, absolute, parse_time, parse_time_at};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
 pub use verify::{Difference, VerifyOptions, VerifyReport};
 
-pub use arca_backends::{ObjectId, WriteBackend};
+pub use arca_backends::{
+    BackendError, FaultPlan, Limits, ObjectId, ReadBackend, RetryHook, RetryPolicy, WriteBackend,
+};
 pub use arca_chunker::ChunkerParams;
 pub use arca_crypto::{IdAlgorithm, KdfParams};
 pub use arca_repo::{

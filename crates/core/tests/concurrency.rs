@@ -14,7 +14,7 @@ fn concurrent_backups_into_one_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let location = Location::parse(tmp.path().join("repo").to_str().unwrap()).unwrap();
     let options = common::fast_init();
-    Repository::init(location.backend(), b"pw", &options).unwrap();
+    Repository::init(location.backend().unwrap(), b"pw", &options).unwrap();
     // Shared content across hosts, so the writers race to store the same chunks.
     let shared: Vec<u8> = (0..2_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
@@ -32,7 +32,7 @@ fn concurrent_backups_into_one_repository() {
         for (h, dir) in sources.iter().enumerate() {
             let location = &location;
             s.spawn(move || {
-                let mut repo = Repository::open(location.backend(), b"pw").unwrap();
+                let mut repo = Repository::open(location.backend().unwrap(), b"pw").unwrap();
                 let opts = BackupOptions {
                     host: Some(format!("host{h}")),
                     threads: 1,
@@ -43,7 +43,7 @@ fn concurrent_backups_into_one_repository() {
             });
         }
     });
-    let repo = Repository::open(location.backend(), b"pw").unwrap();
+    let repo = Repository::open(location.backend().unwrap(), b"pw").unwrap();
     let snaps = repo.snapshots().unwrap();
     assert_eq!(snaps.len(), 4);
     common::assert_checks_clean(&repo);

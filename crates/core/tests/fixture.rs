@@ -45,7 +45,8 @@ fn the_v1_fixture_opens_restores_and_checks() {
     let repo = Repository::open(
         Location::parse(repo_dir.to_str().unwrap())
             .unwrap()
-            .backend(),
+            .backend()
+            .unwrap(),
         PASSWORD,
     )
     .unwrap();
@@ -67,7 +68,8 @@ fn the_v1_fixture_opens_restores_and_checks() {
     let err = Repository::open(
         Location::parse(repo_dir.to_str().unwrap())
             .unwrap()
-            .backend(),
+            .backend()
+            .unwrap(),
         b"nope",
     )
     .unwrap_err();
@@ -100,7 +102,10 @@ fn generate_fixture() {
         fs::write(&p, content).unwrap();
     }
     let options = common::fast_init();
-    let backend = Location::parse(out.to_str().unwrap()).unwrap().backend();
+    let backend = Location::parse(out.to_str().unwrap())
+        .unwrap()
+        .backend()
+        .unwrap();
     let mut repo = Repository::init(backend, PASSWORD, &options).unwrap();
     let backup = BackupOptions {
         tags: vec!["fixture".into()],

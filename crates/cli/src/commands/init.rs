@@ -102,7 +102,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         pack_size,
         kdf,
     };
-    let backend = g.location()?.backend();
+    let backend = g.backend()?;
     if Repository::exists(backend.as_ref())? {
         bail!("a repository already exists at {}", backend.location());
     }

@@ -19,13 +19,31 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub repo: PathBuf,
+    /// A remote repository location, used instead of `repo` when set.
+    pub location: Option<String>,
+    /// More environment variables for the binary (credentials of remote storage).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
-        Self { dir, repo }
+        Self {
+            dir,
+            repo,
+            location: None,
+            vars: Vec::new(),
+        }
+    }
+
+    /// An environment whose repository is at `location`, reached with `vars`.
+    pub fn remote(location: String, vars: Vec<(String, String)>) -> Self {
+        Self {
+            location: Some(location),
+            vars,
+            ..Self::new()
+        }
     }
 
     /// A path inside the environment.
@@ -38,9 +56,13 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
         c.env_remove("ARCA_PASSWORD_FILE")
-            .env("ARCA_REPOSITORY", &self.repo)
             .env("ARCA_PASSWORD", PASSWORD)
             .stdin(Stdio::null());
+        match &self.location {
+            Some(location) => c.env("ARCA_REPOSITORY", location),
+            None => c.env("ARCA_REPOSITORY", &self.repo),
+        };
+        c.envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }
 

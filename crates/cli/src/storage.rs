@@ -1,0 +1,112 @@
+//! Options for reaching the repository's storage: connections, rate limits, timeouts,
+//! and the S3 settings that are not part of a location.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arca_core::{BackendOptions, FaultPlan, Limits, Location, WriteBackend};
+
+use crate::output;
+
+/// Storage options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// At most N requests to the storage at once (default: 8 for remote repositories)
+    #[arg(long, global = true, env = "ARCA_CONNECTIONS", value_name = "N")]
+    pub connections: Option<usize>,
+
+    /// Limit uploads to RATE KiB/s
+    #[arg(long, global = true, env = "ARCA_LIMIT_UPLOAD", value_name = "RATE")]
+    pub limit_upload: Option<u64>,
+
+    /// Limit downloads to RATE KiB/s
+    #[arg(long, global = true, env = "ARCA_LIMIT_DOWNLOAD", value_name = "RATE")]
+    pub limit_download: Option<u64>,
+
+    /// Give up on a storage request after SECONDS (it is then retried)
+    #[arg(
+        long,
+        global = true,
+        env = "ARCA_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 600
+    )]
+    pub timeout: u64,
+
+    /// Retry a failing storage request N times, waiting longer each time
+    #[arg(
+        long,
+        global = true,
+        env = "ARCA_RETRIES",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub retries: u32,
+
+    /// S3: storage class of new objects (STANDARD_IA, INTELLIGENT_TIERING, ...)
+    #[arg(
+        long,
+        global = true,
+        env = "ARCA_S3_STORAGE_CLASS",
+        value_name = "CLASS"
+    )]
+    pub s3_storage_class: Option<String>,
+
+    /// Inject storage failures (for testing arca itself)
+    #[arg(
+        long,
+        global = true,
+        env = "ARCA_TEST_FAULTS",
+        hide = true,
+        value_name = "PLAN"
+    )]
+    pub test_faults: Option<String>,
+}
+
+impl StorageArgs {
+    /// The options these flags ask for; retries are reported on stderr.
+    pub fn options(&self) -> anyhow::Result<BackendOptions> {
+        let kib = |v: Option<u64>, flag: &str| -> anyhow::Result<Option<u64>> {
+            match v {
+                Some(0) => anyhow::bail!("{flag} must be at least 1 (KiB/s)"),
+                Some(n) => Ok(Some(
+                    n.checked_mul(1024)
+                        .context(format!("{flag} is too large"))?,
+                )),
+                None => Ok(None),
+            }
+        };
+        if self.connections == Some(0) {
+            anyhow::bail!("--connections must be at least 1");
+        }
+        if self.timeout == 0 {
+            anyhow::bail!("--timeout must be at least 1 second");
+        }
+        let mut options = BackendOptions::default();
+        options.limits = Limits {
+            connections: self.connections,
+            upload: kib(self.limit_upload, "--limit-upload")?,
+            download: kib(self.limit_download, "--limit-download")?,
+        };
+        options.retry.retries = self.retries;
+        options.timeout = Some(Duration::from_secs(self.timeout));
+        options.s3_storage_class = self.s3_storage_class.clone();
+        options.faults = match &self.test_faults {
+            Some(plan) => Some(plan.parse::<FaultPlan>()?),
+            None => None,
+        };
+        options.on_retry = Some(Arc::new(|e, n, delay| {
+            output::message(format!(
+                "warning: {e}; retry {n} in {:.1} s",
+                delay.as_secs_f64()
+            ));
+        }));
+        Ok(options)
+    }
+
+    /// Opens `location` with these options.
+    pub fn open(&self, location: &Location) -> anyhow::Result<Arc<dyn WriteBackend>> {
+        Ok(location.open(&self.options()?)?)
+    }
+}

@@ -1,0 +1,140 @@
+//! `arca` end to end on remote repositories served on 127.0.0.1 by
+//! `scripts/test-servers.sh` (which `.ci/test` starts): init, backup, restore and check
+//! on each, and through injected faults. Without the servers these tests say so and
+//! pass, except under CI, where they fail.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+mod common;
+
+use common::*;
+
+/// `ARCA_TEST_{name}` or, when missing, `None` (a failure under CI).
+fn var(name: &str) -> Option<String> {
+    match std::env::var(format!("ARCA_TEST_{name}")) {
+        Ok(v) => Some(v),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("ARCA_TEST_{name} is not set: run scripts/test-servers.sh start")
+        }
+        Err(_) => {
+            eprintln!("skipped: ARCA_TEST_{name} not set (bash scripts/test-servers.sh start)");
+            None
+        }
+    }
+}
+
+fn unique() -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An environment on the S3 server `server` (`S3S` or `S3_MOTO`), in a new bucket.
+fn s3(server: &str) -> Option<Env> {
+    let endpoint = var(&format!("{server}_ENDPOINT"))?;
+    let access = var(&format!("{server}_ACCESS_KEY"))?;
+    let secret = var(&format!("{server}_SECRET_KEY"))?;
+    Some(Env::remote(
+        format!("s3:{endpoint}/arca-e2e-{}/repo", unique()),
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), access),
+            ("AWS_SECRET_ACCESS_KEY".into(), secret),
+            ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+        ],
+    ))
+}
+
+/// init, backup, a second backup that stores nothing new, restore, check --read-data.
+fn round_trip(env: &Env) {
+    let src = env.path("src");
+    make_tree(&src);
+    write(&src.join("big.bin"), &bytes(3 << 20, 7));
+    env.init();
+    let first = env.backup(&[&src]);
+    assert!(first["data_blobs_added"].as_u64().unwrap() > 0, "{first}");
+    settle();
+    let second = env.backup(&[&src]);
+    assert_eq!(second["data_blobs_added"], 0, "{second}");
+    let target = env.path("out");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
+    let report = env.json(&["check", "--read-data"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let listing = env.ok(&["snapshots"]);
+    assert!(listing.contains("2 snapshot"), "{listing}");
+}
+
+#[test]
+fn s3_round_trip_with_signature_checks() {
+    let Some(env) = s3("S3S") else { return };
+    round_trip(&env);
+}
+
+#[test]
+fn s3_round_trip_on_moto() {
+    let Some(env) = s3("S3_MOTO") else { return };
+    round_trip(&env);
+}
+
+#[test]
+fn transient_faults_are_retried_to_identical_data() {
+    let Some(mut env) = s3("S3S") else { return };
+    let src = env.path("src");
+    make_tree(&src);
+    write(&src.join("big.bin"), &bytes(2 << 20, 9));
+    env.init();
+    // A fifth of all calls fail (half of the failed writes after storing), reads are cut.
+    env.vars.push((
+        "ARCA_TEST_FAULTS".into(),
+        "transient=0.2,lost-replies=0.5,seed=3".into(),
+    ));
+    let out = env.expect(0, &["backup", src.to_str().unwrap(), "--retries", "30"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("injected fault") && err.contains("retry"),
+        "{err}"
+    );
+    let target = env.path("out");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--retries",
+        "30",
+    ]);
+    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
+    env.vars.pop();
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+}
+
+#[test]
+fn a_permanent_failure_names_the_backend_and_object_and_leaves_the_repository_valid() {
+    let Some(mut env) = s3("S3S") else { return };
+    let src = env.path("src");
+    make_tree(&src);
+    env.init();
+    env.backup(&[&src]);
+    write(&src.join("new.bin"), &bytes(1 << 20, 4));
+    env.vars
+        .push(("ARCA_TEST_FAULTS".into(), "permanent-after-writes=1".into()));
+    let out = env.expect(1, &["backup", src.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let location = env.location.clone().unwrap();
+    assert!(
+        err.contains(&location) && err.contains("data/") && err.lines().count() == 1,
+        "{err}"
+    );
+    env.vars.pop();
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+    let listing = env.ok(&["snapshots"]);
+    assert!(listing.contains("1 snapshot"), "{listing}");
+    // The next backup completes.
+    let next = env.backup(&[&src]);
+    assert!(next["data_blobs_added"].as_u64().unwrap() > 0, "{next}");
+}
