@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src="$(realpath "${1:-.}")"
+bash scripts/build-deps.sh
 cargo build --release --locked -p arca-cli
 arca="$PWD/target/release/arca"
 work="$(mktemp -d)"

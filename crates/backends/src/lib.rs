@@ -32,13 +32,17 @@
 
 mod error;
 mod faults;
+#[cfg(feature = "s3")]
 mod http;
 mod kind;
 mod layer;
 mod local;
 mod memory;
 mod retry;
+#[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "sftp")]
+mod sftp;
 mod throttle;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -50,14 +54,22 @@ use bytes::Bytes;
 
 pub use error::{BackendError, ErrorKind};
 pub use faults::{FaultPlan, Faults, ParseFaultPlanError};
+#[cfg(feature = "s3")]
 pub use http::HttpOptions;
 pub use kind::{FileKind, ObjectId, ParseIdError};
 pub use layer::{Call, Transfer};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use retry::{Retry, RetryHook, RetryPolicy};
+#[cfg(feature = "s3")]
 pub use s3::{S3Backend, S3Config, S3ConfigError};
+#[cfg(feature = "sftp")]
+pub use sftp::{SftpBackend, SftpConfig, SftpConfigError};
 pub use throttle::{Limits, Throttle};
+
+/// Where a backend's configuration looks up environment variables (`std::env::var` in
+/// production; a map in tests).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Read access to a repository's storage. Implementations are `Send + Sync` and may be
 /// called from many threads at once.

@@ -53,6 +53,19 @@ pub struct StorageArgs {
     )]
     pub s3_storage_class: Option<String>,
 
+    /// SFTP: log in with this private key (else the SSH agent and ~/.ssh/id_*)
+    #[arg(long, global = true, env = "ARCA_SFTP_KEY", value_name = "FILE")]
+    pub sftp_key: Option<std::path::PathBuf>,
+
+    /// SFTP: the known_hosts file the server's key must be in (default ~/.ssh/known_hosts)
+    #[arg(
+        long,
+        global = true,
+        env = "ARCA_SFTP_KNOWN_HOSTS",
+        value_name = "FILE"
+    )]
+    pub sftp_known_hosts: Option<std::path::PathBuf>,
+
     /// Inject storage failures (for testing arca itself)
     #[arg(
         long,
@@ -92,6 +105,8 @@ impl StorageArgs {
         options.retry.retries = self.retries;
         options.timeout = Some(Duration::from_secs(self.timeout));
         options.s3_storage_class = self.s3_storage_class.clone();
+        options.sftp_key = self.sftp_key.clone();
+        options.sftp_known_hosts = self.sftp_known_hosts.clone();
         options.faults = match &self.test_faults {
             Some(plan) => Some(plan.parse::<FaultPlan>()?),
             None => None,

@@ -12,6 +12,8 @@
 
 mod common;
 
+use std::fs;
+
 use common::*;
 
 /// `ARCA_TEST_{name}` or, when missing, `None` (a failure under CI).
@@ -67,6 +69,76 @@ fn round_trip(env: &Env) {
     assert_eq!(report["ok"], true, "{report}");
     let listing = env.ok(&["snapshots"]);
     assert!(listing.contains("2 snapshot"), "{listing}");
+}
+
+/// An environment on the test sshd, logging in with its key.
+fn sftp() -> Option<Env> {
+    let (host, port, user) = (var("SFTP_HOST")?, var("SFTP_PORT")?, var("SFTP_USER")?);
+    let (key, known_hosts, root) = (
+        var("SFTP_KEY")?,
+        var("SFTP_KNOWN_HOSTS")?,
+        var("SFTP_ROOT")?,
+    );
+    Some(Env::remote(
+        format!("sftp://{user}@{host}:{port}{root}/e2e-{}", unique()),
+        vec![
+            ("ARCA_SFTP_KEY".into(), key),
+            ("ARCA_SFTP_KNOWN_HOSTS".into(), known_hosts),
+        ],
+    ))
+}
+
+#[test]
+fn sftp_round_trip() {
+    let Some(env) = sftp() else { return };
+    round_trip(&env);
+}
+
+#[test]
+fn sftp_through_injected_faults() {
+    let Some(mut env) = sftp() else { return };
+    let src = env.path("src");
+    make_tree(&src);
+    env.vars.push((
+        "ARCA_TEST_FAULTS".into(),
+        "transient=0.2,lost-replies=0.5,seed=8".into(),
+    ));
+    env.ok(&[
+        "init",
+        "--kdf-memory",
+        "1",
+        "--kdf-iterations",
+        "1",
+        "--retries",
+        "30",
+    ]);
+    env.ok(&["backup", src.to_str().unwrap(), "--retries", "30"]);
+    let target = env.path("out");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--retries",
+        "30",
+    ]);
+    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
+    env.vars.pop();
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+}
+
+#[test]
+fn sftp_refuses_an_unknown_host_key() {
+    let Some(mut env) = sftp() else { return };
+    let empty = env.path("known_hosts");
+    fs::write(&empty, "").unwrap();
+    env.vars.retain(|(k, _)| k != "ARCA_SFTP_KNOWN_HOSTS");
+    let out = env.expect(1, &["init", "--sftp-known-hosts", empty.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not in") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arca_backends::{
     FaultPlan, Faults, HttpOptions, Limits, LocalBackend, MemoryBackend, Retry, RetryHook,
-    RetryPolicy, S3Backend, S3Config, Throttle, WriteBackend,
+    RetryPolicy, S3Backend, S3Config, SftpBackend, SftpConfig, Throttle, WriteBackend,
 };
 
 use crate::{Error, Result};
@@ -22,6 +22,8 @@ pub enum Location {
     Memory,
     /// `s3://HOST[:PORT]/BUCKET[/PREFIX]`, `s3:https://...`, `s3:http://...`.
     S3(Box<S3Config>),
+    /// `sftp://[USER@]HOST[:PORT]/PATH` or `sftp:[USER@]HOST:PATH`.
+    Sftp(Box<SftpConfig>),
 }
 
 /// How to reach remote storage: the decorators every backend gets, and transport
@@ -40,6 +42,10 @@ pub struct BackendOptions {
     pub timeout: Option<Duration>,
     /// S3: the storage class of new objects.
     pub s3_storage_class: Option<String>,
+    /// SFTP: a private key file to log in with (else the agent and `~/.ssh/id_*`).
+    pub sftp_key: Option<PathBuf>,
+    /// SFTP: the known-hosts file (else `~/.ssh/known_hosts`).
+    pub sftp_known_hosts: Option<PathBuf>,
     /// Injected failures, for tests of everything above the backend.
     pub faults: Option<FaultPlan>,
 }
@@ -51,6 +57,8 @@ impl std::fmt::Debug for BackendOptions {
             .field("retry", &self.retry)
             .field("timeout", &self.timeout)
             .field("s3_storage_class", &self.s3_storage_class)
+            .field("sftp_key", &self.sftp_key)
+            .field("sftp_known_hosts", &self.sftp_known_hosts)
             .field("faults", &self.faults)
             .finish_non_exhaustive()
     }
@@ -85,13 +93,18 @@ impl Location {
                 S3Config::parse(rest, &lookup_env).map_err(|e| Error::invalid(e.to_string()))?;
             return Ok(Self::S3(Box::new(config)));
         }
+        if let Some(rest) = text.strip_prefix("sftp:") {
+            let config =
+                SftpConfig::parse(rest, &lookup_env).map_err(|e| Error::invalid(e.to_string()))?;
+            return Ok(Self::Sftp(Box::new(config)));
+        }
         if let Some((scheme, _)) = text.split_once(':')
             && !scheme.contains('/')
             && scheme.len() > 1
             && scheme.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return Err(Error::invalid(format!(
-                "unsupported repository location {text:?}: scheme {scheme:?} is not available in this version (local paths and s3: are)"
+                "unsupported repository location {text:?}: scheme {scheme:?} is not available in this version (local paths, s3: and sftp: are)"
             )));
         }
         Ok(Self::Local(PathBuf::from(text)))
@@ -99,7 +112,7 @@ impl Location {
 
     /// True for storage reached over a network.
     pub fn is_remote(&self) -> bool {
-        matches!(self, Self::S3(_))
+        matches!(self, Self::S3(_) | Self::Sftp(_))
     }
 
     /// The backend with default options (nothing is read or created yet).
@@ -131,6 +144,17 @@ impl Location {
                     config.storage_class = Some(class.clone());
                 }
                 Arc::new(S3Backend::new(config).map_err(|e| Error::invalid(e.to_string()))?)
+            }
+            Self::Sftp(config) => {
+                let mut config = (**config).clone();
+                config.timeout = http.timeout;
+                if let Some(key) = &options.sftp_key {
+                    config.key_file = Some(key.clone());
+                }
+                if let Some(file) = &options.sftp_known_hosts {
+                    config.known_hosts = file.clone();
+                }
+                Arc::new(SftpBackend::new(config))
             }
         };
         let raw: Arc<dyn WriteBackend> = match options.faults {
@@ -183,6 +207,10 @@ mod tests {
             Location::S3(c) => {
                 assert_eq!(c.location(), "s3:http://127.0.0.1:9000/bucket/pre");
             }
+            other => panic!("{other:?}"),
+        }
+        match Location::parse("sftp://backup@host:2222/srv/repo").unwrap() {
+            Location::Sftp(c) => assert_eq!(c.location(), "sftp://backup@host:2222/srv/repo"),
             other => panic!("{other:?}"),
         }
         let err = Location::parse("s3://host").unwrap_err();

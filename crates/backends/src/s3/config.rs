@@ -50,9 +50,6 @@ impl std::fmt::Debug for S3Config {
 #[error("{0}")]
 pub struct S3ConfigError(String);
 
-/// Where to look up a setting: the environment, in production.
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
 impl S3Config {
     /// Parses what follows `s3:` in a location: `//HOST[:PORT]/BUCKET[/PREFIX]` (HTTPS),
     /// `https://HOST[:PORT]/BUCKET[/PREFIX]`, `http://...` (tests, local servers), or
@@ -65,7 +62,7 @@ impl S3Config {
     ///
     /// # Errors
     /// A message naming what is wrong with the location.
-    pub fn parse(rest: &str, env: Lookup<'_>) -> Result<Self, S3ConfigError> {
+    pub fn parse(rest: &str, env: crate::EnvLookup<'_>) -> Result<Self, S3ConfigError> {
         let bad = |why: &str| S3ConfigError(format!("bad S3 location \"s3:{rest}\": {why}"));
         let url_text = if let Some(after) = rest.strip_prefix("//") {
             format!("https://{after}")
