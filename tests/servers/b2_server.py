@@ -32,6 +32,10 @@ Faults: ``--fail-every N`` answers every Nth request (counted over all requests)
 503 ``service_unavailable``; when that request is an upload, its upload URL and token are
 also invalidated (later use gets 401 ``expired_auth_token``), so a client must fetch a
 new upload URL, as B2's documentation requires after a 503 on upload.
+``--expire-tokens-every N`` expires the account authorization token presented by every
+Nth API call or download (counted over those), which then gets 401
+``expired_auth_token``, as B2 answers once a token's 24 hours are over: a client must
+call ``b2_authorize_account`` again.
 """
 
 from __future__ import annotations
@@ -248,12 +252,21 @@ class B2Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, fail_every: int, part_sizes: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        fail_every: int,
+        part_sizes: tuple[int, int],
+        expire_tokens_every: int = 0,
+    ) -> None:
         super().__init__((host, port), Handler)
         self.base_url = f"http://{host}:{self.server_address[1]}"
         self.sim = ServerSimulator()
         self.lock = threading.Lock()  # guards the simulator and the fields below
         self.fail_every = fail_every
+        self.expire_tokens_every = expire_tokens_every
+        self.token_uses = 0  # API calls and downloads, for expire_tokens_every
         self.recommended_part_size, self.absolute_minimum_part_size = part_sizes
         self.request_count = 0
         self.uploads: dict[str, Upload] = {}  # by URL id
@@ -263,6 +276,18 @@ class B2Server(ThreadingHTTPServer):
         with self.lock:
             self.request_count += 1
             return self.fail_every > 0 and self.request_count % self.fail_every == 0
+
+    def maybe_expire(self, token: str | None) -> None:
+        """Expires `token` (an account token) on every expire_tokens_every-th use."""
+        if not token or self.expire_tokens_every <= 0:
+            return
+        with self.lock:
+            self.token_uses += 1
+            if (
+                self.token_uses % self.expire_tokens_every == 0
+                and token in self.sim.auth_token_to_key
+            ):
+                self.sim.expire_auth_token(token)
 
     def setup_account(self) -> dict[str, Any]:
         sim = self.sim
@@ -421,6 +446,8 @@ class Handler(BaseHTTPRequestHandler):
                         with self.server.lock:
                             self.server.uploads.pop(upload_id, None)
                     raise ApiError(503, "service_unavailable", "injected fault (--fail-every)")
+                if upload_id is None and endpoint != "b2_authorize_account":
+                    self.server.maybe_expire(self.auth_header(query))
                 self.route(method, endpoint, url.path, query, body, upload_id)
             finally:
                 if upload_id is not None:
@@ -898,6 +925,12 @@ def main() -> None:
         default=RawSimulator.MIN_PART_SIZE,
         help="absoluteMinimumPartSize in b2_authorize_account (not enforced by the simulator)",
     )
+    parser.add_argument(
+        "--expire-tokens-every",
+        type=int,
+        default=0,
+        help="expire the account token used by every Nth API call or download (0: never)",
+    )
     args = parser.parse_args()
 
     server = B2Server(
@@ -905,6 +938,7 @@ def main() -> None:
         args.port,
         args.fail_every,
         (args.recommended_part_size, args.absolute_minimum_part_size),
+        args.expire_tokens_every,
     )
     credentials = server.setup_account()
     text = json.dumps(credentials, indent=2)

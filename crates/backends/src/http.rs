@@ -32,11 +32,13 @@ impl Default for HttpOptions {
 pub(crate) struct Reply {
     pub status: u16,
     pub body: Bytes,
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     headers: Vec<(String, String)>,
 }
 
 impl Reply {
     /// A header's value (names compared without case).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -8,7 +8,8 @@
 //!
 //! Implementations: [`LocalBackend`] (a directory; writes go to a temporary file that is
 //! fsynced and then linked into place, so an object is never partly visible) and
-//! [`MemoryBackend`] (for tests and embedding). With the `conformance` feature,
+//! [`MemoryBackend`] (for tests and embedding); [`S3Backend`] and [`B2Backend`] (Backblaze
+//! B2's native API) keep objects in a bucket over HTTP. With the `conformance` feature,
 //! `conformance::run` checks any backend against the contract.
 //!
 //! Decorators wrap any backend and implement the same traits: [`Retry`] (transient
@@ -30,9 +31,11 @@
 //!
 //! This crate depends on nothing else in the workspace.
 
+#[cfg(feature = "b2")]
+mod b2;
 mod error;
 mod faults;
-#[cfg(feature = "s3")]
+#[cfg(any(feature = "s3", feature = "b2"))]
 mod http;
 mod kind;
 mod layer;
@@ -52,9 +55,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+#[cfg(feature = "b2")]
+pub use b2::{B2Backend, B2Config, B2ConfigError};
 pub use error::{BackendError, ErrorKind};
 pub use faults::{FaultPlan, Faults, ParseFaultPlanError};
-#[cfg(feature = "s3")]
+#[cfg(any(feature = "s3", feature = "b2"))]
 pub use http::HttpOptions;
 pub use kind::{FileKind, ObjectId, ParseIdError};
 pub use layer::{Call, Transfer};

@@ -88,6 +88,59 @@ fn sftp() -> Option<Env> {
     ))
 }
 
+/// An environment on the B2 API server, with the key restricted to its bucket.
+fn b2() -> Option<Env> {
+    let (url, bucket) = (var("B2_API_URL")?, var("B2_BUCKET")?);
+    let (key_id, key) = (var("B2_KEY_ID")?, var("B2_KEY")?);
+    Some(Env::remote(
+        format!("b2:{bucket}:/e2e-{}", unique()),
+        vec![
+            ("B2_ACCOUNT_ID".into(), key_id),
+            ("B2_APPLICATION_KEY".into(), key),
+            ("ARCA_B2_API_URL".into(), url),
+        ],
+    ))
+}
+
+#[test]
+fn b2_round_trip() {
+    let Some(env) = b2() else { return };
+    round_trip(&env);
+}
+
+#[test]
+fn b2_through_injected_faults() {
+    let Some(mut env) = b2() else { return };
+    let src = env.path("src");
+    make_tree(&src);
+    env.vars.push((
+        "ARCA_TEST_FAULTS".into(),
+        "transient=0.2,lost-replies=0.5,seed=12".into(),
+    ));
+    env.ok(&[
+        "init",
+        "--kdf-memory",
+        "1",
+        "--kdf-iterations",
+        "1",
+        "--retries",
+        "30",
+    ]);
+    env.ok(&["backup", src.to_str().unwrap(), "--retries", "30"]);
+    let target = env.path("out");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--retries",
+        "30",
+    ]);
+    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
+    env.vars.pop();
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+}
+
 #[test]
 fn sftp_round_trip() {
     let Some(env) = sftp() else { return };

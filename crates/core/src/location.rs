@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arca_backends::{
-    FaultPlan, Faults, HttpOptions, Limits, LocalBackend, MemoryBackend, Retry, RetryHook,
-    RetryPolicy, S3Backend, S3Config, SftpBackend, SftpConfig, Throttle, WriteBackend,
+    B2Backend, B2Config, FaultPlan, Faults, HttpOptions, Limits, LocalBackend, MemoryBackend,
+    Retry, RetryHook, RetryPolicy, S3Backend, S3Config, SftpBackend, SftpConfig, Throttle,
+    WriteBackend,
 };
 
 use crate::{Error, Result};
@@ -24,6 +25,8 @@ pub enum Location {
     S3(Box<S3Config>),
     /// `sftp://[USER@]HOST[:PORT]/PATH` or `sftp:[USER@]HOST:PATH`.
     Sftp(Box<SftpConfig>),
+    /// `b2:BUCKET[:/PREFIX]`: Backblaze B2's native API.
+    B2(Box<B2Config>),
 }
 
 /// How to reach remote storage: the decorators every backend gets, and transport
@@ -93,6 +96,11 @@ impl Location {
                 S3Config::parse(rest, &lookup_env).map_err(|e| Error::invalid(e.to_string()))?;
             return Ok(Self::S3(Box::new(config)));
         }
+        if let Some(rest) = text.strip_prefix("b2:") {
+            let config =
+                B2Config::parse(rest, &lookup_env).map_err(|e| Error::invalid(e.to_string()))?;
+            return Ok(Self::B2(Box::new(config)));
+        }
         if let Some(rest) = text.strip_prefix("sftp:") {
             let config =
                 SftpConfig::parse(rest, &lookup_env).map_err(|e| Error::invalid(e.to_string()))?;
@@ -104,7 +112,7 @@ impl Location {
             && scheme.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return Err(Error::invalid(format!(
-                "unsupported repository location {text:?}: scheme {scheme:?} is not available in this version (local paths, s3: and sftp: are)"
+                "unsupported repository location {text:?}: scheme {scheme:?} is not available in this version (local paths, s3:, sftp: and b2: are)"
             )));
         }
         Ok(Self::Local(PathBuf::from(text)))
@@ -112,7 +120,7 @@ impl Location {
 
     /// True for storage reached over a network.
     pub fn is_remote(&self) -> bool {
-        matches!(self, Self::S3(_) | Self::Sftp(_))
+        matches!(self, Self::S3(_) | Self::Sftp(_) | Self::B2(_))
     }
 
     /// The backend with default options (nothing is read or created yet).
@@ -132,7 +140,11 @@ impl Location {
     pub fn open(&self, options: &BackendOptions) -> Result<Arc<dyn WriteBackend>> {
         let http = HttpOptions {
             timeout: options.timeout.unwrap_or(HttpOptions::default().timeout),
-            ..HttpOptions::default()
+            pool: options
+                .limits
+                .connections
+                .unwrap_or(DEFAULT_CONNECTIONS)
+                .max(HttpOptions::default().pool),
         };
         let raw: Arc<dyn WriteBackend> = match self {
             Self::Local(p) => Arc::new(LocalBackend::new(p.clone())),
@@ -155,6 +167,11 @@ impl Location {
                     config.known_hosts = file.clone();
                 }
                 Arc::new(SftpBackend::new(config))
+            }
+            Self::B2(config) => {
+                let mut config = (**config).clone();
+                config.http = http;
+                Arc::new(B2Backend::new(config))
             }
         };
         let raw: Arc<dyn WriteBackend> = match options.faults {

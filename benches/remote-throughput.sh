@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Backup throughput to each remote backend over loopback, as a ratio of the same backup
+# to a local repository in the same run (the issue's goal: at least 0.70).
+#
+#   bash benches/remote-throughput.sh [SOURCE_DIR] [RUNS]
+#
+# SOURCE_DIR defaults to the Linux 6.1 tree from Debian's linux-source-6.1 package,
+# extracted once under $ARCA_BENCH_DIR (default /tmp/arca-bench). Each run makes a fresh
+# repository per backend and times one initial `arca backup` (release build, default
+# settings); the table shows the median of RUNS (default 3). The test servers are
+# started by scripts/test-servers.sh (and stopped at the end). All of it shares the
+# machine's cores with the servers: SSH encryption and the S3 servers' request handling
+# are part of what is measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bench="${ARCA_BENCH_DIR:-/tmp/arca-bench}"
+runs="${2:-3}"
+mkdir -p "$bench"
+
+if [ -n "${1:-}" ]; then
+    src="$(realpath "$1")"
+else
+    src="$bench/linux-source-6.1"
+    if [ ! -d "$src" ]; then
+        tarball=/usr/src/linux-source-6.1.tar.xz
+        if [ ! -f "$tarball" ]; then
+            sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+            $sudo apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-source-6.1 >/dev/null
+        fi
+        echo "extracting $tarball" >&2
+        tar -xJf "$tarball" -C "$bench"
+    fi
+fi
+
+bash scripts/build-deps.sh
+cargo build --release --locked -p arca-cli >&2
+arca="$PWD/target/release/arca"
+bash scripts/test-servers.sh start >&2
+trap 'bash scripts/test-servers.sh stop >&2' EXIT
+# shellcheck disable=SC1090
+. "$(bash scripts/test-servers.sh env)"
+
+export ARCA_PASSWORD=bench
+# Sets ARCA_REPOSITORY (and credentials) for backend $1 and run $2.
+target() {
+    local tag="bench-$2-$$"
+    case "$1" in
+        local) export ARCA_REPOSITORY="$bench/repo-$tag"; rm -rf "$ARCA_REPOSITORY" ;;
+        sftp)
+            export ARCA_REPOSITORY="sftp://$ARCA_TEST_SFTP_USER@127.0.0.1:$ARCA_TEST_SFTP_PORT$ARCA_TEST_SFTP_ROOT/$tag"
+            export ARCA_SFTP_KEY="$ARCA_TEST_SFTP_KEY" ARCA_SFTP_KNOWN_HOSTS="$ARCA_TEST_SFTP_KNOWN_HOSTS" ;;
+        s3s)
+            export ARCA_REPOSITORY="s3:$ARCA_TEST_S3S_ENDPOINT/$tag/repo"
+            export AWS_ACCESS_KEY_ID="$ARCA_TEST_S3S_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$ARCA_TEST_S3S_SECRET_KEY" ;;
+        moto)
+            export ARCA_REPOSITORY="s3:$ARCA_TEST_S3_MOTO_ENDPOINT/$tag/repo"
+            export AWS_ACCESS_KEY_ID="$ARCA_TEST_S3_MOTO_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$ARCA_TEST_S3_MOTO_SECRET_KEY" ;;
+        b2)
+            export ARCA_REPOSITORY="b2:$ARCA_TEST_B2_BUCKET:/$tag"
+            export B2_ACCOUNT_ID="$ARCA_TEST_B2_KEY_ID" B2_APPLICATION_KEY="$ARCA_TEST_B2_KEY" ARCA_B2_API_URL="$ARCA_TEST_B2_API_URL" ;;
+    esac
+}
+
+backends=(${ARCA_BENCH_BACKENDS:-local sftp s3s moto})
+size=$(du -sb "$src" | cut -f1)
+declare -A times
+for run in $(seq "$runs"); do
+    for b in "${backends[@]}"; do
+        target "$b" "$run"
+        "$arca" init -q --kdf-memory 8 --kdf-iterations 1
+        sync
+        start=$(date +%s.%N)
+        "$arca" backup -q --no-progress "$src"
+        end=$(date +%s.%N)
+        t=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
+        times[$b]="${times[$b]:-} $t"
+        printf '%s run %s: %.2f s\n' "$b" "$run" "$t" >&2
+        [ "$b" = local ] && rm -rf "$ARCA_REPOSITORY"
+    done
+    # Free the servers' storage between runs.
+    bash scripts/test-servers.sh stop >&2
+    bash scripts/test-servers.sh start >&2
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+local_median=$(echo "${times[local]}" | median)
+printf '\nsource: %s (%s MiB), %s runs, median seconds\n' "$src" "$((size >> 20))" "$runs"
+printf '%-8s %9s %10s %9s\n' backend seconds "MB/s" "vs local"
+for b in "${backends[@]}"; do
+    m=$(echo "${times[$b]}" | median)
+    awk -v b="$b" -v m="$m" -v s="$size" -v l="$local_median" \
+        'BEGIN { printf "%-8s %9.2f %10.1f %9.2f\n", b, m, s / m / 1e6, l / m }'
+done
