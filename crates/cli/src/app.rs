@@ -88,11 +88,19 @@ impl GlobalArgs {
 
     /// Opens the repository with the password from the usual sources.
     pub fn open(&self) -> anyhow::Result<Repository> {
-        let backend = self.backend()?;
+        let location = self.location()?;
+        let backend = self.storage.open(&location)?;
         // Refuse early and clearly when there is no repository, before asking for a password.
         if arca_core::Repository::exists(backend.as_ref())? {
             let password = crate::password::obtain(self, false)?;
-            let repo = Repository::open(backend, password.as_bytes())?;
+            let options = self.storage.open_options(&location);
+            let repo = Repository::open_with(backend, password.as_bytes(), &options)?;
+            if let (Some(dir), None) = (&options.cache_dir, repo.cache_dir()) {
+                output::message(format!(
+                    "warning: cannot use the cache directory {}; reading everything from the repository",
+                    dir.display()
+                ));
+            }
             for (id, e) in repo.index_problems() {
                 output::message(format!(
                     "warning: index {id} is unreadable and was skipped ({e}); run `arca check`"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arca_core::{BackendOptions, FaultPlan, Limits, Location, WriteBackend};
+use arca_core::{BackendOptions, FaultPlan, Limits, Location, OpenOptions, WriteBackend};
 
 use crate::output;
 
@@ -66,6 +66,15 @@ pub struct StorageArgs {
     )]
     pub sftp_known_hosts: Option<std::path::PathBuf>,
 
+    /// Keep the metadata cache of remote repositories under DIR (default:
+    /// $XDG_CACHE_HOME/arca or ~/.cache/arca)
+    #[arg(long, global = true, env = "ARCA_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+
+    /// Do not use or fill the metadata cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
     /// Inject storage failures (for testing arca itself)
     #[arg(
         long,
@@ -118,6 +127,26 @@ impl StorageArgs {
             ));
         }));
         Ok(options)
+    }
+
+    /// Where the metadata cache of `location` goes: remote repositories only (a local
+    /// one is as fast to read as a cache), unless `--cache-dir` asks for it.
+    pub fn open_options(&self, location: &Location) -> OpenOptions {
+        let mut options = OpenOptions::default();
+        if self.no_cache {
+            return options;
+        }
+        options.cache_dir = self.cache_dir.clone().or_else(|| {
+            if !location.is_remote() {
+                return None;
+            }
+            let xdg = std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .filter(|p| p.is_absolute());
+            let home = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"));
+            xdg.or(home).map(|base| base.join("arca"))
+        });
+        options
     }
 
     /// Opens `location` with these options.

@@ -201,6 +201,47 @@ fn s3_round_trip_with_signature_checks() {
 }
 
 #[test]
+fn the_metadata_cache_is_private_optional_and_never_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(env) = s3("S3S") else { return };
+    let src = env.path("src");
+    make_tree(&src);
+    env.init();
+    env.backup(&[&src]);
+    let listing = env.ok(&["ls", "latest"]);
+    let cache = env.path("cache");
+    assert!(cache.join("CACHEDIR.TAG").exists());
+    let files = files_in(&cache);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_str().unwrap().contains("/snapshots/"))
+            && files.iter().any(|f| f.to_str().unwrap().contains("/data/")),
+        "{files:?}"
+    );
+    for f in &files {
+        let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert!(
+            mode == 0o600 || f.ends_with("CACHEDIR.TAG"),
+            "{f:?} {mode:o}"
+        );
+    }
+    // Damage every cached file: listings and checks read the repository instead.
+    for f in files.iter().filter(|f| !f.ends_with("CACHEDIR.TAG")) {
+        let mut data = fs::read(f).unwrap();
+        let last = data.len() - 1;
+        data[last] ^= 0x55;
+        fs::write(f, data).unwrap();
+    }
+    assert_eq!(env.ok(&["ls", "latest"]), listing);
+    assert_eq!(env.json(&["check"])["ok"], true);
+    // Without the cache: same answers, and the (repaired) cache is left alone.
+    fs::remove_dir_all(&cache).unwrap();
+    assert_eq!(env.ok(&["ls", "latest", "--no-cache"]), listing);
+    assert!(!cache.exists());
+}
+
+#[test]
 fn s3_round_trip_on_moto() {
     let Some(env) = s3("S3_MOTO") else { return };
     round_trip(&env);

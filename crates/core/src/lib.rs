@@ -76,7 +76,9 @@ pub use location::{BackendOptions, Location};
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
-pub use repository::{InitOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList};
+pub use repository::{
+    InitOptions, OpenOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList,
+};
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary};
 pub use select::{SnapshotFilter, absolute, parse_time, parse_time_at};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
@@ -88,5 +90,6 @@ pub use arca_backends::{
 pub use arca_chunker::ChunkerParams;
 pub use arca_crypto::{IdAlgorithm, KdfParams};
 pub use arca_repo::{
-    BlobId, Compression, Config, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp, Xattr,
+    BlobId, CacheStats, Compression, Config, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp,
+    Xattr,
 };

@@ -1,13 +1,14 @@
 //! The opened repository handle and snapshot selection.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arca_backends::{FileKind, ObjectId, WriteBackend};
 use arca_chunker::{Chunker, ChunkerParams, GearTable};
 use arca_crypto::{IdAlgorithm, KdfParams};
 use arca_repo::{
-    BlobId, BlobType, Compression, Config, DEFAULT_PACK_SIZE, Index, InitParams, Repo, Snapshot,
-    Tree,
+    BlobId, BlobType, Cache, CacheStats, Compression, Config, DEFAULT_PACK_SIZE, Index, InitParams,
+    Repo, Snapshot, Tree,
 };
 
 use crate::select::SnapshotFilter;
@@ -88,6 +89,17 @@ pub struct RepositoryStats {
     pub total_chunks: u64,
     /// Pack files referenced by the index.
     pub packs: u64,
+}
+
+/// How to open a repository.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// Keep copies of index files, snapshot files and tree packs under this directory
+    /// (in a subdirectory named by the repository id), so that a remote repository's
+    /// metadata is downloaded once. Cached copies are authenticated like downloads;
+    /// one that fails is fetched again. `None`: no cache.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// An opened repository. Obtain one with [`Repository::init`] or [`Repository::open`];
@@ -175,20 +187,59 @@ impl Repository {
     /// (a backup stores them again, a restore that needs them fails naming them), and
     /// [`Repository::index_problems`] reports it.
     pub fn open(backend: Arc<dyn WriteBackend>, passphrase: &[u8]) -> Result<Self> {
-        let repo = Repo::open(backend, passphrase)?;
+        Self::open_with(backend, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Repository::open`] with options: a metadata cache.
+    ///
+    /// # Errors
+    /// As [`Repository::open`]. A cache directory that cannot be created is not an
+    /// error: the repository is used without a cache, and [`Repository::cache_dir`]
+    /// says so.
+    pub fn open_with(
+        backend: Arc<dyn WriteBackend>,
+        passphrase: &[u8],
+        options: &OpenOptions,
+    ) -> Result<Self> {
+        let mut repo = Repo::open(backend, passphrase)?;
+        if let Some(base) = &options.cache_dir
+            && let Ok(cache) = Cache::open(base, &repo.config().repository_id)
+        {
+            repo.set_cache(cache);
+        }
         let mut files = repo.list(FileKind::Index)?;
         files.sort();
         let mut index = Index::new();
         let mut errors = Vec::new();
-        for (id, _) in files {
-            match repo.load_index(&id) {
+        for (id, _) in &files {
+            match repo.load_index(id) {
                 Ok(file) => index.add_file(&file),
-                Err(e) => errors.push((id, Error::from(e))),
+                Err(e) => errors.push((*id, Error::from(e))),
             }
+        }
+        if let Some(cache) = repo.cache() {
+            // Drop what the repository no longer has (after prune).
+            cache.retain(FileKind::Index, &files.iter().map(|(id, _)| *id).collect());
+            let tree_packs: HashSet<ObjectId> = index
+                .iter()
+                .filter(|(_, loc)| loc.blob_type == BlobType::Tree)
+                .map(|(_, loc)| loc.pack)
+                .collect();
+            cache.retain(FileKind::Pack, &tree_packs);
         }
         let mut this = Self::from_repo(repo, index)?;
         this.index_errors = errors;
         Ok(this)
+    }
+
+    /// The metadata cache's directory, if one is in use.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.repo.cache().map(Cache::dir)
+    }
+
+    /// What the metadata cache did so far (all zero without one).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.repo.cache().map(Cache::stats).unwrap_or_default()
     }
 
     /// Index files that could not be read when the repository was opened.
@@ -250,6 +301,9 @@ impl Repository {
     pub fn snapshots_lenient(&self) -> Result<SnapshotList> {
         let mut ids = self.repo.list(FileKind::Snapshot)?;
         ids.sort();
+        if let Some(cache) = self.repo.cache() {
+            cache.retain(FileKind::Snapshot, &ids.iter().map(|(id, _)| *id).collect());
+        }
         let mut out = Vec::with_capacity(ids.len());
         let mut damaged = Vec::new();
         for (id, _) in ids {

@@ -44,6 +44,7 @@
 //! `arca-crypto` and the backend traits of `arca-backends`.
 
 mod blob;
+mod cache;
 mod compression;
 mod config;
 mod error;
@@ -60,6 +61,7 @@ pub use blob::{
     BlobId, BlobIdHasher, BlobType, BuildBlobIdHasher, ENTRY_HEADER_LEN, ENTRY_OVERHEAD,
     EncodedBlob, EntryHeader, MAX_BLOB_LEN, decode_entry, encode_blob,
 };
+pub use cache::{Cache, CacheStats};
 pub use compression::{
     AUTO_MIN_SAVING_PERCENT, Compression, DEFAULT_ZSTD_LEVEL, Method, compress, decompress,
 };

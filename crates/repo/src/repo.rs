@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::RepoError;
 use crate::blob::{self, BlobId, BlobType, EncodedBlob, EntryHeader};
+use crate::cache::Cache;
 use crate::compression::Compression;
 use crate::config::{ChunkerSettings, Config, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use crate::header::{Header, ObjectType, open_file, seal_file};
@@ -59,6 +60,7 @@ pub struct Repo {
     sealer: Sealer,
     opener: Opener,
     ids: IdHasher,
+    cache: Option<Cache>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -89,6 +91,7 @@ impl Repo {
             ids,
             backend,
             config,
+            cache: None,
         })
     }
 
@@ -228,6 +231,16 @@ impl Repo {
         }
     }
 
+    /// Keeps index files, snapshot files and tree packs in `cache` from now on.
+    pub fn set_cache(&mut self, cache: Cache) {
+        self.cache = Some(cache);
+    }
+
+    /// The metadata cache, if one is in use.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
     /// The backend.
     pub fn backend(&self) -> &Arc<dyn WriteBackend> {
         &self.backend
@@ -282,7 +295,8 @@ impl Repo {
         blob::decode_entry(&self.opener, entry, expected, object)
     }
 
-    /// Reads one blob from its pack.
+    /// Reads one blob from its pack. Tree blobs come from the cache when there is one:
+    /// their (small) pack is fetched whole once and kept.
     ///
     /// # Errors
     /// Backend errors; [`RepoError::Corrupt`] naming the blob and pack.
@@ -293,20 +307,37 @@ impl Repo {
         loc: &BlobLocation,
     ) -> Result<Vec<u8>, RepoError> {
         let object = format!("{blob_type} blob {id} in pack {}", loc.pack);
-        let bytes = self.backend.read_range(
-            FileKind::Pack,
-            &loc.pack,
-            u64::from(loc.offset),
-            u64::from(loc.length),
-        )?;
-        let (_, plain) = self.decode_entry(&bytes, Some((blob_type, *id)), &object)?;
-        if plain.len() != loc.raw_len as usize {
-            return Err(RepoError::corrupt(
-                object,
-                format!("{} bytes, the index says {}", plain.len(), loc.raw_len),
-            ));
+        let decode = |bytes: &[u8]| -> Result<Vec<u8>, RepoError> {
+            let (_, plain) = self.decode_entry(bytes, Some((blob_type, *id)), &object)?;
+            if plain.len() != loc.raw_len as usize {
+                return Err(RepoError::corrupt(
+                    &object,
+                    format!("{} bytes, the index says {}", plain.len(), loc.raw_len),
+                ));
+            }
+            Ok(plain)
+        };
+        let (offset, length) = (u64::from(loc.offset), u64::from(loc.length));
+        if let (Some(cache), BlobType::Tree) = (&self.cache, blob_type) {
+            let range = loc.offset as usize..(loc.offset as usize + loc.length as usize);
+            if let Some(bytes) = cache.get_range(FileKind::Pack, &loc.pack, offset, range.len()) {
+                match decode(&bytes) {
+                    Ok(plain) => return Ok(plain),
+                    Err(_) => cache.reject(FileKind::Pack, &loc.pack),
+                }
+            }
+            let pack = self.backend.read_full(FileKind::Pack, &loc.pack)?;
+            let bytes = pack.get(range).ok_or_else(|| {
+                RepoError::corrupt(&object, format!("pack {} is too short", loc.pack))
+            })?;
+            let plain = decode(bytes)?;
+            cache.put(FileKind::Pack, &loc.pack, &pack);
+            return Ok(plain);
         }
-        Ok(plain)
+        let bytes = self
+            .backend
+            .read_range(FileKind::Pack, &loc.pack, offset, length)?;
+        decode(&bytes)
     }
 
     /// Reads and decodes a tree blob.
@@ -349,16 +380,31 @@ impl Repo {
         object_type: ObjectType,
         id: &ObjectId,
     ) -> Result<Vec<u8>, RepoError> {
-        let data = self.backend.read_full(kind, id)?;
         let object = format!("{} {id}", object_type.name());
-        Ok(open_file(
-            &self.opener,
-            object_type,
-            Some(*id.as_bytes()),
-            &data,
-            &object,
-        )?
-        .1)
+        let open = |data: &[u8]| {
+            open_file(
+                &self.opener,
+                object_type,
+                Some(*id.as_bytes()),
+                data,
+                &object,
+            )
+            .map(|(_, payload)| payload)
+        };
+        if let Some(cache) = &self.cache
+            && let Some(data) = cache.get(kind, id)
+        {
+            match open(&data) {
+                Ok(payload) => return Ok(payload),
+                Err(_) => cache.reject(kind, id),
+            }
+        }
+        let data = self.backend.read_full(kind, id)?;
+        let payload = open(&data)?;
+        if let Some(cache) = &self.cache {
+            cache.put(kind, id, &data);
+        }
+        Ok(payload)
     }
 
     /// Writes an index file; returns its id.

@@ -57,6 +57,7 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
         c.env_remove("ARCA_PASSWORD_FILE")
             .env("ARCA_PASSWORD", PASSWORD)
+            .env("ARCA_CACHE_DIR", self.dir.path().join("cache"))
             .stdin(Stdio::null());
         match &self.location {
             Some(location) => c.env("ARCA_REPOSITORY", location),

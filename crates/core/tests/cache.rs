@@ -1,0 +1,189 @@
+//! The metadata cache: a second opening reads no index, snapshot or tree from the
+//! repository; a damaged cached copy is replaced, never reported as damage; objects
+//! the repository lost leave the cache.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::{Arc, Mutex};
+
+use arca_backends::{BackendError, FileKind, MemoryBackend, ObjectId, ReadBackend, WriteBackend};
+use arca_core::{BackupOptions, NoProgress, NodeKind, OpenOptions, Repository};
+use bytes::Bytes;
+
+/// Counts reads per kind.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryBackend,
+    reads: Mutex<HashMap<FileKind, u64>>,
+}
+
+impl Counting {
+    fn reads(&self, kind: FileKind) -> u64 {
+        self.reads.lock().unwrap().get(&kind).copied().unwrap_or(0)
+    }
+    fn count(&self, kind: FileKind) {
+        *self.reads.lock().unwrap().entry(kind).or_default() += 1;
+    }
+}
+
+impl ReadBackend for Counting {
+    fn location(&self) -> String {
+        "counting".into()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
+        self.inner.list(kind)
+    }
+    fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError> {
+        self.count(kind);
+        self.inner.read_full(kind, id)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, BackendError> {
+        self.count(kind);
+        self.inner.read_range(kind, id, offset, length)
+    }
+}
+
+impl WriteBackend for Counting {
+    fn create(&self) -> Result<(), BackendError> {
+        self.inner.create()
+    }
+    fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
+        self.inner.write(kind, id, data)
+    }
+    fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
+        self.inner.remove(kind, id)
+    }
+}
+
+/// Loads every snapshot and every tree of each; returns the number of files seen.
+fn read_all_metadata(repo: &Repository) -> usize {
+    let mut files = 0;
+    for info in repo.snapshots().unwrap() {
+        let mut stack = vec![info.snapshot.tree];
+        while let Some(id) = stack.pop() {
+            for node in repo.load_tree(&id).unwrap().into_nodes() {
+                match (node.kind, node.subtree) {
+                    (NodeKind::Dir, Some(sub)) => stack.push(sub),
+                    (NodeKind::File, _) => files += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn the_cache_spares_downloads_and_is_never_trusted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in 0..5 {
+        for f in 0..4 {
+            let p = src.join(format!("d{d}/sub/f{f}.txt"));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, format!("file {d} {f}\n").repeat(100)).unwrap();
+        }
+    }
+    let backend = Arc::new(Counting::default());
+    Repository::init(backend.clone(), b"pw", &common::fast_init()).unwrap();
+    let mut repo = Repository::open(backend.clone(), b"pw").unwrap();
+    repo.backup(
+        std::slice::from_ref(&src),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    fs::write(src.join("d0/new.txt"), b"new").unwrap();
+    repo.backup(
+        std::slice::from_ref(&src),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+
+    let cache_dir = tmp.path().join("cache");
+    let mut options = OpenOptions::default();
+    options.cache_dir = Some(cache_dir.clone());
+    let open = || Repository::open_with(backend.clone(), b"pw", &options).unwrap();
+
+    // First opening: everything comes from the repository and fills the cache.
+    let first = open();
+    let files = read_all_metadata(&first);
+    assert_eq!(files, 41);
+    let reads = |k| backend.reads(k);
+    let before = (
+        reads(FileKind::Index),
+        reads(FileKind::Snapshot),
+        reads(FileKind::Pack),
+    );
+    assert!(before.0 > 0 && before.1 > 0 && before.2 > 0, "{before:?}");
+    assert_eq!(
+        first.cache_dir().unwrap().parent(),
+        Some(cache_dir.as_path())
+    );
+
+    // Second opening: nothing but keys and config is read from the repository.
+    let second = open();
+    assert_eq!(read_all_metadata(&second), files);
+    let after = (
+        reads(FileKind::Index),
+        reads(FileKind::Snapshot),
+        reads(FileKind::Pack),
+    );
+    assert_eq!(after, before);
+    assert!(second.cache_stats().hits > 0);
+
+    // Damaged cached copies are fetched again, and nothing is reported damaged.
+    let dir = second.cache_dir().unwrap().to_path_buf();
+    for kind in ["index", "snapshots", "data"] {
+        for entry in fs::read_dir(dir.join(kind)).unwrap() {
+            let path = entry.unwrap().path();
+            let mut data = fs::read(&path).unwrap();
+            let middle = data.len() / 2;
+            data[middle] ^= 1;
+            fs::write(&path, data).unwrap();
+        }
+    }
+    let third = open();
+    assert!(third.index_problems().is_empty());
+    assert_eq!(read_all_metadata(&third), files);
+    assert!(
+        third.cache_stats().rejected >= 3,
+        "{:?}",
+        third.cache_stats()
+    );
+    assert!(reads(FileKind::Pack) > before.2);
+    // ... and the cache holds good copies again.
+    let fourth = open();
+    let again = (
+        reads(FileKind::Index),
+        reads(FileKind::Snapshot),
+        reads(FileKind::Pack),
+    );
+    read_all_metadata(&fourth);
+    assert_eq!(
+        again,
+        (
+            reads(FileKind::Index),
+            reads(FileKind::Snapshot),
+            reads(FileKind::Pack)
+        )
+    );
+
+    // A snapshot removed from the repository leaves the cache.
+    let (gone, _) = backend.list(FileKind::Snapshot).unwrap()[0];
+    backend.remove(FileKind::Snapshot, &gone).unwrap();
+    let fifth = open();
+    assert_eq!(fifth.snapshots().unwrap().len(), 1);
+    assert!(!dir.join("snapshots").join(gone.to_string()).exists());
+}
