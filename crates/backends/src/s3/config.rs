@@ -58,7 +58,8 @@ impl S3Config {
     /// `AWS_DEFAULT_REGION` / `AWS_REGION`, else the profile `AWS_PROFILE` (default
     /// `default`) of `~/.aws/credentials` and `~/.aws/config` (or the files named by
     /// `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`). Hosts under `amazonaws.com`
-    /// use virtual-host style URLs, others path style.
+    /// use virtual-host style URLs, others path style, unless `ARCA_S3_URL_STYLE` is
+    /// `path` or `virtual`.
     ///
     /// # Errors
     /// A message naming what is wrong with the location.
@@ -132,13 +133,20 @@ impl S3Config {
                     .and_then(|f| ini_value(f, &section, "region"))
             })
             .unwrap_or_else(|| "us-east-1".to_owned());
+        let url_style = match nonempty(env("ARCA_S3_URL_STYLE")).as_deref() {
+            Some("path") => UrlStyle::Path,
+            Some("virtual" | "virtual-host") => UrlStyle::VirtualHost,
+            Some(other) => {
+                return Err(S3ConfigError(format!(
+                    "bad ARCA_S3_URL_STYLE {other:?}: expected \"path\" or \"virtual\""
+                )));
+            }
+            None if aws => UrlStyle::VirtualHost,
+            None => UrlStyle::Path,
+        };
         Ok(Self {
             endpoint,
-            url_style: if aws {
-                UrlStyle::VirtualHost
-            } else {
-                UrlStyle::Path
-            },
+            url_style,
             bucket,
             prefix,
             region,
@@ -246,6 +254,12 @@ mod tests {
         assert_eq!(c.credentials.as_ref().unwrap().key(), "AK");
         assert_eq!(c.location(), "s3:http://127.0.0.1:9000/b");
         assert!(!format!("{c:?}").contains("SK"));
+
+        let c = parse("//minio.lan/b", &[("ARCA_S3_URL_STYLE", "virtual")]).unwrap();
+        assert!(matches!(c.url_style, UrlStyle::VirtualHost));
+        let c = parse("//s3.amazonaws.com/b", &[("ARCA_S3_URL_STYLE", "path")]).unwrap();
+        assert!(matches!(c.url_style, UrlStyle::Path));
+        assert!(parse("//h/b", &[("ARCA_S3_URL_STYLE", "vhost")]).is_err());
 
         let c = parse("s3.wasabisys.com/bucket/p", &[]).unwrap();
         assert_eq!(c.endpoint.as_str(), "https://s3.wasabisys.com/");
