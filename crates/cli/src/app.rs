@@ -148,6 +148,8 @@ enum Command {
     Find(commands::find::Args),
     /// Compare a snapshot with the files on disk
     Verify(commands::verify::Args),
+    /// Remove snapshots by id or by a retention policy
+    Forget(commands::forget::Args),
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -184,6 +186,7 @@ pub fn run() -> ExitCode {
         Command::Diff(a) => commands::diff::run(g, a, &cancel),
         Command::Find(a) => commands::find::run(g, a, &cancel),
         Command::Verify(a) => commands::verify::run(g, a, &cancel),
+        Command::Forget(a) => commands::forget::run(g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -54,11 +54,13 @@ mod dir_handle;
 mod dump;
 mod error;
 mod find;
+mod forget;
 mod location;
 mod metadata;
 mod progress;
 mod repository;
 mod restore;
+mod retention;
 mod select;
 mod selection;
 mod sync;
@@ -80,6 +82,10 @@ pub use repository::{
     InitOptions, OpenOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList,
 };
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary};
+pub use retention::{
+    Decision, GroupBy, GroupDecisions, GroupKey, KeepCount, KeepPolicy, KeepSpan,
+    apply as apply_policy,
+};
 pub use select::{SnapshotFilter, absolute, parse_time, parse_time_at};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
 pub use verify::{Difference, VerifyOptions, VerifyReport};

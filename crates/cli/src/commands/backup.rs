@@ -92,6 +92,11 @@ pub struct Args {
     #[arg(long, value_name = "H")]
     host: Option<String>,
 
+    /// Record the snapshot as taken at WHEN ("2026-01-10 14:00:00", local time) instead
+    /// of now, for imports; it may not be in the future
+    #[arg(long, value_name = "WHEN")]
+    time: Option<String>,
+
     #[arg(
         long,
         value_name = "C",
@@ -332,6 +337,20 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         dry_run: a.dry_run,
         skip_if_unchanged: a.skip_if_unchanged,
         cancel: cancel.clone(),
+        time: a
+            .time
+            .as_deref()
+            .map(arca_core::parse_time)
+            .transpose()?
+            // A time given to the second means that second's start.
+            .map(|t| arca_core::Timestamp {
+                secs: t.secs,
+                nanos: if a.time.as_deref().is_some_and(|w| w.contains('.')) {
+                    t.nanos
+                } else {
+                    0
+                },
+            }),
     };
     let done = std::sync::atomic::AtomicBool::new(false);
     let result = std::thread::scope(|s| {

@@ -75,6 +75,10 @@ pub struct BackupOptions {
     pub skip_if_unchanged: bool,
     /// Set to stop the backup early.
     pub cancel: CancelToken,
+    /// The snapshot's time instead of the current time (imports of old backups,
+    /// tests). It may not be in the future: the next backup trusts unchanged files by
+    /// comparing their change times with it.
+    pub time: Option<arca_repo::Timestamp>,
 }
 
 impl BackupOptions {
@@ -400,7 +404,16 @@ impl Repository {
         options: &BackupOptions,
     ) -> Result<Prepared> {
         let started = Instant::now();
-        let time = crate::system::now();
+        let now = crate::system::now();
+        let time = match options.time {
+            Some(t) if t > now => {
+                return Err(Error::invalid(
+                    "the snapshot time is in the future: --time may only set an earlier time",
+                ));
+            }
+            Some(t) => t,
+            None => now,
+        };
         let host = options.host.clone().unwrap_or_else(crate::system::hostname);
         let snapshots = self.snapshots_lenient()?.snapshots;
         let parent = snapshots

@@ -1,0 +1,121 @@
+//! `forget`: deciding with a [`KeepPolicy`] which snapshots go, and removing snapshot
+//! files. Data stays in the repository until `prune` removes what no snapshot needs.
+
+use arca_backends::{FileKind, ObjectId};
+
+use crate::retention::{GroupBy, GroupDecisions, KeepPolicy, apply};
+use crate::select::SnapshotFilter;
+use crate::{Error, Repository, Result};
+
+impl Repository {
+    /// Groups the snapshots that pass `filter` and decides which `policy` keeps. Nothing
+    /// is removed: pass the ids of the decisions that do not keep to
+    /// [`Repository::forget_snapshots`].
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for an empty policy (it would remove every
+    /// snapshot); storage errors and damaged snapshot files.
+    pub fn forget_plan(
+        &self,
+        policy: &KeepPolicy,
+        group_by: GroupBy,
+        filter: &SnapshotFilter,
+    ) -> Result<Vec<GroupDecisions>> {
+        if policy.is_empty() {
+            return Err(Error::invalid(
+                "no retention rule given: it would remove every snapshot (name snapshots to forget, or give --keep-* or --older-than)",
+            ));
+        }
+        let filter = filter.absolute()?;
+        let snapshots = self
+            .snapshots()?
+            .into_iter()
+            .filter(|s| filter.matches(&s.snapshot))
+            .collect();
+        Ok(apply(snapshots, policy, group_by))
+    }
+
+    /// Removes the snapshot files `ids`. One already gone (forgotten by a concurrent
+    /// `forget`) is not an error. Returns how many this call removed.
+    ///
+    /// # Errors
+    /// Storage errors, naming the snapshot; the snapshots before it are removed.
+    pub fn forget_snapshots(&self, ids: &[ObjectId]) -> Result<usize> {
+        let mut removed = 0;
+        for id in ids {
+            match self.repo.backend().remove(FileKind::Snapshot, id) {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::retention::KeepCount;
+    use crate::{BackupOptions, InitOptions, KdfParams, NoProgress};
+
+    #[test]
+    fn forget_removes_only_what_the_policy_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let backend: Arc<dyn arca_backends::WriteBackend> =
+            Arc::new(arca_backends::MemoryBackend::new());
+        let init = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..InitOptions::default()
+        };
+        Repository::init(backend.clone(), b"pw", &init).unwrap();
+        let mut repo = Repository::open(backend, b"pw").unwrap();
+        for i in 0..4 {
+            std::fs::write(src.join("f"), format!("{i}")).unwrap();
+            let options = BackupOptions {
+                time: Some(arca_repo::Timestamp {
+                    secs: 1_767_225_600 + i * 86_400,
+                    nanos: 0,
+                }),
+                ..BackupOptions::default()
+            };
+            repo.backup(std::slice::from_ref(&src), &options, &NoProgress)
+                .unwrap();
+        }
+        assert!(
+            repo.forget_plan(
+                &KeepPolicy::default(),
+                GroupBy::default(),
+                &SnapshotFilter::default()
+            )
+            .is_err()
+        );
+        let policy = KeepPolicy {
+            last: Some(KeepCount::Last(2)),
+            ..KeepPolicy::default()
+        };
+        let plan = repo
+            .forget_plan(&policy, GroupBy::default(), &SnapshotFilter::default())
+            .unwrap();
+        let gone: Vec<ObjectId> = plan[0]
+            .decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.snapshot.id)
+            .collect();
+        assert_eq!(gone.len(), 2);
+        assert_eq!(repo.forget_snapshots(&gone).unwrap(), 2);
+        assert_eq!(repo.forget_snapshots(&gone).unwrap(), 0);
+        let left = repo.snapshots().unwrap();
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].snapshot.time.secs, 1_767_225_600 + 2 * 86_400);
+    }
+}
