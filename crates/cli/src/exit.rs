@@ -12,6 +12,8 @@ pub const USAGE: u8 = 2;
 pub const PARTIAL: u8 = 3;
 /// No repository at the given location.
 pub const NO_REPOSITORY: u8 = 10;
+/// Another process holds the lock the command needs (the message names it).
+pub const LOCKED: u8 = 11;
 /// The password opens no key of the repository.
 pub const WRONG_PASSWORD: u8 = 12;
 /// Interrupted (SIGINT, SIGTERM or SIGHUP).
@@ -27,6 +29,7 @@ pub fn for_error(err: &anyhow::Error) -> u8 {
         Some(ErrorKind::RepositoryNotFound) => NO_REPOSITORY,
         Some(ErrorKind::WrongPassword) => WRONG_PASSWORD,
         Some(ErrorKind::Interrupted) => INTERRUPTED,
+        Some(ErrorKind::Locked) => LOCKED,
         _ => FATAL,
     }
 }

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     Io,
     /// The operation was cancelled.
     Interrupted,
+    /// Another process holds the lock this operation needs (the message names it).
+    Locked,
 }
 
 /// An error from the arca library: a kind to match on and a one-line message that

@@ -56,6 +56,7 @@ mod error;
 mod find;
 mod forget;
 mod location;
+mod locking;
 mod metadata;
 mod progress;
 mod repository;
@@ -75,6 +76,7 @@ pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
 pub use find::FindSummary;
 pub use location::{BackendOptions, Location};
+pub use locking::{LockGuard, LockInfo, Locks, REFRESH_EVERY, STALE_AFTER};
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
@@ -96,6 +98,6 @@ pub use arca_backends::{
 pub use arca_chunker::ChunkerParams;
 pub use arca_crypto::{IdAlgorithm, KdfParams};
 pub use arca_repo::{
-    BlobId, CacheStats, Compression, Config, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp,
-    Xattr,
+    BlobId, CacheStats, Compression, Config, DeletionPlan, Holder, Node, NodeKind, Snapshot,
+    SnapshotSummary, Timestamp, Xattr,
 };

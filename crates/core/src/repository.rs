@@ -105,11 +105,53 @@ pub struct OpenOptions {
 /// An opened repository. Obtain one with [`Repository::init`] or [`Repository::open`];
 /// no repository operation is possible before the passphrase opened it.
 pub struct Repository {
-    pub(crate) repo: Repo,
+    pub(crate) repo: Arc<Repo>,
     pub(crate) index: Index,
     pub(crate) chunker: Chunker,
     /// Index files that could not be read when the repository was opened.
     pub(crate) index_errors: Vec<(ObjectId, Error)>,
+    /// The index files `index` was loaded from.
+    pub(crate) index_files: Vec<ObjectId>,
+}
+
+pub(crate) struct LoadedIndex {
+    pub index: Index,
+    pub files: Vec<ObjectId>,
+    pub errors: Vec<(ObjectId, Error)>,
+}
+
+/// Reads every index file (a damaged one is skipped and reported in `errors`) and
+/// trims the metadata cache to what the repository still has.
+pub(crate) fn load_index(repo: &Repo) -> Result<LoadedIndex> {
+    let mut files: Vec<ObjectId> = repo
+        .list(FileKind::Index)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    files.sort();
+    let mut index = Index::new();
+    let mut errors = Vec::new();
+    for id in &files {
+        match repo.load_index(id) {
+            Ok(file) => index.add_file(&file),
+            Err(e) => errors.push((*id, Error::from(e))),
+        }
+    }
+    if let Some(cache) = repo.cache() {
+        // Drop what the repository no longer has (after prune).
+        cache.retain(FileKind::Index, &files.iter().copied().collect());
+        let tree_packs: HashSet<ObjectId> = index
+            .iter()
+            .filter(|(_, loc)| loc.blob_type == BlobType::Tree)
+            .map(|(_, loc)| loc.pack)
+            .collect();
+        cache.retain(FileKind::Pack, &tree_packs);
+    }
+    Ok(LoadedIndex {
+        index,
+        files,
+        errors,
+    })
 }
 
 impl std::fmt::Debug for Repository {
@@ -207,29 +249,34 @@ impl Repository {
         {
             repo.set_cache(cache);
         }
-        let mut files = repo.list(FileKind::Index)?;
-        files.sort();
-        let mut index = Index::new();
-        let mut errors = Vec::new();
-        for (id, _) in &files {
-            match repo.load_index(id) {
-                Ok(file) => index.add_file(&file),
-                Err(e) => errors.push((*id, Error::from(e))),
-            }
-        }
-        if let Some(cache) = repo.cache() {
-            // Drop what the repository no longer has (after prune).
-            cache.retain(FileKind::Index, &files.iter().map(|(id, _)| *id).collect());
-            let tree_packs: HashSet<ObjectId> = index
-                .iter()
-                .filter(|(_, loc)| loc.blob_type == BlobType::Tree)
-                .map(|(_, loc)| loc.pack)
-                .collect();
-            cache.retain(FileKind::Pack, &tree_packs);
-        }
-        let mut this = Self::from_repo(repo, index)?;
-        this.index_errors = errors;
+        let loaded = load_index(&repo)?;
+        let mut this = Self::from_repo(repo, loaded.index)?;
+        this.index_errors = loaded.errors;
+        this.index_files = loaded.files;
         Ok(this)
+    }
+
+    /// Loads the index again if an index file it was loaded from has been removed
+    /// (`prune` rewrote the index since). A backup calls this once its session is
+    /// registered, so that it never deduplicates against a pack condemned before.
+    ///
+    /// # Errors
+    /// Storage errors listing or reading index files.
+    pub(crate) fn reload_index_if_rewritten(&mut self) -> Result<bool> {
+        let present: HashSet<ObjectId> = self
+            .repo
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if self.index_files.iter().all(|id| present.contains(id)) {
+            return Ok(false);
+        }
+        let loaded = load_index(&self.repo)?;
+        self.index = loaded.index;
+        self.index_errors = loaded.errors;
+        self.index_files = loaded.files;
+        Ok(true)
     }
 
     /// The metadata cache's directory, if one is in use.
@@ -263,10 +310,11 @@ impl Repository {
             )
         })?;
         Ok(Self {
-            repo,
+            repo: Arc::new(repo),
             index,
             chunker,
             index_errors: Vec::new(),
+            index_files: Vec::new(),
         })
     }
 

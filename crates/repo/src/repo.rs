@@ -19,6 +19,7 @@ use crate::config::{ChunkerSettings, Config, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use crate::header::{Header, ObjectType, open_file, seal_file};
 use crate::index::{BlobLocation, Index, IndexFile};
 use crate::keyfile::{KeyInfo, KeySlot};
+use crate::lock::LockRecord;
 use crate::pack::Pack;
 use crate::snapshot::Snapshot;
 use crate::tree::{Timestamp, Tree};
@@ -391,7 +392,11 @@ impl Repo {
             )
             .map(|(_, payload)| payload)
         };
-        if let Some(cache) = &self.cache
+        let cache = self
+            .cache
+            .as_ref()
+            .filter(|_| matches!(kind, FileKind::Index | FileKind::Snapshot));
+        if let Some(cache) = cache
             && let Some(data) = cache.get(kind, id)
         {
             match open(&data) {
@@ -401,7 +406,7 @@ impl Repo {
         }
         let data = self.backend.read_full(kind, id)?;
         let payload = open(&data)?;
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = cache {
             cache.put(kind, id, &data);
         }
         Ok(payload)
@@ -443,6 +448,24 @@ impl Repo {
     pub fn load_snapshot(&self, id: &ObjectId) -> Result<Snapshot, RepoError> {
         let payload = self.load_sealed(FileKind::Snapshot, ObjectType::Snapshot, id)?;
         Snapshot::decode(&payload, &format!("snapshot {id}"))
+    }
+
+    /// Writes a record in `locks/`; returns its id.
+    ///
+    /// # Errors
+    /// Backend or crypto errors.
+    pub fn save_lock(&self, record: &LockRecord) -> Result<ObjectId, RepoError> {
+        self.save_sealed(FileKind::Lock, ObjectType::Lock, &record.encode()?)
+    }
+
+    /// Reads a record in `locks/`.
+    ///
+    /// # Errors
+    /// Backend errors ([`RepoError::NotFound`]-like backend errors when it was removed
+    /// meanwhile); [`RepoError::Corrupt`] naming it.
+    pub fn load_lock(&self, id: &ObjectId) -> Result<LockRecord, RepoError> {
+        let payload = self.load_sealed(FileKind::Lock, ObjectType::Lock, id)?;
+        LockRecord::decode(&payload, &format!("lock {id}"))
     }
 
     /// Lists stored objects of `kind` with their sizes.

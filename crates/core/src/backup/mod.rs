@@ -135,6 +135,9 @@ struct Prepared {
     /// The repository's snapshots when the backup started (for the totals).
     snapshots: Vec<SnapshotInfo>,
     parent: Option<Parent>,
+    /// The backup's session (none for a dry run): registered before anything is
+    /// uploaded, checked before the snapshot is written, ended when dropped.
+    session: Option<crate::LockGuard>,
 }
 
 /// What the blob pipeline produced, taken from the saver once every worker is done.
@@ -398,7 +401,7 @@ impl Repository {
 
     /// Settles time, host and parent (the latest snapshot of the same host and paths).
     fn prepare(
-        &self,
+        &mut self,
         paths: Vec<Vec<u8>>,
         excludes: Vec<String>,
         options: &BackupOptions,
@@ -415,6 +418,15 @@ impl Repository {
             None => now,
         };
         let host = options.host.clone().unwrap_or_else(crate::system::hostname);
+        let session = if options.dry_run {
+            None
+        } else {
+            let session = self.begin_session("backup")?;
+            // The index may predate a prune that condemned packs before this session
+            // was registered: reload it, so nothing refers to them (§19).
+            self.reload_index_if_rewritten()?;
+            Some(session)
+        };
         let snapshots = self.snapshots_lenient()?.snapshots;
         let parent = snapshots
             .iter()
@@ -433,6 +445,7 @@ impl Repository {
             excludes,
             snapshots,
             parent,
+            session,
         })
     }
 
@@ -523,8 +536,12 @@ impl Repository {
         let snapshot_id = if options.dry_run || skipped {
             None
         } else {
+            if let Some(session) = &prep.session {
+                session.check()?;
+            }
             Some(self.repo.save_snapshot(&snapshot)?)
         };
+        drop(prep.session);
         let mut all = prep.snapshots;
         if let Some(id) = snapshot_id {
             all.push(SnapshotInfo {
