@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use ureq::RequestExt as _;
 
 use crate::{BackendError, ErrorKind};
 
 /// Settings of the HTTP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpOptions {
-    /// The longest a request may take from connecting to the last byte of its response;
-    /// a request that takes longer fails transiently.
+    /// The longest a request may take from connecting to the last byte of its
+    /// response, plus the time its bytes take at 32 KiB/s; a request that takes longer
+    /// fails transiently.
     pub timeout: Duration,
     /// Idle connections kept open for reuse.
     pub pool: usize,
@@ -66,16 +68,42 @@ impl Reply {
 pub(crate) fn status_kind(status: u16) -> ErrorKind {
     match status {
         404 => ErrorKind::NotFound,
+        // 501 Not Implemented and 505 HTTP Version Not Supported do not go away.
+        501 | 505 => ErrorKind::Permanent,
         408 | 429 | 500..=599 => ErrorKind::Transient,
         _ => ErrorKind::Permanent,
     }
 }
 
+/// Whether a transport failure may go away: timeouts, refused, reset or broken
+/// connections may; a TLS certificate the server presents that does not verify (an
+/// I/O error of kind `InvalidData` from the TLS layer) or a malformed URL does not.
+fn transport_kind(e: &ureq::Error) -> ErrorKind {
+    match e {
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => ErrorKind::Permanent,
+        ureq::Error::Timeout(_)
+        | ureq::Error::Io(_)
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::HostNotFound
+        | ureq::Error::Protocol(_) => ErrorKind::Transient,
+        _ => ErrorKind::Permanent,
+    }
+}
+
+/// Error bodies are read up to this size (an HTML error page of a proxy can be large).
+const MAX_ERROR_BODY: u64 = 64 << 10;
+
 /// A pooled HTTP/1.1 client.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
     agent: ureq::Agent,
+    timeout: std::time::Duration,
 }
+
+/// The slowest transfer rate a request's time limit allows for: each request gets the
+/// configured timeout plus the time its bytes take at this rate, so a large pack on a
+/// slow line is not cut off (and retried in vain).
+const SLOWEST_RATE: u64 = 32 << 10;
 
 /// A request being built: method, URL, headers, body.
 pub(crate) struct Request<'a> {
@@ -83,6 +111,8 @@ pub(crate) struct Request<'a> {
     pub url: &'a str,
     pub headers: Vec<(&'a str, String)>,
     pub body: Option<&'a [u8]>,
+    /// Bytes expected in the response (a ranged read), for the time limit.
+    pub expected: u64,
 }
 
 impl<'a> Request<'a> {
@@ -92,7 +122,15 @@ impl<'a> Request<'a> {
             url,
             headers: Vec::new(),
             body: None,
+            expected: 0,
         }
+    }
+
+    /// Announces how many bytes the response will carry (for the time limit).
+    #[must_use]
+    pub fn expect(mut self, bytes: u64) -> Self {
+        self.expected = bytes;
+        self
     }
 
     #[must_use]
@@ -113,13 +151,24 @@ impl Client {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(options.timeout))
+            .timeout_connect(Some(
+                options.timeout.min(std::time::Duration::from_secs(30)),
+            ))
             .max_idle_connections(options.pool)
             .max_idle_connections_per_host(options.pool)
             .max_redirects(0)
             .user_agent(concat!("arca/", env!("CARGO_PKG_VERSION")))
+            // The system's trust store, so that servers with a private CA installed on
+            // this machine (a MinIO on the LAN) verify.
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
             .build();
         Self {
             agent: config.into(),
+            timeout: options.timeout,
         }
     }
 
@@ -132,14 +181,7 @@ impl Client {
         object: &str,
     ) -> Result<Reply, BackendError> {
         let transport = |e: ureq::Error| {
-            let kind = match &e {
-                ureq::Error::Timeout(_)
-                | ureq::Error::Io(_)
-                | ureq::Error::ConnectionFailed
-                | ureq::Error::Protocol(_) => ErrorKind::Transient,
-                _ => ErrorKind::Permanent,
-            };
-            BackendError::new(kind, operation, object, e.to_string())
+            BackendError::new(transport_kind(&e), operation, object, e.to_string())
         };
         let mut builder = ureq::http::Request::builder()
             .method(req.method)
@@ -155,9 +197,23 @@ impl Client {
             (None, "PUT" | "POST") => Some(&[][..]),
             (body, _) => body,
         };
+        let bytes = body.map_or(0, |b| b.len() as u64).max(req.expected);
+        let timeout = self.timeout + std::time::Duration::from_secs(bytes / SLOWEST_RATE);
         let sent = match body {
-            Some(body) => self.agent.run(builder.body(body).map_err(bad)?),
-            None => self.agent.run(builder.body(()).map_err(bad)?),
+            Some(body) => builder
+                .body(body)
+                .map_err(bad)?
+                .with_agent(&self.agent)
+                .configure()
+                .timeout_global(Some(timeout))
+                .run(),
+            None => builder
+                .body(())
+                .map_err(bad)?
+                .with_agent(&self.agent)
+                .configure()
+                .timeout_global(Some(timeout))
+                .run(),
         };
         let mut response = sent.map_err(transport)?;
         let status = response.status().as_u16();
@@ -166,12 +222,22 @@ impl Client {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .map_err(transport)?;
+        let body = if status >= 400 {
+            // Only for the message: a truncated or unreadable body does not matter.
+            let mut body = Vec::new();
+            let _ = std::io::Read::read_to_end(
+                &mut std::io::Read::take(response.body_mut().as_reader(), MAX_ERROR_BODY),
+                &mut body,
+            );
+            body
+        } else {
+            response
+                .body_mut()
+                .with_config()
+                .limit(u64::MAX)
+                .read_to_vec()
+                .map_err(transport)?
+        };
         Ok(Reply {
             status,
             body: Bytes::from(body),

@@ -88,12 +88,22 @@ impl GlobalArgs {
 
     /// Opens the repository with the password from the usual sources.
     pub fn open(&self) -> anyhow::Result<Repository> {
+        self.open_cached(true)
+    }
+
+    /// Opens the repository, with the metadata cache only if `cache` (and the options
+    /// allow it). `check` reads without it: it must see what the repository holds.
+    pub fn open_cached(&self, cache: bool) -> anyhow::Result<Repository> {
         let location = self.location()?;
         let backend = self.storage.open(&location)?;
         // Refuse early and clearly when there is no repository, before asking for a password.
         if arca_core::Repository::exists(backend.as_ref())? {
             let password = crate::password::obtain(self, false)?;
-            let options = self.storage.open_options(&location);
+            let options = if cache {
+                self.storage.open_options(&location)
+            } else {
+                arca_core::OpenOptions::default()
+            };
             let repo = Repository::open_with(backend, password.as_bytes(), &options)?;
             if let (Some(dir), None) = (&options.cache_dir, repo.cache_dir()) {
                 output::message(format!(

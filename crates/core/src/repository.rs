@@ -8,7 +8,7 @@ use arca_chunker::{Chunker, ChunkerParams, GearTable};
 use arca_crypto::{IdAlgorithm, KdfParams};
 use arca_repo::{
     BlobId, BlobType, Cache, CacheStats, Compression, Config, DEFAULT_PACK_SIZE, Index, InitParams,
-    Repo, Snapshot, Tree,
+    Repo, RepoError, Snapshot, Tree,
 };
 
 use crate::select::SnapshotFilter;
@@ -122,21 +122,35 @@ pub(crate) struct LoadedIndex {
 
 /// Reads every index file (a damaged one is skipped and reported in `errors`) and
 /// trims the metadata cache to what the repository still has.
+///
+/// Only damage (a file that fails authentication or decoding) is skipped: storage
+/// errors fail the load, since an index missing for a transient reason would make a
+/// backup upload everything again. A file removed while it was being loaded (a
+/// concurrent prune rewrote the index) makes the load start over.
 pub(crate) fn load_index(repo: &Repo) -> Result<LoadedIndex> {
-    let mut files: Vec<ObjectId> = repo
-        .list(FileKind::Index)?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    files.sort();
-    let mut index = Index::new();
-    let mut errors = Vec::new();
-    for id in &files {
-        match repo.load_index(id) {
-            Ok(file) => index.add_file(&file),
-            Err(e) => errors.push((*id, Error::from(e))),
+    let mut attempt = 0;
+    let (index, files, errors) = 'load: loop {
+        attempt += 1;
+        let mut files: Vec<ObjectId> = repo
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        files.sort();
+        let mut index = Index::new();
+        let mut errors = Vec::new();
+        for id in &files {
+            match repo.load_index(id) {
+                Ok(file) => index.add_file(&file),
+                Err(RepoError::Backend(e)) if e.is_not_found() && attempt < 5 => continue 'load,
+                Err(e @ (RepoError::Corrupt { .. } | RepoError::UnsupportedVersion { .. })) => {
+                    errors.push((*id, Error::from(e)));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-    }
+        break (index, files, errors);
+    };
     if let Some(cache) = repo.cache() {
         // Drop what the repository no longer has (after prune).
         cache.retain(FileKind::Index, &files.iter().copied().collect());

@@ -55,7 +55,8 @@ impl S3Config {
     /// `https://HOST[:PORT]/BUCKET[/PREFIX]`, `http://...` (tests, local servers), or
     /// restic's `HOST/BUCKET[/PREFIX]`. Region and credentials come from `env`:
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
-    /// `AWS_DEFAULT_REGION` / `AWS_REGION`, else the profile `AWS_PROFILE` (default
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION`, the region a well-known endpoint names
+    /// (`s3.eu-west-1.amazonaws.com`, `s3.eu-central-1.wasabisys.com`, ...), else the profile `AWS_PROFILE` (default
     /// `default`) of `~/.aws/credentials` and `~/.aws/config` (or the files named by
     /// `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`). Hosts under `amazonaws.com`
     /// use virtual-host style URLs, others path style, unless `ARCA_S3_URL_STYLE` is
@@ -120,8 +121,9 @@ impl S3Config {
                 .as_deref()
                 .and_then(|f| profile_credentials(f, &profile)),
         };
-        let region = nonempty(env("AWS_DEFAULT_REGION"))
-            .or_else(|| nonempty(env("AWS_REGION")))
+        let region = nonempty(env("AWS_REGION"))
+            .or_else(|| nonempty(env("AWS_DEFAULT_REGION")))
+            .or_else(|| url.host_str().and_then(region_of_host))
             .or_else(|| {
                 let section = if profile == "default" {
                     profile.clone()
@@ -178,6 +180,24 @@ impl S3Config {
     }
 }
 
+/// The region a well-known endpoint names: `s3.REGION.amazonaws.com`,
+/// `s3.dualstack.REGION.amazonaws.com`, `s3.REGION.wasabisys.com`,
+/// `s3.REGION.backblazeb2.com`.
+fn region_of_host(host: &str) -> Option<String> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let region = match labels.as_slice() {
+        [.., "s3", "dualstack", region, "amazonaws", "com"]
+        | [.., "s3", region, "amazonaws", "com"]
+        | ["s3", region, "wasabisys", "com"]
+        | ["s3", region, "backblazeb2", "com"] => region,
+        [.., region, "amazonaws", "com"] if region.starts_with("s3-") => {
+            return Some(region.trim_start_matches("s3-").to_owned());
+        }
+        _ => return None,
+    };
+    Some((*region).to_owned())
+}
+
 /// `key` of `[section]` in an INI file such as `~/.aws/credentials`.
 fn ini_value(path: &Path, section: &str, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -231,7 +251,7 @@ mod tests {
             ("bkt", "some/prefix/")
         );
         assert!(matches!(c.url_style, UrlStyle::VirtualHost));
-        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.region, "eu-west-1");
         assert!(c.credentials.is_none());
         assert_eq!(
             c.location(),
@@ -260,6 +280,30 @@ mod tests {
         let c = parse("//s3.amazonaws.com/b", &[("ARCA_S3_URL_STYLE", "path")]).unwrap();
         assert!(matches!(c.url_style, UrlStyle::Path));
         assert!(parse("//h/b", &[("ARCA_S3_URL_STYLE", "vhost")]).is_err());
+
+        for (host, region) in [
+            ("s3.eu-west-1.amazonaws.com", Some("eu-west-1")),
+            ("s3.dualstack.ap-south-1.amazonaws.com", Some("ap-south-1")),
+            ("s3-us-west-2.amazonaws.com", Some("us-west-2")),
+            ("s3.eu-central-1.wasabisys.com", Some("eu-central-1")),
+            ("s3.us-west-004.backblazeb2.com", Some("us-west-004")),
+            ("s3.amazonaws.com", None),
+            ("minio.lan", None),
+        ] {
+            assert_eq!(region_of_host(host).as_deref(), region, "{host}");
+        }
+        let c = parse(
+            "//s3.eu-west-1.amazonaws.com/b",
+            &[("AWS_DEFAULT_REGION", "x")],
+        )
+        .unwrap();
+        assert_eq!(c.region, "x");
+        let c = parse(
+            "//s3.eu-west-1.amazonaws.com/b",
+            &[("AWS_REGION", "y"), ("AWS_DEFAULT_REGION", "x")],
+        )
+        .unwrap();
+        assert_eq!(c.region, "y");
 
         let c = parse("s3.wasabisys.com/bucket/p", &[]).unwrap();
         assert_eq!(c.endpoint.as_str(), "https://s3.wasabisys.com/");

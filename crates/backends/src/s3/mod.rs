@@ -220,7 +220,9 @@ impl S3Backend {
             let last = offset
                 .checked_add(length - 1)
                 .ok_or_else(|| self.short(&key, length))?;
-            req = req.header("range", format!("bytes={offset}-{last}"));
+            req = req
+                .header("range", format!("bytes={offset}-{last}"))
+                .expect(length);
         }
         let reply = self.client.send(req, "read", &self.name(&key))?;
         if reply.status == 416 {
@@ -229,10 +231,9 @@ impl S3Backend {
         if !reply.ok() {
             return Err(self.error("read", &key, &reply));
         }
-        if let Some((_, length)) = range {
-            if reply.status != 206 && reply.body.len() as u64 != length {
+        if let Some((offset, length)) = range {
+            if reply.status != 206 {
                 // A server that ignored the range sent the whole object.
-                let (offset, length) = range.unwrap_or_default();
                 return slice(&reply.body, offset, length).ok_or_else(|| self.short(&key, length));
             }
             if reply.body.len() as u64 != length {
@@ -251,35 +252,43 @@ impl S3Backend {
         )
     }
 
-    fn put(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
+    fn put(&self, key: &str, data: &[u8], class: Option<&str>) -> Result<(), BackendError> {
+        let md5 = content_md5(data);
         let mut action = self.bucket.put_object(self.credentials(), key);
         action.headers_mut().insert("if-none-match", "*");
-        if let Some(class) = &self.config.storage_class {
+        action.headers_mut().insert("content-md5", md5.clone());
+        if let Some(class) = class {
             action
                 .headers_mut()
-                .insert("x-amz-storage-class", class.clone());
+                .insert("x-amz-storage-class", class.to_owned());
         }
         let url = action.sign(SIGNATURE_LIFETIME);
         let mut req = Request::new("PUT", url.as_str())
             .header("if-none-match", "*")
+            .header("content-md5", md5)
             .body(data);
-        if let Some(class) = &self.config.storage_class {
-            req = req.header("x-amz-storage-class", class.clone());
+        if let Some(class) = class {
+            req = req.header("x-amz-storage-class", class.to_owned());
         }
         self.send(req, "write", key).map(|_| ())
     }
 
-    fn put_multipart(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
+    fn put_multipart(
+        &self,
+        key: &str,
+        data: &[u8],
+        class: Option<&str>,
+    ) -> Result<(), BackendError> {
         let mut create = CreateMultipartUpload::new(&self.bucket, self.credentials(), key);
-        if let Some(class) = &self.config.storage_class {
+        if let Some(class) = class {
             create
                 .headers_mut()
-                .insert("x-amz-storage-class", class.clone());
+                .insert("x-amz-storage-class", class.to_owned());
         }
         let url = create.sign(SIGNATURE_LIFETIME);
         let mut req = Request::new("POST", url.as_str());
-        if let Some(class) = &self.config.storage_class {
-            req = req.header("x-amz-storage-class", class.clone());
+        if let Some(class) = class {
+            req = req.header("x-amz-storage-class", class.to_owned());
         }
         let reply = self.send(req, "write", key)?;
         let started = CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&reply.body))
@@ -318,11 +327,16 @@ impl S3Backend {
                     "more than 65,535 parts: raise the part size",
                 )
             })?;
-            let url = self
+            let md5 = content_md5(part);
+            let mut action = self
                 .bucket
-                .upload_part(self.credentials(), key, number, upload_id)
-                .sign(SIGNATURE_LIFETIME);
-            let reply = self.send(Request::new("PUT", url.as_str()).body(part), "write", key)?;
+                .upload_part(self.credentials(), key, number, upload_id);
+            action.headers_mut().insert("content-md5", md5.clone());
+            let url = action.sign(SIGNATURE_LIFETIME);
+            let req = Request::new("PUT", url.as_str())
+                .header("content-md5", md5)
+                .body(part);
+            let reply = self.send(req, "write", key)?;
             let etag = reply.header("etag").unwrap_or_default().to_owned();
             etags.push(etag);
         }
@@ -359,6 +373,14 @@ impl S3Backend {
         }
         Ok(())
     }
+}
+
+/// The `Content-MD5` header of `data`: S3 refuses the upload if the bytes it received
+/// differ, and Object Lock buckets require it.
+fn content_md5(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
 
 fn slice(body: &Bytes, offset: u64, length: u64) -> Option<Bytes> {
@@ -437,11 +459,15 @@ impl WriteBackend for S3Backend {
                     "the bucket does not exist, and creating it needs credentials",
                 ));
             };
-            let url = self
-                .bucket
-                .create_bucket(credentials)
-                .sign(SIGNATURE_LIFETIME);
-            match self.send(Request::new("PUT", url.as_str()), "create", "") {
+            let action = self.bucket.create_bucket(credentials);
+            let url = action.sign(SIGNATURE_LIFETIME);
+            // Outside us-east-1 the body names the region (LocationConstraint).
+            let body = action.body();
+            match self.send(
+                Request::new("PUT", url.as_str()).body(body.as_bytes()),
+                "create",
+                "",
+            ) {
                 Ok(_) => {}
                 // Someone (perhaps a concurrent init) created it meanwhile.
                 Err(e) if e.to_string().contains("BucketAlreadyOwnedByYou") => {}
@@ -469,10 +495,18 @@ impl WriteBackend for S3Backend {
                 "object already exists",
             ));
         }
+        // The storage class applies to packs only: metadata must stay readable at once
+        // (an archive class would make the config unreadable) and small files pay
+        // the minimum-size charges of infrequent-access classes.
+        let class = self
+            .config
+            .storage_class
+            .as_deref()
+            .filter(|_| kind == FileKind::Pack);
         if data.len() as u64 >= self.config.multipart_threshold {
-            self.put_multipart(&key, &data)
+            self.put_multipart(&key, &data, class)
         } else {
-            self.put(&key, &data)
+            self.put(&key, &data, class)
         }
     }
 

@@ -54,7 +54,11 @@ impl SftpConfig {
             let (authority, path) = rest.split_once(':').ok_or_else(|| {
                 bad("expected sftp://[USER@]HOST[:PORT]/PATH or sftp:[USER@]HOST:PATH")
             })?;
-            (authority, path.to_owned())
+            // scp's `host:~/dir` is `host:dir`.
+            (
+                authority,
+                path.strip_prefix("~/").unwrap_or(path).to_owned(),
+            )
         };
         if path.trim_matches('/').is_empty() {
             return Err(bad("no path"));
@@ -160,6 +164,7 @@ mod tests {
         );
         assert_eq!(c.location(), "sftp://me@example.org:22/~/backups/laptop");
 
+        assert_eq!(parse("u@host:~/rel").unwrap().path, "rel");
         let c = parse("u@host:/abs").unwrap();
         assert_eq!(c.path, "/abs");
         let c = parse("//host/~/rel/dir").unwrap();

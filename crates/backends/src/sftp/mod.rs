@@ -274,8 +274,19 @@ impl ReadBackend for SftpBackend {
 impl WriteBackend for SftpBackend {
     fn create(&self) -> Result<(), BackendError> {
         self.pool.with("create", &|| self.location(), |sftp| {
+            let layout = ["keys", "data", "index", "snapshots", "locks"];
+            // What an earlier, interrupted create left (empty layout directories) does
+            // not count: creating again finishes the job.
+            let leftover = |(path, stat): &(PathBuf, ssh2::FileStat)| {
+                stat.is_dir()
+                    && path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| layout.contains(&n))
+                    && sftp.readdir(path).is_ok_and(|inner| inner.is_empty())
+            };
             match sftp.readdir(&self.root) {
-                Ok(entries) if !entries.is_empty() => {
+                Ok(entries) if !entries.iter().all(leftover) => {
                     return Err(Fail::Backend(BackendError::new(
                         ErrorKind::AlreadyExists,
                         "create",

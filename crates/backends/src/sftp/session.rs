@@ -13,15 +13,20 @@ use crate::{BackendError, ErrorKind};
 
 /// An open, logged-in connection with its SFTP channel.
 pub(super) struct Conn {
-    // Kept alive for `sftp`, which borrows the session internally.
-    _session: Session,
+    session: Session,
     pub sftp: Sftp,
+    /// When it was last used: idle connections may have been dropped by a NAT or
+    /// firewall without notice, so old ones are not reused.
+    used: std::time::Instant,
 }
 
 /// What went wrong inside an operation on a connection.
 pub(super) enum Fail {
     Ssh(ssh2::Error),
     Io(std::io::Error),
+    /// A transfer the server refused with a status (disk full, permission denied):
+    /// permanent, and the connection stays usable.
+    Refused(String),
     Backend(BackendError),
 }
 
@@ -68,13 +73,16 @@ impl Fail {
                 sftp_status(e).is_some_and(|c| c != FX_NO_CONNECTION && c != FX_CONNECTION_LOST)
             }
             Self::Io(_) => false,
-            Self::Backend(_) => true,
+            Self::Refused(_) | Self::Backend(_) => true,
         }
     }
 
     pub(super) fn into_error(self, operation: &'static str, object: String) -> BackendError {
         match self {
             Self::Backend(e) => e,
+            Self::Refused(message) => {
+                BackendError::new(ErrorKind::Permanent, operation, object, message)
+            }
             Self::Io(e) => {
                 let e = BackendError::from_io(operation, object, e);
                 if e.kind() == ErrorKind::Permanent {
@@ -104,20 +112,8 @@ impl Fail {
 
 /// Standard base64 without padding, as `ssh-keygen -l` prints SHA256 fingerprints.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
 /// Idle connections, reused by later calls.
@@ -128,6 +124,8 @@ pub(super) struct Pool {
 
 /// Idle connections kept; more are closed when returned.
 const MAX_IDLE: usize = 16;
+/// Connections idle for longer are closed rather than reused.
+const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
 
 impl Pool {
     pub fn new(config: SftpConfig) -> Self {
@@ -149,12 +147,25 @@ impl Pool {
         object: &dyn Fn() -> String,
         f: impl FnOnce(&Sftp) -> Result<T, Fail>,
     ) -> Result<T, BackendError> {
-        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match taken {
+        let taken = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|c| c.used.elapsed() < MAX_IDLE_TIME);
+            idle.pop()
+        };
+        let mut conn = match taken {
             Some(conn) => conn,
             None => self.connect(operation)?,
         };
-        let result = f(&conn.sftp);
+        let mut result = f(&conn.sftp);
+        conn.used = std::time::Instant::now();
+        // Reads and writes through `std::io` lose the SFTP status; the session still
+        // knows whether the server answered one (-31: LIBSSH2_ERROR_SFTP_PROTOCOL).
+        if let Err(Fail::Io(e)) = &result
+            && ssh2::Error::last_session_error(&conn.session)
+                .is_some_and(|last| last.code() == ErrorCode::Session(-31))
+        {
+            result = Err(Fail::Refused(format!("the server refused: {e}")));
+        }
         let keep = match &result {
             Ok(_) => true,
             Err(fail) => fail.leaves_connection_usable(),
@@ -178,7 +189,7 @@ impl Pool {
         let permanent = |m: String| self.error(ErrorKind::Permanent, operation, m);
         let addrs: Vec<_> = (c.host.as_str(), c.port)
             .to_socket_addrs()
-            .map_err(|e| permanent(format!("cannot resolve {}: {e}", c.host)))?
+            .map_err(|e| transient(format!("cannot resolve {}: {e}", c.host)))?
             .collect();
         let connect_timeout = c.timeout.min(Duration::from_secs(30));
         let mut last = None;
@@ -211,8 +222,9 @@ impl Pool {
             ))
         })?;
         Ok(Conn {
-            _session: session,
+            session,
             sftp,
+            used: std::time::Instant::now(),
         })
     }
 
@@ -268,8 +280,17 @@ impl Pool {
         let mut tried = Vec::new();
         if std::env::var_os("SSH_AUTH_SOCK").is_some() {
             tried.push("the SSH agent".to_owned());
-            if session.userauth_agent(&c.user).is_ok() && session.authenticated() {
-                return Ok(());
+            // Every key the agent holds, not only the first (userauth_agent's choice).
+            if let Ok(mut agent) = session.agent()
+                && agent.connect().is_ok()
+                && agent.list_identities().is_ok()
+            {
+                for identity in agent.identities().unwrap_or_default() {
+                    if agent.userauth(&c.user, &identity).is_ok() && session.authenticated() {
+                        return Ok(());
+                    }
+                }
+                let _ = agent.disconnect();
             }
         }
         let mut keys: Vec<PathBuf> = c.key_file.iter().cloned().collect();

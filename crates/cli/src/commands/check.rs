@@ -46,7 +46,7 @@ struct ProblemJson {
 }
 
 pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
-    let repo = g.open()?;
+    let repo = g.open_cached(false)?;
     let bar = Bar::new(g.progress());
     let options = CheckOptions {
         read_data: a.read_data,
