@@ -64,9 +64,14 @@ target() {
 
 backends=(${ARCA_BENCH_BACKENDS:-local sftp s3s moto})
 size=$(du -sb "$src" | cut -f1)
+# Every backup reads the tree from the page cache: read it once before timing.
+find "$src" -type f -print0 | xargs -0 cat > /dev/null
 declare -A times
 for run in $(seq "$runs"); do
-    for b in "${backends[@]}"; do
+    # Rotate the order, so that no backend always runs first or last.
+    k=$(( (run - 1) % ${#backends[@]} ))
+    order=("${backends[@]:k}" "${backends[@]:0:k}")
+    for b in "${order[@]}"; do
         target "$b" "$run"
         "$arca" init -q --kdf-memory 8 --kdf-iterations 1
         sync

@@ -25,7 +25,7 @@ Examples:
   arca check --read-data
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup saved but some files unreadable,
-10 no repository, 12 wrong password, 130 interrupted.";
+10 no repository, 11 locked by another process, 12 wrong password, 130 interrupted.";
 
 /// Options every command takes.
 #[derive(Debug, clap::Args)]
@@ -159,7 +159,11 @@ enum Command {
     /// Compare a snapshot with the files on disk
     Verify(commands::verify::Args),
     /// Remove snapshots by id or by a retention policy
-    Forget(commands::forget::Args),
+    Forget(Box<commands::forget::Args>),
+    /// Remove data that no snapshot needs any more
+    Prune(commands::prune::Args),
+    /// Remove lock and session records of arca processes that are gone
+    Unlock(commands::prune::UnlockArgs),
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -196,7 +200,9 @@ pub fn run() -> ExitCode {
         Command::Diff(a) => commands::diff::run(g, a, &cancel),
         Command::Find(a) => commands::find::run(g, a, &cancel),
         Command::Verify(a) => commands::verify::run(g, a, &cancel),
-        Command::Forget(a) => commands::forget::run(g, a),
+        Command::Forget(a) => commands::forget::run(g, a, &cancel),
+        Command::Prune(a) => commands::prune::run(g, a, &cancel),
+        Command::Unlock(a) => commands::prune::unlock(g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

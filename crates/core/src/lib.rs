@@ -59,6 +59,7 @@ mod location;
 mod locking;
 mod metadata;
 mod progress;
+mod prune;
 mod repository;
 mod restore;
 mod retention;
@@ -80,6 +81,7 @@ pub use locking::{LockGuard, LockInfo, Locks, REFRESH_EVERY, STALE_AFTER};
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
+pub use prune::{PruneOptions, PruneReport};
 pub use repository::{
     InitOptions, OpenOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList,
 };
@@ -88,7 +90,7 @@ pub use retention::{
     Decision, GroupBy, GroupDecisions, GroupKey, KeepCount, KeepPolicy, KeepSpan,
     apply as apply_policy,
 };
-pub use select::{SnapshotFilter, absolute, parse_time, parse_time_at};
+pub use select::{SnapshotFilter, absolute, parse_interval, parse_time, parse_time_at};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
 pub use verify::{Difference, VerifyOptions, VerifyReport};
 

@@ -194,6 +194,21 @@ fn to_timestamp(ts: jiff::Timestamp) -> Timestamp {
     }
 }
 
+/// Parses a length of time as Duplicity writes intervals: `30s`, `10m`, `1h30m`, `2D`.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] naming the text.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration> {
+    interval_seconds(text.trim())
+        .and_then(|s| u64::try_from(s).ok())
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "invalid duration {text:?}: use e.g. 30s, 10m, 1h30m or 2D"
+            ))
+        })
+}
+
 /// `3D`, `2W`, `1h30m`: the total seconds, or `None` if `t` is not an interval.
 fn interval_seconds(t: &str) -> Option<i64> {
     let mut total: i64 = 0;

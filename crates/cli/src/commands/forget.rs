@@ -82,6 +82,13 @@ pub struct Args {
     /// Print the decisions as JSON
     #[arg(long)]
     json: bool,
+
+    /// Run prune afterwards (with the options below)
+    #[arg(long)]
+    prune: bool,
+
+    #[command(flatten)]
+    prune_options: super::prune::PruneArgs,
 }
 
 #[derive(Serialize)]
@@ -185,7 +192,7 @@ fn print_text(groups: &[GroupJson]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
+pub fn run(g: &GlobalArgs, a: &Args, cancel: &arca_core::CancelToken) -> anyhow::Result<u8> {
     let policy = a.policy()?;
     let group_by = GroupBy::parse(&a.group_by)?;
     let filter = a.select.filter()?;
@@ -195,7 +202,8 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         );
         return Ok(exit::USAGE);
     }
-    let repo = g.open()?;
+    let prune_options = a.prune_options.options(a.dry_run, cancel)?;
+    let mut repo = g.open()?;
     let (groups, doomed): (Vec<GroupJson>, Vec<ObjectId>) = if a.snapshots.is_empty() {
         let plan = repo.forget_plan(&policy, group_by, &filter)?;
         let mut doomed = Vec::new();
@@ -240,12 +248,20 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     } else {
         repo.forget_snapshots(&doomed)?
     };
+    let pruned = if a.prune {
+        Some(repo.prune(&prune_options)?)
+    } else {
+        None
+    };
     if a.json {
         output::json(&ForgetJson {
             dry_run: a.dry_run,
             groups,
             removed,
         })?;
+        if let Some(report) = &pruned {
+            super::prune::print_report(report, true, g.quiet)?;
+        }
     } else {
         print_text(&groups)?;
         if !g.quiet {
@@ -254,6 +270,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
             } else {
                 format!("removed {removed} snapshot(s)")
             });
+        }
+        if let Some(report) = &pruned {
+            super::prune::print_report(report, false, g.quiet)?;
         }
     }
     Ok(exit::OK)

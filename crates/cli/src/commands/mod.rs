@@ -9,6 +9,7 @@ pub mod find;
 pub mod forget;
 pub mod init;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 pub mod snapshots;
 pub mod verify;

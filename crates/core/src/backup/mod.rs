@@ -36,7 +36,7 @@ use crate::selection::{Filter, FilterRule, Selector};
 use crate::{Error, ErrorKind, Repository, Result};
 
 /// Index files are split so that none holds more than this many blobs.
-const INDEX_FILE_MAX_BLOBS: usize = 200_000;
+pub(crate) const INDEX_FILE_MAX_BLOBS: usize = 200_000;
 
 /// Settings for [`Repository::backup`].
 #[derive(Debug, Clone, Default)]
@@ -571,7 +571,7 @@ impl Repository {
 
 /// Groups the entries of `packs` into index files of at most `max` entries each, in
 /// order; a pack's entries may be split across two files.
-fn index_files(packs: &[IndexedPack], max: usize) -> Vec<IndexFile> {
+pub(crate) fn index_files(packs: &[IndexedPack], max: usize) -> Vec<IndexFile> {
     let mut files = Vec::new();
     let mut file = IndexFile::default();
     let mut blobs = 0;

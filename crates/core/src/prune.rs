@@ -1,0 +1,632 @@
+//! `prune`: removing data no snapshot needs, safely beside running backups
+//! (docs/design.md §19).
+//!
+//! A run (1) deletes the packs of earlier deletion plans whose backup sessions have
+//! all ended, after checking again that no snapshot needs them; (2) condemns packs
+//! that hold only unused blobs, packs no index names, and packs it repacks (their
+//! used blobs copied into new packs first); (3) writes the index without the condemned
+//! packs and removes the old index files; (4) records a deletion plan naming the
+//! sessions running at that moment. Packs are deleted when those sessions are gone:
+//! at once if there were none, else by a later run.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use arca_backends::{FileKind, ObjectId};
+use arca_repo::{
+    BlobId, BlobType, DeletionPlan, EncodedBlob, Index, IndexedPack, LockRecord, NodeKind,
+    PackBuilder, PackEntry, scan_pack,
+};
+
+use crate::backup::{INDEX_FILE_MAX_BLOBS, index_files};
+use crate::locking::read_locks;
+use crate::repository::load_index;
+use crate::{CancelToken, Error, ErrorKind, Repository, Result};
+
+/// How `prune` works.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PruneOptions {
+    /// Repack partly used packs until unused data is at most this fraction of all
+    /// data (restic's `--max-unused`; default 5%).
+    pub max_unused: f64,
+    /// Read at most this many bytes of packs to repack (`None`: no limit).
+    pub max_repack_size: Option<u64>,
+    /// Compute and report the plan; change nothing.
+    pub dry_run: bool,
+    /// How long to wait for another prune's exclusive lock.
+    pub lock_wait: Duration,
+    /// Set to stop early (the repository stays valid).
+    pub cancel: CancelToken,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        Self {
+            max_unused: 0.05,
+            max_repack_size: None,
+            dry_run: false,
+            lock_wait: Duration::ZERO,
+            cancel: CancelToken::new(),
+        }
+    }
+}
+
+/// What `prune` found and did.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Snapshots whose data was kept.
+    pub snapshots: u64,
+    /// Packs and their bytes in the repository at the start.
+    pub packs_total: u64,
+    /// Bytes of all packs at the start.
+    pub bytes_total: u64,
+    /// Blobs (and their stored bytes) some snapshot needs.
+    pub used_blobs: u64,
+    /// Stored bytes of used blobs.
+    pub used_bytes: u64,
+    /// Indexed blobs no snapshot needs (including extra copies).
+    pub unused_blobs: u64,
+    /// Their stored bytes.
+    pub unused_bytes: u64,
+    /// Packs holding nothing used, or named by no index: condemned whole.
+    pub packs_to_delete: u64,
+    /// Their bytes.
+    pub bytes_to_delete: u64,
+    /// Partly used packs to repack.
+    pub packs_to_repack: u64,
+    /// Their bytes.
+    pub bytes_to_repack: u64,
+    /// Used bytes copied (or, in a dry run, to copy) out of repacked packs.
+    pub bytes_repacked: u64,
+    /// Packs written by repacking.
+    pub packs_written: u64,
+    /// Packs deleted by this run (from earlier plans or from its own).
+    pub packs_deleted: u64,
+    /// Bytes they held.
+    pub bytes_freed: u64,
+    /// Condemned packs still waiting for backup sessions to end.
+    pub packs_waiting: u64,
+    /// Their bytes.
+    pub bytes_waiting: u64,
+    /// The sessions they wait for.
+    pub waiting_for: Vec<String>,
+    /// Condemned packs kept after all because a snapshot written meanwhile needs them.
+    pub packs_rescued: u64,
+    /// Nothing was changed.
+    pub dry_run: bool,
+}
+
+impl Repository {
+    /// Removes data no snapshot needs (see the module documentation).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Locked`] if another prune holds the lock; `Corrupt` if an index
+    /// file, a snapshot or a tree is damaged or missing (pruning would then lose
+    /// data): check and repair first; storage errors. The repository stays valid
+    /// whenever it stops.
+    pub fn prune(&mut self, options: &PruneOptions) -> Result<PruneReport> {
+        let lock = if options.dry_run {
+            None
+        } else {
+            Some(self.lock_exclusive("prune", options.lock_wait)?)
+        };
+        let own = lock.as_ref().map(crate::LockGuard::session);
+        let mut report = PruneReport {
+            dry_run: options.dry_run,
+            ..PruneReport::default()
+        };
+        if !options.dry_run {
+            // Records of processes on this host that are gone would hold plans forever.
+            for l in read_locks(&self.repo)?.holders {
+                if l.holder.hostname == crate::system::hostname()
+                    && l.stale.as_deref().is_some_and(|s| s.contains("is gone"))
+                {
+                    let _ = self.repo.backend().remove(FileKind::Lock, &l.id);
+                }
+            }
+        }
+        let (index, index_file_ids, used) = self.survey(options, &mut report)?;
+
+        // 1. Earlier plans whose sessions have all ended.
+        let locks = read_locks(&self.repo)?;
+        let live: HashSet<[u8; 16]> = locks
+            .holders
+            .iter()
+            .map(|l| l.holder.session)
+            .filter(|s| Some(*s) != own)
+            .collect();
+        let (ready, waiting): (Vec<_>, Vec<_>) = locks
+            .plans
+            .into_iter()
+            .partition(|(_, plan)| plan.sessions.iter().all(|s| !live.contains(s)));
+        let sizes: HashMap<ObjectId, u64> = self.repo.list(FileKind::Pack)?.into_iter().collect();
+        report.packs_total = sizes.len() as u64;
+        report.bytes_total = sizes.values().sum();
+        let in_plans: HashSet<ObjectId> = ready
+            .iter()
+            .chain(&waiting)
+            .flat_map(|(_, p)| p.pack_ids())
+            .collect();
+        for (_, plan) in &waiting {
+            for pack in plan.pack_ids() {
+                report.packs_waiting += 1;
+                report.bytes_waiting += sizes.get(&pack).copied().unwrap_or(0);
+            }
+        }
+        report.waiting_for = locks
+            .holders
+            .iter()
+            .filter(|l| {
+                waiting
+                    .iter()
+                    .any(|(_, p)| p.sessions.contains(&l.holder.session))
+            })
+            .map(|l| l.describe())
+            .collect();
+        if !options.dry_run && !ready.is_empty() {
+            self.execute_plans(&ready, &index, &sizes, &mut report)?;
+        }
+
+        // 2. What to condemn now.
+        let plan = classify(&index, &used, &sizes, &in_plans, options, &mut report);
+        if options.dry_run || options.cancel.is_cancelled() {
+            return Ok(report);
+        }
+        if plan.delete.is_empty() && plan.repack.is_empty() {
+            self.index = index;
+            return Ok(report);
+        }
+        let new_packs = self.repack(&plan.repack, &index, &used, &options.cancel, &mut report)?;
+
+        // 3. The index without the condemned packs, then the old index files go.
+        let condemned: HashSet<ObjectId> =
+            plan.delete.iter().chain(&plan.repack).copied().collect();
+        let mut kept: Vec<IndexedPack> = packs_of(&index)
+            .into_iter()
+            .filter(|p| !condemned.contains(&p.id))
+            .collect();
+        kept.extend(new_packs);
+        for file in index_files(&kept, INDEX_FILE_MAX_BLOBS) {
+            self.repo.save_index(&file)?;
+        }
+        for id in &index_file_ids {
+            match self.repo.backend().remove(FileKind::Index, id) {
+                Err(e) if !e.is_not_found() => return Err(e.into()),
+                _ => {}
+            }
+        }
+
+        // 4. The plan, naming the sessions running now.
+        let sessions: Vec<[u8; 16]> = read_locks(&self.repo)?
+            .holders
+            .iter()
+            .map(|l| l.holder.session)
+            .filter(|s| Some(*s) != own)
+            .collect();
+        let record = DeletionPlan {
+            created: crate::system::now(),
+            sessions: sessions.clone(),
+            packs: condemned.iter().map(|p| *p.as_bytes()).collect(),
+        };
+        let plan_id = self.repo.save_lock(&LockRecord::Deletion(record.clone()))?;
+        if sessions.is_empty() {
+            // Snapshots written since the start may need condemned blobs: look again.
+            let mut again = PruneReport::default();
+            let (index, _, _) = self.survey(options, &mut again)?;
+            report.packs_rescued += again.packs_rescued;
+            self.execute_plans(&[(plan_id, record)], &index, &sizes, &mut report)?;
+        } else {
+            report.packs_waiting += condemned.len() as u64;
+            report.bytes_waiting += condemned
+                .iter()
+                .map(|p| sizes.get(p).copied().unwrap_or(0))
+                .sum::<u64>();
+            let live = read_locks(&self.repo)?;
+            report.waiting_for = live
+                .holders
+                .iter()
+                .filter(|l| sessions.contains(&l.holder.session))
+                .map(|l| l.describe())
+                .collect();
+        }
+        self.index = self.fresh_index()?.0;
+        drop(lock);
+        Ok(report)
+    }
+
+    /// The index as the repository holds it now, and the files it came from. Damaged
+    /// index files make pruning unsafe (their packs would look unindexed).
+    fn fresh_index(&self) -> Result<(Index, Vec<ObjectId>)> {
+        let loaded = load_index(&self.repo)?;
+        if let Some((id, e)) = loaded.errors.first() {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "index {id} is damaged ({e}); prune would lose the data it lists: run arca check and repair the index first"
+                ),
+            ));
+        }
+        Ok((loaded.index, loaded.files))
+    }
+
+    /// The index as the repository holds it, the files it came from, and every blob
+    /// some snapshot needs. Packs outside the index (condemned, or left by a crash)
+    /// that hold needed blobs are indexed again (unless dry run): a backup that loaded
+    /// the index before a prune condemned them may have committed a snapshot using
+    /// them.
+    fn survey(&self, options: &PruneOptions, report: &mut PruneReport) -> Result<Survey> {
+        let (mut index, files) = self.fresh_index()?;
+        let mut orphans: Option<(Index, Vec<IndexedPack>)> = None;
+        let used = self.used_blobs(&index, &mut orphans, &options.cancel, report)?;
+        let missing: HashSet<&(BlobType, BlobId)> = used
+            .iter()
+            .filter(|(t, id)| !index.contains(*t, id))
+            .collect();
+        if missing.is_empty() {
+            return Ok((index, files, used));
+        }
+        if orphans.is_none() {
+            orphans = Some(self.scan_orphans(&index)?);
+        }
+        let (found, packs) = orphans.unwrap_or_default();
+        let rescued: Vec<IndexedPack> = packs
+            .into_iter()
+            .filter(|p| {
+                p.entries
+                    .iter()
+                    .any(|e| missing.contains(&(e.blob_type, e.id)))
+            })
+            .collect();
+        if let Some((t, id)) = missing.iter().find(|(t, id)| !found.contains(*t, id)) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "{t} blob {id} that a snapshot needs is in no pack; prune stops so that nothing more is lost: run arca check"
+                ),
+            ));
+        }
+        report.packs_rescued += rescued.len() as u64;
+        if !options.dry_run {
+            for file in index_files(&rescued, INDEX_FILE_MAX_BLOBS) {
+                self.repo.save_index(&file)?;
+            }
+        }
+        for p in &rescued {
+            index.add_pack(p.id, &p.entries);
+        }
+        Ok((index, files, used))
+    }
+
+    /// Packs in the repository that `index` does not name, read and listed.
+    fn scan_orphans(&self, index: &Index) -> Result<(Index, Vec<IndexedPack>)> {
+        let indexed: HashSet<ObjectId> = index.packs().iter().copied().collect();
+        let mut found = Index::new();
+        let mut packs = Vec::new();
+        for (id, _) in self.repo.list(FileKind::Pack)? {
+            if indexed.contains(&id) {
+                continue;
+            }
+            let bytes = match self.repo.backend().read_full(FileKind::Pack, &id) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            // Scanning finds the entries without their plaintext lengths: open each
+            // (which also authenticates it) and keep the good ones.
+            let (scanned, _) = scan_pack(&bytes, &id);
+            let entries: Vec<PackEntry> = scanned
+                .into_iter()
+                .filter_map(|mut e| {
+                    let start = e.offset as usize;
+                    let entry = bytes.get(start..start.checked_add(e.length as usize)?)?;
+                    let object = format!("{} blob {} in pack {id}", e.blob_type, e.id);
+                    let (_, plain) = self
+                        .repo
+                        .decode_entry(entry, Some((e.blob_type, e.id)), &object)
+                        .ok()?;
+                    e.raw_len = u32::try_from(plain.len()).ok()?;
+                    Some(e)
+                })
+                .collect();
+            found.add_pack(id, &entries);
+            packs.push(IndexedPack { id, entries });
+        }
+        Ok((found, packs))
+    }
+
+    /// Every blob some snapshot needs: its trees and the chunks of its files. Trees the
+    /// index lacks are looked for in packs outside it (`orphans`, scanned on demand).
+    fn used_blobs(
+        &self,
+        index: &Index,
+        orphans: &mut Option<(Index, Vec<IndexedPack>)>,
+        cancel: &CancelToken,
+        report: &mut PruneReport,
+    ) -> Result<HashSet<(BlobType, BlobId)>> {
+        let list = self.snapshots_lenient()?;
+        if let Some((id, e)) = list.damaged.first() {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "snapshot {id} is damaged ({e}); prune cannot know what it needs: forget it or repair it first"
+                ),
+            ));
+        }
+        report.snapshots = list.snapshots.len() as u64;
+        let mut used = HashSet::new();
+        let mut stack: Vec<BlobId> = list.snapshots.iter().map(|s| s.snapshot.tree).collect();
+        while let Some(tree_id) = stack.pop() {
+            if !used.insert((BlobType::Tree, tree_id)) {
+                continue;
+            }
+            if cancel.is_cancelled() {
+                return Err(Error::interrupted());
+            }
+            let source = if index.contains(BlobType::Tree, &tree_id) {
+                index
+            } else {
+                if orphans.is_none() {
+                    *orphans = Some(self.scan_orphans(index)?);
+                }
+                orphans.as_ref().map_or(index, |(found, _)| found)
+            };
+            let tree = self.repo.load_tree(source, &tree_id).map_err(|e| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("cannot read tree {tree_id} ({e}); prune would lose data: run arca check first"),
+                )
+            })?;
+            for node in tree.into_nodes() {
+                if let Some(sub) = node.subtree
+                    && node.kind == NodeKind::Dir
+                {
+                    stack.push(sub);
+                }
+                used.extend(node.content.into_iter().map(|c| (BlobType::Data, c)));
+            }
+        }
+        Ok(used)
+    }
+
+    /// Deletes the packs of `plans` and removes the plans. `index` comes from a survey
+    /// made after the plans' sessions ended: packs it names (rescued because a snapshot
+    /// needs them) stay.
+    fn execute_plans(
+        &self,
+        plans: &[(ObjectId, DeletionPlan)],
+        index: &Index,
+        sizes: &HashMap<ObjectId, u64>,
+        report: &mut PruneReport,
+    ) -> Result<()> {
+        let indexed: HashSet<ObjectId> = index.packs().iter().copied().collect();
+        for (_, plan) in plans {
+            for pack in plan.pack_ids().filter(|p| !indexed.contains(p)) {
+                match self.repo.backend().remove(FileKind::Pack, &pack) {
+                    Ok(()) => {
+                        report.packs_deleted += 1;
+                        report.bytes_freed += sizes.get(&pack).copied().unwrap_or(0);
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        for (id, _) in plans {
+            match self.repo.backend().remove(FileKind::Lock, id) {
+                Err(e) if !e.is_not_found() => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the used blobs of `packs` into new packs (each entry authenticated
+    /// first) and uploads them; returns their index entries.
+    fn repack(
+        &self,
+        packs: &[ObjectId],
+        index: &Index,
+        used: &HashSet<(BlobType, BlobId)>,
+        cancel: &CancelToken,
+        report: &mut PruneReport,
+    ) -> Result<Vec<IndexedPack>> {
+        let target = self.repo.config().pack_size as usize;
+        let wanted: HashMap<ObjectId, Vec<PackEntry>> = entries_by_pack(index, packs);
+        let mut copied: HashSet<(BlobType, BlobId)> = HashSet::new();
+        let mut builders: HashMap<BlobType, PackBuilder> = HashMap::new();
+        let mut written = Vec::new();
+        for pack in packs {
+            if cancel.is_cancelled() {
+                return Err(Error::interrupted());
+            }
+            let bytes = self.repo.backend().read_full(FileKind::Pack, pack)?;
+            for e in wanted.get(pack).into_iter().flatten() {
+                let key = (e.blob_type, e.id);
+                if !used.contains(&key) || copied.contains(&key) {
+                    continue;
+                }
+                let start = e.offset as usize;
+                let entry = bytes.get(start..start + e.length as usize).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("pack {pack} is shorter than its index says"),
+                    )
+                })?;
+                let object = format!("{} blob {} in pack {pack}", e.blob_type, e.id);
+                self.repo
+                    .decode_entry(entry, Some((e.blob_type, e.id)), &object)?;
+                let blob = EncodedBlob {
+                    blob_type: e.blob_type,
+                    id: e.id,
+                    raw_len: e.raw_len,
+                    bytes: entry.to_vec(),
+                };
+                let builder = match builders.entry(e.blob_type) {
+                    std::collections::hash_map::Entry::Occupied(b) => b.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(PackBuilder::new(new_pack_id()?, e.blob_type, target))
+                    }
+                };
+                let full = !builder.fits(&blob) || builder.len() + blob.bytes.len() > target;
+                if full && !builder.is_empty() {
+                    let done = std::mem::replace(
+                        builder,
+                        PackBuilder::new(new_pack_id()?, e.blob_type, target),
+                    );
+                    written.push(self.upload(done, report)?);
+                }
+                builder.push(&blob)?;
+                copied.insert(key);
+            }
+        }
+        for (_, builder) in builders {
+            if !builder.is_empty() {
+                written.push(self.upload(builder, report)?);
+            }
+        }
+        Ok(written)
+    }
+
+    fn upload(&self, builder: PackBuilder, report: &mut PruneReport) -> Result<IndexedPack> {
+        let pack = builder.finish();
+        self.repo.write_pack(&pack)?;
+        report.packs_written += 1;
+        Ok(IndexedPack {
+            id: pack.id,
+            entries: pack.entries,
+        })
+    }
+}
+
+fn new_pack_id() -> Result<ObjectId> {
+    let bytes = arca_crypto::random_array()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot name a pack: {e}")))?;
+    Ok(ObjectId::from_bytes(bytes))
+}
+
+/// The index, the files it came from, and the blobs some snapshot needs.
+type Survey = (Index, Vec<ObjectId>, HashSet<(BlobType, BlobId)>);
+
+/// What this run condemns.
+struct Plan {
+    delete: Vec<ObjectId>,
+    repack: Vec<ObjectId>,
+}
+
+fn entries_by_pack(index: &Index, only: &[ObjectId]) -> HashMap<ObjectId, Vec<PackEntry>> {
+    let only: HashSet<&ObjectId> = only.iter().collect();
+    let mut out: HashMap<ObjectId, Vec<PackEntry>> = HashMap::new();
+    for (id, loc) in index.iter() {
+        if only.is_empty() || only.contains(&loc.pack) {
+            out.entry(loc.pack).or_default().push(PackEntry {
+                blob_type: loc.blob_type,
+                id,
+                offset: loc.offset,
+                length: loc.length,
+                raw_len: loc.raw_len,
+            });
+        }
+    }
+    for entries in out.values_mut() {
+        entries.sort_by_key(|e| e.offset);
+    }
+    out
+}
+
+/// Every indexed pack with its entries, in pack-id order.
+fn packs_of(index: &Index) -> Vec<IndexedPack> {
+    let mut packs: Vec<IndexedPack> = entries_by_pack(index, &[])
+        .into_iter()
+        .map(|(id, entries)| IndexedPack { id, entries })
+        .collect();
+    packs.sort_by_key(|p| p.id);
+    packs
+}
+
+fn classify(
+    index: &Index,
+    used: &HashSet<(BlobType, BlobId)>,
+    sizes: &HashMap<ObjectId, u64>,
+    in_plans: &HashSet<ObjectId>,
+    options: &PruneOptions,
+    report: &mut PruneReport,
+) -> Plan {
+    let packs = packs_of(index);
+    let indexed: HashSet<ObjectId> = packs.iter().map(|p| p.id).collect();
+    // Each used blob counts as used in one pack only (the first, in id order); other
+    // copies are unused.
+    let mut counted: HashSet<(BlobType, BlobId)> = HashSet::new();
+    let mut delete = Vec::new();
+    let mut partial: Vec<(ObjectId, u64, u64)> = Vec::new();
+    for p in &packs {
+        if in_plans.contains(&p.id) {
+            continue;
+        }
+        let (mut used_bytes, mut unused_bytes) = (0u64, 0u64);
+        for e in &p.entries {
+            let key = (e.blob_type, e.id);
+            if used.contains(&key) && counted.insert(key) {
+                used_bytes += u64::from(e.length);
+                report.used_blobs += 1;
+            } else {
+                unused_bytes += u64::from(e.length);
+                report.unused_blobs += 1;
+            }
+        }
+        report.used_bytes += used_bytes;
+        report.unused_bytes += unused_bytes;
+        let size = sizes
+            .get(&p.id)
+            .copied()
+            .unwrap_or(used_bytes + unused_bytes);
+        if used_bytes == 0 {
+            delete.push(p.id);
+            report.packs_to_delete += 1;
+            report.bytes_to_delete += size;
+        } else if unused_bytes > 0 {
+            partial.push((p.id, used_bytes, unused_bytes));
+        }
+    }
+    // Packs no index names and no plan holds: an interrupted writer's, or left by a
+    // crash. Condemned like the others, so a writer still running keeps them.
+    for (id, size) in sizes {
+        if !indexed.contains(id) && !in_plans.contains(id) {
+            delete.push(*id);
+            report.packs_to_delete += 1;
+            report.bytes_to_delete += size;
+        }
+    }
+    // Repack the emptiest packs first until the unused share is small enough.
+    partial.sort_by(|a, b| {
+        let share =
+            |(_, used, unused): &(ObjectId, u64, u64)| *unused as f64 / (*used + *unused) as f64;
+        share(b).total_cmp(&share(a)).then(a.0.cmp(&b.0))
+    });
+    let total = report.used_bytes + report.unused_bytes;
+    let allowed = (options.max_unused.clamp(0.0, 1.0) * total as f64) as u64;
+    let mut unused_left: u64 = partial.iter().map(|(_, _, u)| u).sum();
+    let mut repack = Vec::new();
+    let mut budget = options.max_repack_size.unwrap_or(u64::MAX);
+    for (id, used_bytes, unused_bytes) in partial {
+        if unused_left <= allowed {
+            break;
+        }
+        let size = sizes.get(&id).copied().unwrap_or(used_bytes + unused_bytes);
+        if size > budget {
+            continue;
+        }
+        budget -= size;
+        unused_left -= unused_bytes;
+        repack.push(id);
+        report.packs_to_repack += 1;
+        report.bytes_to_repack += size;
+        report.bytes_repacked += used_bytes;
+    }
+    Plan { delete, repack }
+}
+
+#[cfg(test)]
+#[path = "prune_tests.rs"]
+mod tests;

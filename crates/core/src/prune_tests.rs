@@ -1,0 +1,226 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arca_backends::{MemoryBackend, WriteBackend};
+
+use super::*;
+use crate::{
+    BackupOptions, CheckOptions, InitOptions, KdfParams, NoProgress, RestoreOptions, SnapshotInfo,
+};
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    src: PathBuf,
+    backend: Arc<dyn WriteBackend>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
+        let init = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        };
+        Repository::init(backend.clone(), b"pw", &init).unwrap();
+        Self {
+            _dir: dir,
+            src,
+            backend,
+        }
+    }
+
+    fn open(&self) -> Repository {
+        Repository::open(self.backend.clone(), b"pw").unwrap()
+    }
+
+    fn backup(&self) -> SnapshotInfo {
+        let mut repo = self.open();
+        let summary = repo
+            .backup(
+                std::slice::from_ref(&self.src),
+                &BackupOptions::default(),
+                &NoProgress,
+            )
+            .unwrap();
+        repo.find_snapshot(&summary.snapshot_id.unwrap().to_string())
+            .unwrap()
+    }
+
+    fn check(&self) {
+        let repo = self.open();
+        let options = CheckOptions {
+            read_data: true,
+            ..CheckOptions::default()
+        };
+        let report = repo.check(&options, &NoProgress).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+    }
+
+    fn restores(&self, snapshot: &SnapshotInfo, files: &[(&str, &[u8])]) {
+        let out = tempfile::tempdir().unwrap();
+        let repo = self.open();
+        repo.restore(
+            snapshot,
+            out.path(),
+            &RestoreOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
+        let base = out.path().join(self.src.strip_prefix("/").unwrap());
+        for (name, data) in files {
+            assert_eq!(&std::fs::read(base.join(name)).unwrap(), data, "{name}");
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) {
+    std::fs::write(dir.join(name), data).unwrap();
+}
+
+#[test]
+fn prune_frees_what_forgotten_snapshots_alone_used() {
+    let f = Fixture::new();
+    let (a, b, c) = (
+        random_bytes(3 << 20, 1),
+        random_bytes(2 << 20, 2),
+        random_bytes(1 << 20, 3),
+    );
+    write(&f.src, "a", &a);
+    write(&f.src, "b", &b);
+    let first = f.backup();
+    std::fs::remove_file(f.src.join("a")).unwrap();
+    write(&f.src, "c", &c);
+    let second = f.backup();
+    let repo = f.open();
+    repo.forget_snapshots(&[first.id]).unwrap();
+
+    let mut repo = f.open();
+    let dry = repo
+        .prune(&PruneOptions {
+            dry_run: true,
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert!(dry.packs_to_delete + dry.packs_to_repack > 0, "{dry:?}");
+    assert_eq!(dry.packs_deleted, 0);
+    let before = f.backend.list(FileKind::Pack).unwrap().len();
+    assert_eq!(before as u64, dry.packs_total);
+
+    let report = repo.prune(&PruneOptions::default()).unwrap();
+    assert_eq!(report.packs_waiting, 0, "{report:?}");
+    assert!(report.bytes_freed >= 3 << 20, "{report:?}");
+    assert!(repo.locks().unwrap().holders.is_empty());
+    assert!(repo.locks().unwrap().plans.is_empty());
+    f.check();
+    f.restores(&second, &[("b", &b), ("c", &c)]);
+    // A second run has nothing to do.
+    let again = f.open().prune(&PruneOptions::default()).unwrap();
+    assert_eq!(
+        (again.packs_to_delete, again.packs_to_repack),
+        (0, 0),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn packs_condemned_beside_a_running_backup_wait_and_are_rescued_if_needed() {
+    let f = Fixture::new();
+    let old = random_bytes(2 << 20, 7);
+    write(&f.src, "old", &old);
+    let first = f.backup();
+    std::fs::remove_file(f.src.join("old")).unwrap();
+    write(&f.src, "new", b"new");
+    let second = f.backup();
+    let repo = f.open();
+    repo.forget_snapshots(&[first.id]).unwrap();
+
+    // A backup is running (its session is registered) while prune condemns "old".
+    let running = repo.begin_session("backup").unwrap();
+    let report = f.open().prune(&PruneOptions::default()).unwrap();
+    assert!(report.packs_waiting > 0, "{report:?}");
+    assert_eq!(report.packs_deleted, 0, "{report:?}");
+    assert_eq!(report.waiting_for.len(), 1);
+    assert!(report.waiting_for[0].starts_with("backup (pid"));
+    // While it runs, a later prune deletes nothing either.
+    let report = f.open().prune(&PruneOptions::default()).unwrap();
+    assert_eq!(report.packs_deleted, 0, "{report:?}");
+
+    // That backup had loaded the index before the prune: it deduplicated against the
+    // condemned data and commits a snapshot that needs it (as the forgotten one did).
+    let resurrected = repo.repo.save_snapshot(&first.snapshot).unwrap();
+    drop(running);
+
+    // The next prune finds the snapshot, keeps the data and indexes it again.
+    let report = f.open().prune(&PruneOptions::default()).unwrap();
+    assert!(report.packs_rescued > 0, "{report:?}");
+    assert_eq!(report.packs_waiting, 0);
+    f.check();
+    let back = f.open().find_snapshot(&resurrected.to_string()).unwrap();
+    f.restores(&back, &[("old", &old)]);
+    f.restores(&second, &[("new", b"new")]);
+}
+
+#[test]
+fn a_killed_prune_leaves_work_the_next_run_finishes() {
+    let f = Fixture::new();
+    let data = random_bytes(2 << 20, 9);
+    write(&f.src, "x", &data);
+    let first = f.backup();
+    write(&f.src, "x", b"small now");
+    let second = f.backup();
+    f.open().forget_snapshots(&[first.id]).unwrap();
+    // What a prune killed after rewriting the index and before recording its plan
+    // leaves: packs no index names. And a stray pack of a crashed backup.
+    let stray = ObjectId::from_bytes([0xee; 32]);
+    f.backend
+        .write(
+            FileKind::Pack,
+            &stray,
+            bytes::Bytes::from_static(b"partial upload"),
+        )
+        .unwrap();
+    let report = f.open().prune(&PruneOptions::default()).unwrap();
+    assert!(report.packs_deleted > 0, "{report:?}");
+    assert!(f.backend.read_full(FileKind::Pack, &stray).is_err());
+    f.check();
+    f.restores(&second, &[("x", b"small now")]);
+}
+
+#[test]
+fn damaged_snapshots_stop_prune() {
+    let f = Fixture::new();
+    write(&f.src, "x", b"x");
+    let first = f.backup();
+    let damaged = f.backend.read_full(FileKind::Snapshot, &first.id).unwrap();
+    let mut bytes = damaged.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    f.backend.remove(FileKind::Snapshot, &first.id).unwrap();
+    f.backend
+        .write(FileKind::Snapshot, &first.id, bytes::Bytes::from(bytes))
+        .unwrap();
+    let err = f.open().prune(&PruneOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains(&first.id.to_string()), "{err}");
+    assert_eq!(f.backend.list(FileKind::Lock).unwrap().len(), 0);
+}
