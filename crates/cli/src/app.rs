@@ -164,6 +164,10 @@ enum Command {
     Prune(commands::prune::Args),
     /// Remove lock and session records of arca processes that are gone
     Unlock(commands::prune::UnlockArgs),
+    /// Add, remove or set the tags of snapshots
+    Tag(commands::tag::Args),
+    /// Show how much the repository stores and how well it deduplicates
+    Stats(commands::stats::StatsArgs),
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -203,6 +207,8 @@ pub fn run() -> ExitCode {
         Command::Forget(a) => commands::forget::run(g, a, &cancel),
         Command::Prune(a) => commands::prune::run(g, a, &cancel),
         Command::Unlock(a) => commands::prune::unlock(g, a),
+        Command::Tag(a) => commands::tag::run(g, a),
+        Command::Stats(a) => commands::stats::run(g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

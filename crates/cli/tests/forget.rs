@@ -211,3 +211,50 @@ fn backup_time_sets_the_snapshot_time_and_refuses_the_future() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("future"));
 }
+
+#[test]
+fn tag_changes_tags_under_a_new_id_and_stats_reports_deduplication() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("f"), &bytes(300_000, 5));
+    write(&src.join("copy"), &bytes(300_000, 5));
+    env.init();
+    let first = env.backup(&[&src])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let changed = env.json(&["tag", &first[..8], "--add", "a,b"]);
+    let new = changed[0]["new"].as_str().unwrap().to_owned();
+    assert_eq!(changed[0]["old"], first.as_str());
+    let list = env.json(&["snapshots"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], new.as_str());
+    assert_eq!(list[0]["tags"], serde_json::json!(["a", "b"]));
+    env.ok(&["tag", "--tag", "a", "--remove", "a", "--add", "c"]);
+    assert_eq!(
+        env.json(&["snapshots"])[0]["tags"],
+        serde_json::json!(["b", "c"])
+    );
+    env.ok(&["tag", "latest", "--set", ""]);
+    assert_eq!(env.json(&["snapshots"])[0]["tags"], serde_json::json!([]));
+    env.expect(2, &["tag", "latest"]);
+    // The data is untouched.
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+
+    env.backup(&[&src]);
+    let stats = env.json(&["stats"]);
+    assert_eq!(stats["snapshots"], 2);
+    assert_eq!(stats["bytes_original"], 1_200_000);
+    // Two identical files in two snapshots: four copies stored once.
+    assert!(stats["dedup_ratio"].as_f64().unwrap() > 3.9, "{stats}");
+    for field in [
+        "bytes_stored",
+        "bytes_raw",
+        "unique_chunks",
+        "total_chunks",
+        "packs",
+        "compression_ratio",
+    ] {
+        assert!(stats.get(field).is_some(), "{field}: {stats}");
+    }
+}

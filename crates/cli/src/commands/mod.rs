@@ -12,6 +12,8 @@ pub mod ls;
 pub mod prune;
 pub mod restore;
 pub mod snapshots;
+pub mod stats;
+pub mod tag;
 pub mod verify;
 
 use std::path::PathBuf;
