@@ -53,6 +53,52 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// Changes the tags of `snapshot`: `set` replaces them all (if given), then `add`
+    /// and `remove` apply. Snapshot files are write-once, so the snapshot is written
+    /// anew with the new tags (a new id) and the old file removed. Returns the new id,
+    /// or `None` if the tags were already so.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for an empty tag; storage errors. If the
+    /// removal fails, both files remain (two snapshots of the same data).
+    pub fn retag(
+        &self,
+        snapshot: &crate::SnapshotInfo,
+        set: Option<&[String]>,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Option<ObjectId>> {
+        if set
+            .into_iter()
+            .flatten()
+            .chain(add)
+            .any(|t| t.trim().is_empty())
+        {
+            return Err(Error::invalid("a tag may not be empty"));
+        }
+        let mut tags: Vec<String> = match set {
+            Some(tags) => tags.to_vec(),
+            None => snapshot.snapshot.tags.clone(),
+        };
+        tags.extend(add.iter().cloned());
+        tags.retain(|t| !remove.contains(t));
+        tags.sort();
+        tags.dedup();
+        if tags == snapshot.snapshot.tags {
+            return Ok(None);
+        }
+        let mut changed = snapshot.snapshot.clone();
+        changed.tags = tags;
+        let id = self.repo.save_snapshot(&changed)?;
+        match self.repo.backend().remove(FileKind::Snapshot, &snapshot.id) {
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            _ => {}
+        }
+        Ok(Some(id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -117,51 +163,5 @@ mod tests {
         let left = repo.snapshots().unwrap();
         assert_eq!(left.len(), 2);
         assert_eq!(left[0].snapshot.time.secs, 1_767_225_600 + 2 * 86_400);
-    }
-}
-
-impl Repository {
-    /// Changes the tags of `snapshot`: `set` replaces them all (if given), then `add`
-    /// and `remove` apply. Snapshot files are write-once, so the snapshot is written
-    /// anew with the new tags (a new id) and the old file removed. Returns the new id,
-    /// or `None` if the tags were already so.
-    ///
-    /// # Errors
-    /// [`crate::ErrorKind::InvalidInput`] for an empty tag; storage errors. If the
-    /// removal fails, both files remain (two snapshots of the same data).
-    pub fn retag(
-        &self,
-        snapshot: &crate::SnapshotInfo,
-        set: Option<&[String]>,
-        add: &[String],
-        remove: &[String],
-    ) -> Result<Option<ObjectId>> {
-        if set
-            .into_iter()
-            .flatten()
-            .chain(add)
-            .any(|t| t.trim().is_empty())
-        {
-            return Err(Error::invalid("a tag may not be empty"));
-        }
-        let mut tags: Vec<String> = match set {
-            Some(tags) => tags.to_vec(),
-            None => snapshot.snapshot.tags.clone(),
-        };
-        tags.extend(add.iter().cloned());
-        tags.retain(|t| !remove.contains(t));
-        tags.sort();
-        tags.dedup();
-        if tags == snapshot.snapshot.tags {
-            return Ok(None);
-        }
-        let mut changed = snapshot.snapshot.clone();
-        changed.tags = tags;
-        let id = self.repo.save_snapshot(&changed)?;
-        match self.repo.backend().remove(FileKind::Snapshot, &snapshot.id) {
-            Err(e) if !e.is_not_found() => return Err(e.into()),
-            _ => {}
-        }
-        Ok(Some(id))
     }
 }
