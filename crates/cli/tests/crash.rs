@@ -1,0 +1,180 @@
+//! SIGKILL at random moments: `arca backup`, `arca prune` and `arca forget --prune`
+//! killed anywhere leave a repository that `check --read-data` passes, whose earlier
+//! snapshots restore byte for byte, and into which the next backup succeeds.
+//! `ARCA_CRASH_POINTS` sets the kill points per command (default 30).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn points() -> usize {
+    std::env::var("ARCA_CRASH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+}
+
+/// A deterministic pseudo-random sequence (no dependency on a random crate).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Runs `arca ARGS` and kills it with SIGKILL after `delay`; false if it had
+/// finished by then.
+fn kill_after(env: &Env, args: &[&str], delay: Duration) -> bool {
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < delay {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = child.kill().is_ok();
+    let _ = child.wait();
+    killed
+}
+
+fn duration_of(env: &Env, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    env.ok(args);
+    started.elapsed()
+}
+
+/// Snapshots by id with the manifest of the tree each one holds.
+struct Known(BTreeMap<String, BTreeMap<PathBuf, Entry>>);
+
+impl Known {
+    fn add(&mut self, env: &Env, src: &Path) {
+        let id = env.json(&["snapshots"]).as_array().unwrap().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.0.insert(id, manifest(src));
+    }
+
+    /// The repository checks clean and the known snapshots still listed (the newest
+    /// three and one picked by `pick`) restore to the trees they were taken of.
+    fn verify(&self, env: &Env, src: &Path, what: &str, pick: u64) {
+        let report = env.run(&["check", "--read-data", "--json"]);
+        assert_eq!(
+            report.status.code(),
+            Some(0),
+            "{what}: {}",
+            String::from_utf8_lossy(&report.stdout)
+        );
+        let listed: Vec<String> = env
+            .json(&["snapshots"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect();
+        let present: Vec<_> = self
+            .0
+            .iter()
+            .filter(|(id, _)| listed.contains(id))
+            .collect();
+        let newest = present.len().saturating_sub(3);
+        let chosen = (pick as usize) % present.len().max(1);
+        for (i, (id, expected)) in present.into_iter().enumerate() {
+            if i < newest && i != chosen {
+                continue;
+            }
+            let out = env.path("restore-check");
+            let _ = std::fs::remove_dir_all(&out);
+            env.ok(&["restore", id, "--target", out.to_str().unwrap()]);
+            assert_same(expected, &manifest(&restored(&out, src)));
+        }
+    }
+}
+
+fn change(src: &Path, rng: &mut Rng) {
+    let n = rng.next();
+    write(
+        &src.join(format!("f{}", n % 7)),
+        &bytes(((n >> 8) % 800_000) as usize, n),
+    );
+}
+
+#[test]
+fn sigkill_anywhere_leaves_a_valid_repository() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_tree(&src);
+    let mut rng = Rng(0x5eed_1234_abcd);
+    for _ in 0..4 {
+        change(&src, &mut rng);
+    }
+    env.init();
+    let mut known = Known(BTreeMap::new());
+    env.ok(&["backup", "-q", src.to_str().unwrap()]);
+    known.add(&env, &src);
+
+    let src_arg = src.to_str().unwrap().to_owned();
+    let commands: [(&str, Vec<&str>); 3] = [
+        ("backup", vec!["backup", "-q", &src_arg]),
+        ("prune", vec!["prune", "-q", "--max-unused", "0%"]),
+        (
+            "forget --prune",
+            vec![
+                "forget",
+                "-q",
+                "--keep-last",
+                "2",
+                "--prune",
+                "--max-unused",
+                "0%",
+            ],
+        ),
+    ];
+    for (name, args) in &commands {
+        let mut killed = 0;
+        for point in 0..points() {
+            // Something to do: new data, a new snapshot, old ones to forget.
+            change(&src, &mut rng);
+            env.ok(&["backup", "-q", &src_arg]);
+            known.add(&env, &src);
+            change(&src, &mut rng);
+            // How long the command takes now, on a scratch copy would be exact; the
+            // duration of a backup of the same tree is close enough for all three.
+            let full = duration_of(&env, &["backup", "-q", "--dry-run", &src_arg]);
+            let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 2 + 1));
+            if kill_after(&env, args, delay) {
+                killed += 1;
+            }
+            let what = format!("{name}, point {point}, after {delay:?}");
+            known.verify(&env, &src, &what, rng.next());
+        }
+        assert!(
+            killed * 3 >= points(),
+            "{name}: only {killed} of {} runs were killed",
+            points()
+        );
+        // The next command succeeds.
+        env.ok(&["backup", "-q", &src_arg]);
+        known.add(&env, &src);
+    }
+    env.ok(&["prune"]);
+    known.verify(&env, &src, "final prune", 0);
+}
