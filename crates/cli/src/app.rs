@@ -168,6 +168,8 @@ enum Command {
     Tag(commands::tag::Args),
     /// Show how much the repository stores and how well it deduplicates
     Stats(commands::stats::StatsArgs),
+    /// Manage the repository's passwords: list, add, remove, passwd
+    Key(commands::key::Args),
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -209,6 +211,7 @@ pub fn run() -> ExitCode {
         Command::Unlock(a) => commands::prune::unlock(g, a),
         Command::Tag(a) => commands::tag::run(g, a),
         Command::Stats(a) => commands::stats::run(g, a),
+        Command::Key(a) => commands::key::run(g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -95,3 +95,37 @@ pub fn obtain(global: &GlobalArgs, confirm: bool) -> anyhow::Result<Zeroizing<St
     }
     Ok(pw)
 }
+
+/// Obtains a new password (for `key add` and `key passwd`): from `file`, else
+/// `ARCA_NEW_PASSWORD`, else asked twice on a terminal.
+pub fn obtain_new(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(path) = file {
+        return from_file(path);
+    }
+    if let Some(pw) = std::env::var_os("ARCA_NEW_PASSWORD") {
+        let pw = Zeroizing::new(
+            pw.into_string()
+                .map_err(|_| anyhow::anyhow!("ARCA_NEW_PASSWORD is not UTF-8"))?,
+        );
+        if pw.is_empty() {
+            bail!("ARCA_NEW_PASSWORD is set but empty");
+        }
+        return Ok(pw);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no new password given: use --new-password-file or set ARCA_NEW_PASSWORD");
+    }
+    let pw = Zeroizing::new(
+        rpassword::prompt_password("new password: ").context("cannot read the password")?,
+    );
+    let again = Zeroizing::new(
+        rpassword::prompt_password("repeat new password: ").context("cannot read the password")?,
+    );
+    if pw.is_empty() {
+        bail!("the password is empty");
+    }
+    if *again != *pw {
+        bail!("the passwords do not match");
+    }
+    Ok(pw)
+}

@@ -258,3 +258,76 @@ fn tag_changes_tags_under_a_new_id_and_stats_reports_deduplication() {
         assert!(stats.get(field).is_some(), "{field}: {stats}");
     }
 }
+
+#[test]
+fn several_passwords_open_the_repository_and_the_last_cannot_go() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("f"), b"secret");
+    env.init();
+    env.backup(&[&src]);
+    let first = env.json(&["key", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = env.expect(1, &["key", "remove", &first[..8]]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only key"));
+
+    let mut add = env.cmd();
+    add.args(["key", "add", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .env("ARCA_NEW_PASSWORD", "second password");
+    assert!(add.output().unwrap().status.success());
+    let keys = env.json(&["key", "list"]);
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    // The second password opens the repository too.
+    let mut with_second = env.cmd();
+    with_second
+        .args(["ls", "latest"])
+        .env("ARCA_PASSWORD", "second password");
+    let out = with_second.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The one in use cannot be removed; the other can.
+    env.expect(1, &["key", "remove", &first[..8]]);
+    let second = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.ok(&["key", "remove", &second]);
+    let mut with_second = env.cmd();
+    with_second
+        .args(["ls", "latest"])
+        .env("ARCA_PASSWORD", "second password");
+    assert_eq!(with_second.output().unwrap().status.code(), Some(12));
+
+    // passwd: the old password stops working, the new one works.
+    let pw_file = env.path("new-pw");
+    std::fs::write(&pw_file, "third password\n").unwrap();
+    env.ok(&[
+        "key",
+        "passwd",
+        "--new-password-file",
+        pw_file.to_str().unwrap(),
+        "--kdf-memory",
+        "1",
+        "--kdf-iterations",
+        "1",
+    ]);
+    env.expect(12, &["snapshots"]);
+    let mut with_third = env.cmd();
+    with_third
+        .args(["key", "list", "--json"])
+        .env("ARCA_PASSWORD", "third password");
+    let out = with_third.output().unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}

@@ -47,7 +47,14 @@ fn forget_prune_frees_space_and_keeps_what_is_left_intact() {
     assert_eq!(dry["dry_run"], true);
     assert_eq!(snapshot_count(&env), 2);
 
-    let out = env.ok(&["forget", "--keep-last", "1", "--prune"]);
+    let out = env.ok(&[
+        "forget",
+        "--keep-last",
+        "1",
+        "--prune",
+        "--max-unused",
+        "0%",
+    ]);
     assert!(out.contains("deleted") && out.contains("freed"), "{out}");
     let report = env.json(&["prune", "--dry-run"]);
     for field in [

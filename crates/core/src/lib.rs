@@ -55,6 +55,7 @@ mod dump;
 mod error;
 mod find;
 mod forget;
+mod keys;
 mod location;
 mod locking;
 mod metadata;
@@ -76,6 +77,7 @@ pub use diff::{Change, ChangeCounts, DiffEntry, DiffSummary};
 pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
 pub use find::FindSummary;
+pub use keys::KeyEntry;
 pub use location::{BackendOptions, Location};
 pub use locking::{LockGuard, LockInfo, Locks, REFRESH_EVERY, STALE_AFTER};
 pub use progress::{

@@ -71,7 +71,12 @@ pub struct Locks {
 
 /// Why `holder` looks abandoned, judged from this host.
 fn staleness(holder: &Holder, now: Timestamp) -> Option<String> {
-    if holder.hostname == crate::system::hostname() && holder.pid != std::process::id() {
+    // A pid means the same process only on the same host, since the same boot, in the
+    // same pid namespace (containers often share a host name).
+    let here = holder.hostname == crate::system::hostname()
+        && holder.boot_id == boot_id()
+        && holder.pid_namespace == pid_namespace();
+    if here && holder.pid != std::process::id() {
         let pid = i32::try_from(holder.pid).ok()?;
         let gone = matches!(
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
@@ -117,6 +122,19 @@ pub(crate) fn read_locks(repo: &Repo) -> Result<Locks> {
     Ok(out)
 }
 
+/// This boot's id (Linux), so that pids from before a reboot are not taken for ours.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The inode of this process's pid namespace (Linux), 0 if unknown.
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
 fn new_holder(command: &str) -> Result<Holder> {
     let now = crate::system::now();
     Ok(Holder {
@@ -128,6 +146,8 @@ fn new_holder(command: &str) -> Result<Holder> {
         command: command.to_owned(),
         started: now,
         refreshed: now,
+        boot_id: boot_id(),
+        pid_namespace: pid_namespace(),
     })
 }
 
@@ -152,10 +172,9 @@ impl Shared {
     /// Writes a fresh record and removes the previous one. If the previous one was
     /// removed by someone else (`arca unlock`), the holder has lost its protection.
     fn refresh(&self) {
-        let (mut holder, old) = {
-            let guard = self.holder.lock().unwrap_or_else(|e| e.into_inner());
-            guard.clone()
-        };
+        // Held throughout, so that `check` never looks for a record just replaced.
+        let mut current = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut holder, old) = current.clone();
         holder.refreshed = crate::system::now();
         let Ok(new) = self.repo.save_lock(&self.record(holder.clone())) else {
             return; // Try again at the next refresh.
@@ -164,7 +183,7 @@ impl Shared {
             Err(e) if e.is_not_found() => self.lost.store(true, Ordering::SeqCst),
             _ => {}
         }
-        *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = (holder, new);
+        *current = (holder, new);
     }
 }
 
@@ -246,18 +265,14 @@ impl LockGuard {
     /// # Errors
     /// [`ErrorKind::Locked`] if the record is gone; storage errors.
     pub fn check(&self) -> Result<()> {
-        let id = self
-            .shared
-            .holder
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .1;
+        let current = self.shared.holder.lock().unwrap_or_else(|e| e.into_inner());
         let present = self
             .shared
             .repo
             .list(FileKind::Lock)?
             .iter()
-            .any(|(l, _)| *l == id);
+            .any(|(l, _)| *l == current.1);
+        drop(current);
         if present && !self.shared.lost.load(Ordering::SeqCst) {
             Ok(())
         } else {

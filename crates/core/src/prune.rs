@@ -117,19 +117,9 @@ impl Repository {
             dry_run: options.dry_run,
             ..PruneReport::default()
         };
-        if !options.dry_run {
-            // Records of processes on this host that are gone would hold plans forever.
-            for l in read_locks(&self.repo)?.holders {
-                if l.holder.hostname == crate::system::hostname()
-                    && l.stale.as_deref().is_some_and(|s| s.contains("is gone"))
-                {
-                    let _ = self.repo.backend().remove(FileKind::Lock, &l.id);
-                }
-            }
-        }
-        let (index, index_file_ids, used) = self.survey(options, &mut report)?;
-
-        // 1. Earlier plans whose sessions have all ended.
+        // 1. Earlier plans whose sessions have all ended: decided before the survey, so
+        // that the survey sees every snapshot those sessions wrote (§19). A record that
+        // cannot be read may be a live session: then no plan is ready.
         let locks = read_locks(&self.repo)?;
         let live: HashSet<[u8; 16]> = locks
             .holders
@@ -137,10 +127,11 @@ impl Repository {
             .map(|l| l.holder.session)
             .filter(|s| Some(*s) != own)
             .collect();
-        let (ready, waiting): (Vec<_>, Vec<_>) = locks
-            .plans
-            .into_iter()
-            .partition(|(_, plan)| plan.sessions.iter().all(|s| !live.contains(s)));
+        let unknown_sessions = !locks.unreadable.is_empty();
+        let (ready, waiting): (Vec<_>, Vec<_>) = locks.plans.into_iter().partition(|(_, plan)| {
+            !unknown_sessions && plan.sessions.iter().all(|s| !live.contains(s))
+        });
+        let (index, index_file_ids, used) = self.survey(options, &mut report)?;
         let sizes: HashMap<ObjectId, u64> = self.repo.list(FileKind::Pack)?.into_iter().collect();
         report.packs_total = sizes.len() as u64;
         report.bytes_total = sizes.values().sum();
@@ -166,6 +157,7 @@ impl Repository {
             .map(|l| l.describe())
             .collect();
         if !options.dry_run && !ready.is_empty() {
+            check_lock(lock.as_ref())?;
             self.execute_plans(&ready, &index, &sizes, &mut report)?;
         }
 
@@ -176,11 +168,13 @@ impl Repository {
         }
         if plan.delete.is_empty() && plan.repack.is_empty() {
             self.index = index;
+            self.index_files = index_file_ids;
             return Ok(report);
         }
         let new_packs = self.repack(&plan.repack, &index, &used, &options.cancel, &mut report)?;
 
         // 3. The index without the condemned packs, then the old index files go.
+        check_lock(lock.as_ref())?;
         let condemned: HashSet<ObjectId> =
             plan.delete.iter().chain(&plan.repack).copied().collect();
         let mut kept: Vec<IndexedPack> = packs_of(&index)
@@ -199,7 +193,8 @@ impl Repository {
         }
 
         // 4. The plan, naming the sessions running now.
-        let sessions: Vec<[u8; 16]> = read_locks(&self.repo)?
+        let now = read_locks(&self.repo)?;
+        let sessions: Vec<[u8; 16]> = now
             .holders
             .iter()
             .map(|l| l.holder.session)
@@ -211,7 +206,8 @@ impl Repository {
             packs: condemned.iter().map(|p| *p.as_bytes()).collect(),
         };
         let plan_id = self.repo.save_lock(&LockRecord::Deletion(record.clone()))?;
-        if sessions.is_empty() {
+        if sessions.is_empty() && now.unreadable.is_empty() {
+            check_lock(lock.as_ref())?;
             // Snapshots written since the start may need condemned blobs: look again.
             let mut again = PruneReport::default();
             let (index, _, _) = self.survey(options, &mut again)?;
@@ -231,7 +227,9 @@ impl Repository {
                 .map(|l| l.describe())
                 .collect();
         }
-        self.index = self.fresh_index()?.0;
+        let (index, files) = self.fresh_index()?;
+        self.index = index;
+        self.index_files = files;
         drop(lock);
         Ok(report)
     }
@@ -504,6 +502,12 @@ fn new_pack_id() -> Result<ObjectId> {
     let bytes = arca_crypto::random_array()
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot name a pack: {e}")))?;
     Ok(ObjectId::from_bytes(bytes))
+}
+
+/// Fails if this prune's lock record was removed (`arca unlock`) while it ran: what it
+/// would write next might name packs another prune deleted meanwhile.
+fn check_lock(lock: Option<&crate::LockGuard>) -> Result<()> {
+    lock.map_or(Ok(()), crate::LockGuard::check)
 }
 
 /// The index, the files it came from, and the blobs some snapshot needs.

@@ -270,9 +270,11 @@ impl Repository {
         Ok(this)
     }
 
-    /// Loads the index again if an index file it was loaded from has been removed
-    /// (`prune` rewrote the index since). A backup calls this once its session is
-    /// registered, so that it never deduplicates against a pack condemned before.
+    /// Loads the index again if an index file it was loaded from (or this handle
+    /// wrote) has been removed: `prune` rewrote the index since. A backup calls this
+    /// once its session is registered, so that it never deduplicates against a pack
+    /// condemned before. A handle that knows no index file (a new repository) reloads
+    /// whenever index files exist that it does not know.
     ///
     /// # Errors
     /// Storage errors listing or reading index files.
@@ -283,7 +285,12 @@ impl Repository {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        if self.index_files.iter().all(|id| present.contains(id)) {
+        let unchanged = if self.index_files.is_empty() {
+            present.is_empty()
+        } else {
+            self.index_files.iter().all(|id| present.contains(id))
+        };
+        if unchanged {
             return Ok(false);
         }
         let loaded = load_index(&self.repo)?;
@@ -371,6 +378,8 @@ impl Repository {
         for (id, _) in ids {
             match self.repo.load_snapshot(&id) {
                 Ok(snapshot) => out.push(SnapshotInfo { id, snapshot }),
+                // Removed between listing and reading (a concurrent forget or tag).
+                Err(RepoError::Backend(e)) if e.is_not_found() => {}
                 Err(e) => damaged.push((id, e.into())),
             }
         }

@@ -34,6 +34,11 @@ pub struct Holder {
     pub started: Timestamp,
     /// When this record was written.
     pub refreshed: Timestamp,
+    /// The host's boot id (Linux `/proc/sys/kernel/random/boot_id`; empty if unknown).
+    pub boot_id: String,
+    /// The pid namespace's inode (Linux; 0 if unknown): a pid identifies a process
+    /// only within its namespace.
+    pub pid_namespace: u64,
 }
 
 /// Packs that `prune` condemned, and the backup sessions that were running then. The
@@ -152,6 +157,8 @@ mod tests {
                 secs: 1_767_225_900,
                 nanos: 0,
             },
+            boot_id: "b".into(),
+            pid_namespace: 4_026_531_836,
         }
     }
 
@@ -161,9 +168,10 @@ mod tests {
         assert_eq!(
             hex::encode(&bytes),
             // version 1, tag 1, session, "laptop", "me", pid 4242 (varint 92 21),
-            // "backup", started (zigzag varint seconds, nanos 5), refreshed.
+            // "backup", started (zigzag varint seconds, nanos 5), refreshed, boot id
+            // "b", pid namespace 4026531836 (varint fc ff ff ff 0e).
             "01000107070707070707070707070707070707066c6170746f70026d659221\
-             066261636b757080e4ad950d05d8e8ad950d00"
+             066261636b757080e4ad950d05d8e8ad950d000162fcffffff0e"
         );
         assert_eq!(
             LockRecord::decode(&bytes, "t").unwrap(),
@@ -206,6 +214,8 @@ mod tests {
                 command: "prune".into(),
                 started: Timestamp { secs, nanos },
                 refreshed: Timestamp { secs: secs.wrapping_add(1), nanos },
+                boot_id: "boot".into(),
+                pid_namespace: u64::from(pid),
             };
             for r in [
                 LockRecord::Session(h.clone()),

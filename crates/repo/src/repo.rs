@@ -62,6 +62,10 @@ pub struct Repo {
     opener: Opener,
     ids: IdHasher,
     cache: Option<Cache>,
+    /// Kept to wrap it in new key slots (`key add`, `key passwd`).
+    master: MasterKey,
+    /// The key slot the passphrase opened.
+    key_id: ObjectId,
 }
 
 impl std::fmt::Debug for Repo {
@@ -82,6 +86,7 @@ impl Repo {
         backend: Arc<dyn WriteBackend>,
         config: Config,
         master: &MasterKey,
+        key_id: ObjectId,
     ) -> Result<Self, RepoError> {
         let ids = IdHasher::new(config.id_algorithm, master.id_key())
             .map_err(crypto_err("preparing ids"))?;
@@ -93,6 +98,8 @@ impl Repo {
             backend,
             config,
             cache: None,
+            master: master.clone(),
+            key_id,
         })
     }
 
@@ -142,7 +149,7 @@ impl Repo {
         };
         let slot = KeySlot::create(&master, passphrase, p.kdf, &info)?;
         backend.write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
-        let repo = Self::from_parts(backend, config, &master)?;
+        let repo = Self::from_parts(backend, config, &master, slot.id)?;
         let file = seal_file(
             &repo.sealer,
             ObjectType::Config,
@@ -218,7 +225,7 @@ impl Repo {
                             "its sealed id differs from its header",
                         ));
                     }
-                    return Self::from_parts(backend, config, &master);
+                    return Self::from_parts(backend, config, &master, id);
                 }
                 Err(RepoError::WrongPassword) => {}
                 Err(e) => return Err(e),
@@ -448,6 +455,36 @@ impl Repo {
     pub fn load_snapshot(&self, id: &ObjectId) -> Result<Snapshot, RepoError> {
         let payload = self.load_sealed(FileKind::Snapshot, ObjectType::Snapshot, id)?;
         Snapshot::decode(&payload, &format!("snapshot {id}"))
+    }
+
+    /// The key slot the passphrase opened.
+    pub fn key_id(&self) -> ObjectId {
+        self.key_id
+    }
+
+    /// Adds a key slot for `passphrase`; returns its id.
+    ///
+    /// # Errors
+    /// Invalid KDF parameters; storage errors.
+    pub fn add_key(
+        &self,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        info: &KeyInfo,
+    ) -> Result<ObjectId, RepoError> {
+        let slot = KeySlot::create(&self.master, passphrase, kdf, info)?;
+        self.backend
+            .write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
+        Ok(slot.id)
+    }
+
+    /// Reads a key slot's public part (id and KDF settings).
+    ///
+    /// # Errors
+    /// Storage errors; [`RepoError::Corrupt`] for a damaged slot.
+    pub fn load_key_slot(&self, id: &ObjectId) -> Result<KeySlot, RepoError> {
+        let data = self.backend.read_full(FileKind::Key, id)?;
+        KeySlot::decode(&data, id)
     }
 
     /// Writes a record in `locks/`; returns its id.

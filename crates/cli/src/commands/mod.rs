@@ -8,6 +8,7 @@ pub mod dump;
 pub mod find;
 pub mod forget;
 pub mod init;
+pub mod key;
 pub mod ls;
 pub mod prune;
 pub mod restore;

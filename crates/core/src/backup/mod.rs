@@ -464,13 +464,18 @@ impl Repository {
             Err(e) => {
                 // Keep what was uploaded usable for the next backup; the error that
                 // stopped this one is what the caller needs to see.
-                if !options.dry_run {
+                // Only while the session holds: a prune may have deleted unindexed packs
+                // of a session whose record was removed.
+                if !options.dry_run && prep.session.as_ref().is_some_and(|s| s.check().is_ok()) {
                     let _ = self.save_index(&written);
                 }
                 return Err(e);
             }
         };
         if !options.dry_run {
+            if let Some(session) = &prep.session {
+                session.check()?;
+            }
             self.save_index(&written)?;
         }
         let mut counts = walked.counts;
@@ -561,9 +566,12 @@ impl Repository {
     }
 
     /// Writes index files naming `packs` (already durable).
-    fn save_index(&self, packs: &[IndexedPack]) -> Result<()> {
+    /// Writes index files for `packs` and remembers them as part of the loaded index
+    /// (see [`Repository::reload_index_if_rewritten`]).
+    fn save_index(&mut self, packs: &[IndexedPack]) -> Result<()> {
         for file in index_files(packs, INDEX_FILE_MAX_BLOBS) {
-            self.repo.save_index(&file)?;
+            let id = self.repo.save_index(&file)?;
+            self.index_files.push(id);
         }
         Ok(())
     }
