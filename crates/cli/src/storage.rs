@@ -137,16 +137,29 @@ impl StorageArgs {
             return options;
         }
         options.cache_dir = self.cache_dir.clone().or_else(|| {
-            if !location.is_remote() {
-                return None;
-            }
-            let xdg = std::env::var_os("XDG_CACHE_HOME")
-                .map(std::path::PathBuf::from)
-                .filter(|p| p.is_absolute());
-            let home = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"));
-            xdg.or(home).map(|base| base.join("arca"))
+            location
+                .is_remote()
+                .then(Self::default_cache_base)
+                .flatten()
         });
         options
+    }
+
+    /// Where this host keeps arca's local state (cache, check rotation): `--cache-dir`,
+    /// else `$XDG_CACHE_HOME/arca` or `~/.cache/arca`; none with `--no-cache`.
+    pub fn state_dir(&self) -> Option<std::path::PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(Self::default_cache_base)
+    }
+
+    fn default_cache_base() -> Option<std::path::PathBuf> {
+        let xdg = std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let home = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"));
+        xdg.or(home).map(|base| base.join("arca"))
     }
 
     /// Opens `location` with these options.

@@ -334,3 +334,57 @@ fn find_reports_an_unreadable_tree_and_searches_on() {
     assert_eq!(last["matches"], 1);
     assert_eq!(last["errors"].as_array().unwrap().len(), 1, "{last}");
 }
+
+#[test]
+fn data_subsets_together_read_everything_and_find_the_damage() {
+    let env = Env::new();
+    let src = env.path("src");
+    for i in 0..6 {
+        write(&src.join(format!("f{i}")), &bytes(700_000, 40 + i));
+    }
+    env.ok(&[
+        "init",
+        "--kdf-memory",
+        "1",
+        "--kdf-iterations",
+        "1",
+        "--pack-size",
+        "1M",
+    ]);
+    env.backup(&[&src]);
+    let total = env.json(&["check"])["packs"].as_u64().unwrap();
+    assert!(total >= 4, "{total} packs");
+    // Parts 1/3, 2/3, 3/3 read every pack once.
+    let read: u64 = (1..=3)
+        .map(|n| {
+            env.json(&["check", "--read-data-subset", &format!("{n}/3")])["packs_read"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(read, total);
+    // Rotating percentages continue where the last run stopped: within as many runs as
+    // it takes to go round once, every pack is read, so the damaged one is found (once,
+    // or twice if the last run wrapped around to it).
+    let pack = files_in(&env.repo.join("data"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let len = fs::metadata(&pack).unwrap().len() as usize;
+    flip_byte(&pack, len / 2);
+    let per_run = total.div_ceil(2);
+    let runs = total.div_ceil(per_run);
+    let mut failures = 0;
+    for _ in 0..runs {
+        let out = env.run(&["check", "--read-data-subset", "50%"]);
+        if out.status.code() == Some(1) {
+            failures += 1;
+        }
+    }
+    assert_eq!(
+        failures, 1,
+        "the damaged pack was read {failures} times in {runs} runs"
+    );
+    env.expect(1, &["check", "--read-data-subset", "0/3"]);
+    env.expect(1, &["check", "--read-data-subset", "7/3"]);
+}

@@ -21,11 +21,69 @@ use crate::progress::{CancelToken, CheckProgress};
 use crate::sync::lock;
 use crate::{Error, Repository, Result};
 
+/// Which packs `check` reads in full.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DataSubset {
+    /// Part `n` of `of` (1-based): packs whose id, as a number, is `n - 1` modulo
+    /// `of`. Running parts 1 to `of` reads every pack once.
+    Part {
+        /// Which part.
+        n: u32,
+        /// Of how many.
+        of: u32,
+    },
+    /// This fraction of the packs (0 to 1), the next ones in id order after where the
+    /// previous run stopped ([`CheckOptions::rotation`]).
+    Fraction(f64),
+    /// Packs totalling about this many bytes, rotating likewise.
+    Bytes(u64),
+}
+
+impl DataSubset {
+    /// Parses `1/5`, `10%` or a size such as `2G` (binary units).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the text.
+    pub fn parse(text: &str, parse_size: impl Fn(&str) -> Option<u64>) -> Result<Self> {
+        let bad = || {
+            Error::invalid(format!(
+                "invalid subset {text:?}: use n/m (e.g. 1/5), a percentage (10%) or a size (2G)"
+            ))
+        };
+        let t = text.trim();
+        if let Some((n, of)) = t.split_once('/') {
+            let (n, of): (u32, u32) = (
+                n.parse().map_err(|_| bad())?,
+                of.parse().map_err(|_| bad())?,
+            );
+            if n == 0 || of == 0 || n > of {
+                return Err(bad());
+            }
+            return Ok(Self::Part { n, of });
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(Self::Fraction(p / 100.0));
+        }
+        parse_size(t)
+            .filter(|b| *b > 0)
+            .map(Self::Bytes)
+            .ok_or_else(bad)
+    }
+}
+
 /// Settings for [`Repository::check`].
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
     /// Read, authenticate, decompress and re-hash every blob.
     pub read_data: bool,
+    /// Read only this subset of the packs (implies reading data).
+    pub read_data_subset: Option<DataSubset>,
+    /// Where a rotating subset starts (the previous report's `next_rotation`).
+    pub rotation: u64,
     /// Worker threads for reading data; 0 means one per CPU.
     pub threads: usize,
     /// Set to stop early.
@@ -66,6 +124,8 @@ pub struct CheckReport {
     pub packs_read: u64,
     /// Bytes read in full (with `read_data`).
     pub bytes_read: u64,
+    /// Where the next rotating subset starts (pass it back as [`CheckOptions::rotation`]).
+    pub next_rotation: u64,
 }
 
 /// A directory met by [`Repository::walk_trees`].
@@ -170,7 +230,15 @@ impl Repository {
         }
 
         let mut damaged: HashMap<BlobId, String, BuildBlobIdHasher> = HashMap::default();
-        if options.read_data {
+        if options.read_data || options.read_data_subset.is_some() {
+            let needed = match options.read_data_subset {
+                Some(subset) => {
+                    let (chosen, next) = choose_subset(&needed, subset, options.rotation);
+                    report.next_rotation = next;
+                    chosen
+                }
+                None => needed,
+            };
             self.read_all_packs(
                 &needed,
                 &missing_packs,
@@ -460,5 +528,118 @@ impl Repository {
             }
         }
         (problems, bad, data.len() as u64)
+    }
+}
+
+/// The packs of `subset` among `packs` (id -> size), and where the next rotating
+/// subset starts.
+fn choose_subset(
+    packs: &HashMap<ObjectId, u64>,
+    subset: DataSubset,
+    rotation: u64,
+) -> (HashMap<ObjectId, u64>, u64) {
+    let mut ids: Vec<(ObjectId, u64)> = packs.iter().map(|(id, size)| (*id, *size)).collect();
+    ids.sort();
+    let len = ids.len() as u64;
+    if len == 0 {
+        return (HashMap::new(), 0);
+    }
+    let start = rotation % len;
+    let rotated = ids.iter().cycle().skip(start as usize).take(ids.len());
+    let mut chosen = HashMap::new();
+    let mut taken = 0u64;
+    match subset {
+        DataSubset::Part { n, of } => {
+            for (id, size) in &ids {
+                let number = u64::from_be_bytes(id.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+                if number % u64::from(of) == u64::from(n - 1) {
+                    chosen.insert(*id, *size);
+                }
+            }
+            return (chosen, rotation);
+        }
+        DataSubset::Fraction(f) => {
+            let want = ((f * len as f64).ceil() as u64).clamp(1, len);
+            for (id, size) in rotated.take(want as usize) {
+                chosen.insert(*id, *size);
+                taken += 1;
+            }
+        }
+        DataSubset::Bytes(limit) => {
+            let mut bytes = 0u64;
+            for (id, size) in rotated {
+                if bytes >= limit {
+                    break;
+                }
+                chosen.insert(*id, *size);
+                bytes += size;
+                taken += 1;
+            }
+        }
+    }
+    (chosen, (start + taken) % len)
+}
+
+#[cfg(test)]
+mod subset_tests {
+    use super::*;
+
+    fn packs(n: u8) -> HashMap<ObjectId, u64> {
+        (0..n)
+            .map(|i| (ObjectId::from_bytes([i; 32]), 100))
+            .collect()
+    }
+
+    #[test]
+    fn parts_cover_every_pack_once() {
+        let all = packs(50);
+        let mut seen = HashSet::new();
+        for n in 1..=5 {
+            let (part, _) = choose_subset(&all, DataSubset::Part { n, of: 5 }, 0);
+            for id in part.keys() {
+                assert!(seen.insert(*id), "read twice");
+            }
+        }
+        assert_eq!(seen.len(), 50);
+    }
+
+    #[test]
+    fn rotating_subsets_cover_everything_in_turn() {
+        let all = packs(10);
+        let mut seen = HashSet::new();
+        let mut rotation = 0;
+        for _ in 0..4 {
+            let (part, next) = choose_subset(&all, DataSubset::Fraction(0.25), rotation);
+            assert_eq!(part.len(), 3);
+            seen.extend(part.keys().copied());
+            rotation = next;
+        }
+        assert_eq!(seen.len(), 10);
+        let (part, next) = choose_subset(&all, DataSubset::Bytes(250), 9);
+        assert_eq!((part.len(), next), (3, 2));
+    }
+
+    #[test]
+    fn subsets_parse() {
+        let size = |t: &str| {
+            t.strip_suffix('G')
+                .and_then(|n| n.parse::<u64>().ok())
+                .map(|n| n << 30)
+        };
+        assert_eq!(
+            DataSubset::parse("1/5", size).unwrap(),
+            DataSubset::Part { n: 1, of: 5 }
+        );
+        assert_eq!(
+            DataSubset::parse("10%", size).unwrap(),
+            DataSubset::Fraction(0.1)
+        );
+        assert_eq!(
+            DataSubset::parse("2G", size).unwrap(),
+            DataSubset::Bytes(2 << 30)
+        );
+        for bad in ["0/5", "6/5", "1/0", "0%", "101%", "x", "0G"] {
+            assert!(DataSubset::parse(bad, size).is_err(), "{bad}");
+        }
     }
 }

@@ -71,7 +71,7 @@ mod system;
 mod verify;
 
 pub use backup::{BackupOptions, BackupSummary};
-pub use check::{CheckOptions, CheckReport, Problem};
+pub use check::{CheckOptions, CheckReport, DataSubset, Problem};
 pub use content::FileReader;
 pub use diff::{Change, ChangeCounts, DiffEntry, DiffSummary};
 pub use dump::{ArchiveFormat, DumpSummary};

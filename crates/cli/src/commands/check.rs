@@ -1,6 +1,6 @@
 //! `arca check`.
 
-use arca_core::{CancelToken, CheckOptions};
+use arca_core::{CancelToken, CheckOptions, DataSubset};
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
@@ -14,11 +14,18 @@ use crate::{exit, output};
 #[command(after_help = "\
 Examples:
   arca check
-  arca check --read-data --json")]
+  arca check --read-data --json
+  arca check --read-data-subset 1/7      # part n of 7: run n = 1..7 on seven days
+  arca check --read-data-subset 10%      # the next tenth of the packs each run")]
 pub struct Args {
     /// Also read, authenticate, decompress and re-hash all data
     #[arg(long)]
     read_data: bool,
+
+    /// Read only part of the data: n/m (part n of m), a percentage or a size (e.g.
+    /// 1/5, 10%, 2G); percentages and sizes continue where the previous run stopped
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
+    read_data_subset: Option<String>,
 
     /// Print the report as one JSON object
     #[arg(long)]
@@ -46,16 +53,39 @@ struct ProblemJson {
 }
 
 pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8> {
+    let subset = a
+        .read_data_subset
+        .as_deref()
+        .map(|t| DataSubset::parse(t, |s| super::parse_size(s).ok()))
+        .transpose()?;
     let repo = g.open_cached(false)?;
+    // Where the previous rotating subset stopped, kept on this host.
+    let state = g.storage.state_dir().map(|d| {
+        d.join(repo.config().repository_id.to_string())
+            .join("check-rotation")
+    });
+    let rotation = state
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
     let bar = Bar::new(g.progress());
     let options = CheckOptions {
         read_data: a.read_data,
-        threads: 0,
+        read_data_subset: subset,
+        rotation,
         cancel: cancel.clone(),
+        ..CheckOptions::default()
     };
     let result = repo.check(&options, &bar);
     bar.finish();
     let report = result?;
+    if let (Some(path), Some(DataSubset::Fraction(_) | DataSubset::Bytes(_))) = (&state, subset) {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(path, report.next_rotation.to_string());
+    }
     if a.json {
         output::json(&CheckJson {
             ok: report.is_ok(),
