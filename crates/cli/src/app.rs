@@ -170,6 +170,8 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     /// Manage the repository's passwords: list, add, remove, passwd
     Key(commands::key::Args),
+    /// Repair a damaged repository: rebuild the index from the packs
+    Repair(commands::repair::Args),
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -212,6 +214,7 @@ pub fn run() -> ExitCode {
         Command::Tag(a) => commands::tag::run(g, a),
         Command::Stats(a) => commands::stats::run(g, a),
         Command::Key(a) => commands::key::run(g, a),
+        Command::Repair(a) => commands::repair::run(g, a, &cancel),
     };
     match result {
         Ok(code) => ExitCode::from(code),

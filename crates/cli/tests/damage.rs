@@ -388,3 +388,38 @@ fn data_subsets_together_read_everything_and_find_the_damage() {
     env.expect(1, &["check", "--read-data-subset", "0/3"]);
     env.expect(1, &["check", "--read-data-subset", "7/3"]);
 }
+
+#[test]
+fn repair_index_rebuilds_a_lost_or_damaged_index_from_the_packs() {
+    let (env, src) = backed_up();
+    // Every index file lost: the repository opens, but nothing restores.
+    for f in files_in(&env.repo.join("index")) {
+        fs::remove_file(f).unwrap();
+    }
+    env.expect(1, &["check"]);
+    let report = env.json(&["repair", "index"]);
+    assert!(report["blobs"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["damaged_packs"], serde_json::json!([]));
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert_same(&manifest(&src), &manifest(&restored(&out, &src)));
+
+    // A damaged index file and a damaged pack: the intact entries are indexed, and
+    // the damaged pack is named.
+    flip_byte(&files_in(&env.repo.join("index"))[0], 60);
+    let pack = files_in(&env.repo.join("data"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let len = fs::metadata(&pack).unwrap().len() as usize;
+    flip_byte(&pack, len / 2);
+    let report = env.json(&["repair", "index"]);
+    let damaged = report["damaged_packs"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{report}");
+    assert!(pack.ends_with(damaged[0].as_str().unwrap()), "{report}");
+    // check now reports only the lost blob, with the files that need it.
+    let out = env.expect(1, &["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("a.bin"), "{text}");
+}

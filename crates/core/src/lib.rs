@@ -61,6 +61,7 @@ mod locking;
 mod metadata;
 mod progress;
 mod prune;
+mod repair;
 mod repository;
 mod restore;
 mod retention;
@@ -84,6 +85,7 @@ pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
 pub use prune::{PruneOptions, PruneReport};
+pub use repair::RepairIndexReport;
 pub use repository::{
     InitOptions, OpenOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList,
 };
