@@ -423,3 +423,67 @@ fn repair_index_rebuilds_a_lost_or_damaged_index_from_the_packs() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("a.bin"), "{text}");
 }
+
+/// Copies a directory tree (a pristine repository) over `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    let _ = fs::remove_dir_all(to);
+    let status = std::process::Command::new("cp")
+        .args(["-a", from.to_str().unwrap(), to.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_flipped_byte_anywhere_is_detected_by_check_and_never_restored_silently() {
+    let (env, src) = backed_up();
+    let pristine = env.path("pristine");
+    copy_tree(&env.repo, &pristine);
+    let files = files_in(&pristine);
+    let mut state: u64 = 0x0dd_ba11;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let expected = manifest(&src);
+    for round in 0..40 {
+        copy_tree(&pristine, &env.repo);
+        let file = &files[(next() % files.len() as u64) as usize];
+        let target = env.repo.join(file.strip_prefix(&pristine).unwrap());
+        let len = fs::metadata(&target).unwrap().len();
+        let offset = (next() % len) as usize;
+        flip_byte(&target, offset);
+        let what = format!("round {round}: byte {offset} of {}", target.display());
+        let check = env.run(&["check", "--read-data"]);
+        assert_ne!(check.status.code(), Some(0), "undetected by check: {what}");
+        // A restore either fails, naming what it could not restore, or restores
+        // everything exactly: never wrong bytes.
+        let out = env.path("out");
+        let _ = fs::remove_dir_all(&out);
+        let restore = env.run(&["restore", "latest", "--target", out.to_str().unwrap()]);
+        if restore.status.success() {
+            assert_same(&expected, &manifest(&restored(&out, &src)));
+        } else {
+            assert!(
+                !restore.stderr.is_empty(),
+                "{what}: failed without a message"
+            );
+            let root = restored(&out, &src);
+            if !root.exists() {
+                continue;
+            }
+            for (path, entry) in manifest(&root) {
+                if let Some(want) = expected.get(&path) {
+                    assert_eq!(
+                        want.content,
+                        entry.content,
+                        "{what}: wrong bytes in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
