@@ -487,3 +487,44 @@ fn a_flipped_byte_anywhere_is_detected_by_check_and_never_restored_silently() {
         }
     }
 }
+
+#[test]
+fn repair_snapshots_leaves_out_lost_files_and_names_them() {
+    let (env, src) = backed_up();
+    // The data pack (every file's content: one pack at the default size) is lost.
+    let pack = files_in(&env.repo.join("data"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    fs::remove_file(&pack).unwrap();
+    env.ok(&["repair", "index"]);
+    env.expect(1, &["check"]);
+    let dry = env.json(&["repair", "snapshots", "--dry-run"]);
+    assert_eq!(dry[0]["new"], serde_json::Value::Null);
+    let repaired = env.json(&["repair", "snapshots", "--forget"]);
+    let lost: Vec<&str> = repaired[0]["lost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(lost.iter().any(|l| l.ends_with("/a.bin")), "{lost:?}");
+    assert!(
+        lost.iter().any(|l| l.ends_with("/copy/a-copy.bin")),
+        "{lost:?}"
+    );
+    assert!(lost.iter().any(|l| l.ends_with("/b.txt")), "{lost:?}");
+    // The repository checks clean again; the repaired snapshot restores what is left.
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+    let list = env.json(&["snapshots"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["tags"], serde_json::json!(["repaired"]));
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert!(restored(&out, &src).join("copy").is_dir());
+    assert!(!restored(&out, &src).join("a.bin").exists());
+    // The next backup stores the lost file again.
+    let next = env.backup(&[&src]);
+    assert!(next["data_blobs_added"].as_u64().unwrap() > 0, "{next}");
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+}

@@ -85,7 +85,7 @@ pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };
 pub use prune::{PruneOptions, PruneReport};
-pub use repair::RepairIndexReport;
+pub use repair::{RepairIndexReport, RepairedSnapshot};
 pub use repository::{
     InitOptions, OpenOptions, Repository, RepositoryStats, SnapshotInfo, SnapshotList,
 };

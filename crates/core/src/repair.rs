@@ -116,3 +116,180 @@ impl Repository {
         Ok(report)
     }
 }
+
+/// One snapshot `repair snapshots` rewrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepairedSnapshot {
+    /// The damaged snapshot.
+    pub old: ObjectId,
+    /// Its repaired copy (`None` in a dry run).
+    pub new: Option<ObjectId>,
+    /// Paths left out: files whose content is gone, directories that cannot be read.
+    pub lost: Vec<String>,
+}
+
+/// A directory being rebuilt: its path, its nodes, the next node to look at, and
+/// whether anything in it changed.
+struct Frame {
+    old: arca_repo::BlobId,
+    path: String,
+    nodes: Vec<arca_repo::Node>,
+    next: usize,
+    changed: bool,
+}
+
+impl Repository {
+    /// Writes, for every snapshot that needs data the index lacks, a copy that leaves
+    /// out the files whose content is gone and empties directories whose tree is gone,
+    /// tagged `repaired`; with `forget`, the original is removed. Run `repair index`
+    /// first so that damaged entries count as gone. Registers a session while it runs.
+    ///
+    /// # Errors
+    /// Storage errors; the snapshots repaired before the error stay.
+    pub fn repair_snapshots(
+        &mut self,
+        forget: bool,
+        dry_run: bool,
+    ) -> Result<Vec<RepairedSnapshot>> {
+        let session = if dry_run {
+            None
+        } else {
+            let s = self.begin_session("repair snapshots")?;
+            self.reload_index_if_rewritten()?;
+            Some(s)
+        };
+        let compression = self.repo.config().compression;
+        let saver = crate::backup::BlobSaver::new(&self.repo, &self.index, compression, dry_run);
+        let mut memo: std::collections::HashMap<arca_repo::BlobId, arca_repo::BlobId> =
+            std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for info in self.snapshots()? {
+            let mut lost = Vec::new();
+            let root = self.repair_tree(info.snapshot.tree, &saver, &mut memo, &mut lost)?;
+            if root == info.snapshot.tree {
+                continue;
+            }
+            out.push(RepairedSnapshot {
+                old: info.id,
+                new: None,
+                lost,
+            });
+            let mut snapshot = info.snapshot.clone();
+            snapshot.tree = root;
+            if !snapshot.tags.iter().any(|t| t == "repaired") {
+                snapshot.tags.push("repaired".to_owned());
+                snapshot.tags.sort();
+            }
+            if let Some(last) = out.last_mut()
+                && !dry_run
+            {
+                saver.flush()?;
+                let written = saver.take_written();
+                if let Some(s) = &session {
+                    s.check()?;
+                }
+                for file in index_files(&written, INDEX_FILE_MAX_BLOBS) {
+                    self.repo.save_index(&file)?;
+                }
+                let id = self.repo.save_snapshot(&snapshot)?;
+                last.new = Some(id);
+                if forget {
+                    self.repo.backend().remove(FileKind::Snapshot, &info.id)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id of `root` rebuilt without what is gone (the same id if nothing is).
+    fn repair_tree(
+        &self,
+        root: arca_repo::BlobId,
+        saver: &crate::backup::BlobSaver<'_>,
+        memo: &mut std::collections::HashMap<arca_repo::BlobId, arca_repo::BlobId>,
+        lost: &mut Vec<String>,
+    ) -> Result<arca_repo::BlobId> {
+        use arca_repo::{BlobType, NodeKind, Tree};
+        let open = |id: arca_repo::BlobId, path: String, lost: &mut Vec<String>| {
+            let (nodes, changed) = match self.load_tree(&id) {
+                Ok(tree) => (tree.into_nodes(), false),
+                Err(e) => {
+                    lost.push(format!("{path}/ (directory unreadable: {e})"));
+                    (Vec::new(), true)
+                }
+            };
+            Frame {
+                old: id,
+                path,
+                nodes,
+                next: 0,
+                changed,
+            }
+        };
+        let mut stack = vec![open(root, String::new(), lost)];
+        loop {
+            let Some(frame) = stack.last_mut() else {
+                return Ok(root);
+            };
+            if frame.next < frame.nodes.len() {
+                let i = frame.next;
+                frame.next += 1;
+                let node = &frame.nodes[i];
+                let path = format!("{}/{}", frame.path, String::from_utf8_lossy(&node.name));
+                if node.kind == NodeKind::Dir
+                    && let Some(sub) = node.subtree
+                {
+                    if let Some(new) = memo.get(&sub) {
+                        if *new != sub {
+                            frame.nodes[i].subtree = Some(*new);
+                            frame.changed = true;
+                        }
+                    } else {
+                        let child = open(sub, path, lost);
+                        stack.push(child);
+                    }
+                } else if node
+                    .content
+                    .iter()
+                    .any(|c| !self.index.contains(BlobType::Data, c))
+                {
+                    lost.push(path);
+                    frame.nodes[i].content.clear();
+                    frame.nodes[i].name.clear(); // marked for removal below
+                    frame.changed = true;
+                }
+                continue;
+            }
+            let Some(done) = stack.pop() else {
+                return Ok(root);
+            };
+            let new = if done.changed {
+                let nodes: Vec<_> = done
+                    .nodes
+                    .into_iter()
+                    .filter(|n| !n.name.is_empty())
+                    .collect();
+                let bytes = Tree::new(nodes)?.encode()?;
+                let id = self.repo.blob_id(&bytes);
+                if saver.claim(BlobType::Tree, &id) {
+                    saver.store(BlobType::Tree, id, &bytes)?;
+                }
+                id
+            } else {
+                done.old
+            };
+            memo.insert(done.old, new);
+            match stack.last_mut() {
+                None => return Ok(new),
+                Some(parent) => {
+                    let i = parent.next - 1;
+                    if new != done.old {
+                        parent.nodes[i].subtree = Some(new);
+                        parent.changed = true;
+                    }
+                }
+            }
+        }
+    }
+}

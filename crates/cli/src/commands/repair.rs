@@ -30,6 +30,33 @@ stores it again.")]
         #[arg(long)]
         json: bool,
     },
+    /// Write copies of snapshots without the files whose data is gone
+    #[command(after_help = "\
+Every snapshot that needs data the index lacks is written anew without the files whose
+content is gone (and with empty directories where a directory's tree is gone), tagged
+`repaired`; each file left out is named. Run `arca repair index` first, so that
+damaged data counts as gone. The next backup stores the lost files again if they still
+exist on disk.")]
+    Snapshots {
+        /// Remove the damaged originals
+        #[arg(long)]
+        forget: bool,
+
+        /// Show what would be left out; write nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct RepairedJson {
+    old: String,
+    new: Option<String>,
+    lost: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -71,6 +98,41 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
                     output::line(format!(
                         "pack {p} is damaged: only its intact entries are indexed"
                     ))?;
+                }
+            }
+            Ok(exit::OK)
+        }
+        RepairCommand::Snapshots {
+            forget,
+            dry_run,
+            json,
+        } => {
+            let mut repo = g.open_cached(false)?;
+            let repaired = repo.repair_snapshots(*forget, *dry_run)?;
+            if *json {
+                let list: Vec<RepairedJson> = repaired
+                    .iter()
+                    .map(|r| RepairedJson {
+                        old: r.old.to_string(),
+                        new: r.new.map(|n| n.to_string()),
+                        lost: r.lost.clone(),
+                    })
+                    .collect();
+                output::json(&list)?;
+            } else {
+                for r in &repaired {
+                    let new = r.new.map_or_else(|| "(dry run)".to_owned(), |n| n.short());
+                    output::line(format!(
+                        "snapshot {} -> {new}: {} paths left out",
+                        r.old.short(),
+                        r.lost.len()
+                    ))?;
+                    for path in &r.lost {
+                        output::line(format!("  lost {path}"))?;
+                    }
+                }
+                if !g.quiet {
+                    output::message(format!("{} snapshot(s) needed repair", repaired.len()));
                 }
             }
             Ok(exit::OK)

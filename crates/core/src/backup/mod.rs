@@ -26,7 +26,7 @@ use crossbeam_channel::{bounded, unbounded};
 
 use self::archiver::{Archiver, Walked};
 use self::reader::{Abort, FileWorker, blob_worker};
-use self::saver::BlobSaver;
+pub(crate) use self::saver::BlobSaver;
 pub(crate) use self::sources::{is_cache_dir_at, normalize};
 use self::sources::{normalize_sources, path_bytes, source_entries};
 use crate::dir_handle::raise_open_file_limit;
