@@ -43,6 +43,21 @@ impl FileKind {
             Self::Lock => "locks",
         }
     }
+
+    /// Where object `id` of this kind lives, relative to the repository's root, in the
+    /// layout every backend shares: `config`, `data/XX/ID` (XX: the id's first byte in
+    /// hex), `KIND_DIR/ID` for the rest.
+    pub fn object_path(self, id: &ObjectId) -> String {
+        match self {
+            Self::Config => "config".to_owned(),
+            Self::Pack => format!(
+                "{}/{}/{id}",
+                self.dir_name(),
+                hex::encode(&id.as_bytes()[..1])
+            ),
+            _ => format!("{}/{id}", self.dir_name()),
+        }
+    }
 }
 
 impl fmt::Display for FileKind {
@@ -120,5 +135,25 @@ impl FromStr for ObjectId {
         }
         hex::decode_to_slice(s, &mut out).map_err(|_| ParseIdError(s.to_owned()))?;
         Ok(Self(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_layout() {
+        let id = ObjectId::from_bytes([0xab; 32]);
+        let hex = "ab".repeat(32);
+        assert_eq!(FileKind::Config.object_path(&ObjectId::ZERO), "config");
+        assert_eq!(FileKind::Pack.object_path(&id), format!("data/ab/{hex}"));
+        assert_eq!(FileKind::Index.object_path(&id), format!("index/{hex}"));
+        assert_eq!(FileKind::Key.object_path(&id), format!("keys/{hex}"));
+        assert_eq!(
+            FileKind::Snapshot.object_path(&id),
+            format!("snapshots/{hex}")
+        );
+        assert_eq!(FileKind::Lock.object_path(&id), format!("locks/{hex}"));
     }
 }

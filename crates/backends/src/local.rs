@@ -41,22 +41,15 @@ impl LocalBackend {
         &self.root
     }
 
-    fn dir(&self, kind: FileKind, id: &ObjectId) -> PathBuf {
-        match kind {
-            FileKind::Config => self.root.clone(),
-            FileKind::Pack => self
-                .root
-                .join(kind.dir_name())
-                .join(hex::encode(&id.as_bytes()[..1])),
-            _ => self.root.join(kind.dir_name()),
-        }
+    fn path(&self, kind: FileKind, id: &ObjectId) -> PathBuf {
+        self.root.join(kind.object_path(id))
     }
 
-    fn path(&self, kind: FileKind, id: &ObjectId) -> PathBuf {
-        match kind {
-            FileKind::Config => self.root.join("config"),
-            _ => self.dir(kind, id).join(id.to_string()),
-        }
+    /// The directory `path(kind, id)` is in.
+    fn dir(&self, kind: FileKind, id: &ObjectId) -> PathBuf {
+        let path = self.path(kind, id);
+        path.parent()
+            .map_or_else(|| self.root.clone(), Path::to_path_buf)
     }
 
     fn err(&self, op: &'static str, path: &Path, e: io::Error) -> BackendError {

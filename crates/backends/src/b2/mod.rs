@@ -60,16 +60,7 @@ impl B2Backend {
 
     /// The file name of `(kind, id)`.
     fn key(&self, kind: FileKind, id: &ObjectId) -> String {
-        let prefix = &self.config().prefix;
-        match kind {
-            FileKind::Config => format!("{prefix}config"),
-            FileKind::Pack => format!(
-                "{prefix}{}/{}/{id}",
-                kind.dir_name(),
-                hex::encode(&id.as_bytes()[..1])
-            ),
-            _ => format!("{prefix}{}/{id}", kind.dir_name()),
-        }
+        format!("{}{}", self.config().prefix, kind.object_path(id))
     }
 
     /// The name of `key` in messages: `b2:BUCKET/KEY`.
