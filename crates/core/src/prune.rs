@@ -15,7 +15,7 @@ use std::time::Duration;
 use arca_backends::{FileKind, ObjectId};
 use arca_repo::{
     BlobId, BlobType, DeletionPlan, EncodedBlob, Index, IndexedPack, LockRecord, NodeKind,
-    PackBuilder, PackEntry, scan_pack,
+    PackBuilder, PackEntry,
 };
 
 use crate::backup::{INDEX_FILE_MAX_BLOBS, index_files};
@@ -306,28 +306,9 @@ impl Repository {
             if indexed.contains(&id) {
                 continue;
             }
-            let bytes = match self.repo.backend().read_full(FileKind::Pack, &id) {
-                Ok(b) => b,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
+            let Some((entries, _)) = self.repo.read_pack_entries(&id)? else {
+                continue;
             };
-            // Scanning finds the entries without their plaintext lengths: open each
-            // (which also authenticates it) and keep the good ones.
-            let (scanned, _) = scan_pack(&bytes, &id);
-            let entries: Vec<PackEntry> = scanned
-                .into_iter()
-                .filter_map(|mut e| {
-                    let start = e.offset as usize;
-                    let entry = bytes.get(start..start.checked_add(e.length as usize)?)?;
-                    let object = format!("{} blob {} in pack {id}", e.blob_type, e.id);
-                    let (_, plain) = self
-                        .repo
-                        .decode_entry(entry, Some((e.blob_type, e.id)), &object)
-                        .ok()?;
-                    e.raw_len = u32::try_from(plain.len()).ok()?;
-                    Some(e)
-                })
-                .collect();
             found.add_pack(id, &entries);
             packs.push(IndexedPack { id, entries });
         }

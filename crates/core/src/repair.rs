@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use arca_backends::{FileKind, ObjectId};
-use arca_repo::{IndexedPack, PackEntry, scan_pack};
+use arca_repo::IndexedPack;
 
 use crate::backup::{INDEX_FILE_MAX_BLOBS, index_files};
 use crate::repository::load_index;
@@ -59,35 +59,10 @@ impl Repository {
             if cancel.is_cancelled() {
                 return Err(Error::interrupted());
             }
-            let bytes = match self.repo.backend().read_full(FileKind::Pack, &id) {
-                Ok(b) => b,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
+            let Some((entries, bad)) = self.repo.read_pack_entries(&id)? else {
+                continue;
             };
             report.packs += 1;
-            let (scanned, damage) = scan_pack(&bytes, &id);
-            let mut bad = damage.is_some();
-            let entries: Vec<PackEntry> = scanned
-                .into_iter()
-                .filter_map(|mut e| {
-                    let start = e.offset as usize;
-                    let entry = bytes.get(start..start.checked_add(e.length as usize)?)?;
-                    let object = format!("{} blob {} in pack {id}", e.blob_type, e.id);
-                    match self
-                        .repo
-                        .decode_entry(entry, Some((e.blob_type, e.id)), &object)
-                    {
-                        Ok((_, plain)) => {
-                            e.raw_len = u32::try_from(plain.len()).ok()?;
-                            Some(e)
-                        }
-                        Err(_) => {
-                            bad = true;
-                            None
-                        }
-                    }
-                })
-                .collect();
             if bad {
                 report.damaged_packs.push(id.to_string());
             }

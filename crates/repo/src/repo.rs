@@ -20,7 +20,7 @@ use crate::header::{Header, ObjectType, open_file, seal_file};
 use crate::index::{BlobLocation, Index, IndexFile};
 use crate::keyfile::{KeyInfo, KeySlot};
 use crate::lock::LockRecord;
-use crate::pack::Pack;
+use crate::pack::{Pack, PackEntry, scan_pack};
 use crate::snapshot::Snapshot;
 use crate::tree::{Timestamp, Tree};
 
@@ -346,6 +346,46 @@ impl Repo {
             .backend
             .read_range(FileKind::Pack, &loc.pack, offset, length)?;
         decode(&bytes)
+    }
+
+    /// Reads pack `id` whole and lists its intact entries, each authenticated and with
+    /// its plaintext length (which framing alone does not give), and whether anything
+    /// in the pack is damaged. `None` if the pack does not exist. For rebuilding index
+    /// entries from packs (`repair index`, prune's rescue of unindexed packs).
+    ///
+    /// # Errors
+    /// Storage errors other than not-found.
+    pub fn read_pack_entries(
+        &self,
+        id: &ObjectId,
+    ) -> Result<Option<(Vec<PackEntry>, bool)>, RepoError> {
+        let bytes = match self.backend.read_full(FileKind::Pack, id) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (scanned, damage) = scan_pack(&bytes, id);
+        let mut damaged = damage.is_some();
+        let mut entries = Vec::with_capacity(scanned.len());
+        for mut e in scanned {
+            let object = format!("{} blob {} in pack {id}", e.blob_type, e.id);
+            let start = e.offset as usize;
+            let plain = bytes
+                .get(start..start.saturating_add(e.length as usize))
+                .and_then(|entry| {
+                    self.decode_entry(entry, Some((e.blob_type, e.id)), &object)
+                        .ok()
+                })
+                .and_then(|(_, plain)| u32::try_from(plain.len()).ok());
+            match plain {
+                Some(raw_len) => {
+                    e.raw_len = raw_len;
+                    entries.push(e);
+                }
+                None => damaged = true,
+            }
+        }
+        Ok(Some((entries, damaged)))
     }
 
     /// Reads and decodes a tree blob.
