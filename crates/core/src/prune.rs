@@ -162,7 +162,8 @@ impl Repository {
         }
 
         // 2. What to condemn now.
-        let plan = classify(&index, &used, &sizes, &in_plans, options, &mut report);
+        let packs = packs_of(&index);
+        let plan = classify(&packs, &used, &sizes, &in_plans, options, &mut report);
         if options.dry_run || options.cancel.is_cancelled() {
             return Ok(report);
         }
@@ -171,13 +172,13 @@ impl Repository {
             self.index_files = index_file_ids;
             return Ok(report);
         }
-        let new_packs = self.repack(&plan.repack, &index, &used, &options.cancel, &mut report)?;
+        let new_packs = self.repack(&plan.repack, &packs, &used, &options.cancel, &mut report)?;
 
         // 3. The index without the condemned packs, then the old index files go.
         check_lock(lock.as_ref())?;
         let condemned: HashSet<ObjectId> =
             plan.delete.iter().chain(&plan.repack).copied().collect();
-        let mut kept: Vec<IndexedPack> = packs_of(&index)
+        let mut kept: Vec<IndexedPack> = packs
             .into_iter()
             .filter(|p| !condemned.contains(&p.id))
             .collect();
@@ -401,27 +402,32 @@ impl Repository {
         Ok(())
     }
 
-    /// Copies the used blobs of `packs` into new packs (each entry authenticated
-    /// first) and uploads them; returns their index entries.
+    /// Copies the used blobs of the packs `repack` names (entries from `indexed`) into
+    /// new packs, each entry authenticated first, and uploads them; returns their index
+    /// entries.
     fn repack(
         &self,
-        packs: &[ObjectId],
-        index: &Index,
+        repack: &[ObjectId],
+        indexed: &[IndexedPack],
         used: &HashSet<(BlobType, BlobId)>,
         cancel: &CancelToken,
         report: &mut PruneReport,
     ) -> Result<Vec<IndexedPack>> {
         let target = self.repo.config().pack_size as usize;
-        let wanted: HashMap<ObjectId, Vec<PackEntry>> = entries_by_pack(index, packs);
+        let wanted: HashMap<ObjectId, &[PackEntry]> = indexed
+            .iter()
+            .filter(|p| repack.contains(&p.id))
+            .map(|p| (p.id, p.entries.as_slice()))
+            .collect();
         let mut copied: HashSet<(BlobType, BlobId)> = HashSet::new();
         let mut builders: HashMap<BlobType, PackBuilder> = HashMap::new();
         let mut written = Vec::new();
-        for pack in packs {
+        for pack in repack {
             if cancel.is_cancelled() {
                 return Err(Error::interrupted());
             }
             let bytes = self.repo.backend().read_full(FileKind::Pack, pack)?;
-            for e in wanted.get(pack).into_iter().flatten() {
+            for e in wanted.get(pack).copied().unwrap_or_default() {
                 let key = (e.blob_type, e.id);
                 if !used.contains(&key) || copied.contains(&key) {
                     continue;
@@ -500,52 +506,44 @@ struct Plan {
     repack: Vec<ObjectId>,
 }
 
-fn entries_by_pack(index: &Index, only: &[ObjectId]) -> HashMap<ObjectId, Vec<PackEntry>> {
-    let only: HashSet<&ObjectId> = only.iter().collect();
-    let mut out: HashMap<ObjectId, Vec<PackEntry>> = HashMap::new();
-    for (id, loc) in index.iter() {
-        if only.is_empty() || only.contains(&loc.pack) {
-            out.entry(loc.pack).or_default().push(PackEntry {
-                blob_type: loc.blob_type,
-                id,
-                offset: loc.offset,
-                length: loc.length,
-                raw_len: loc.raw_len,
-            });
-        }
-    }
-    for entries in out.values_mut() {
-        entries.sort_by_key(|e| e.offset);
-    }
-    out
-}
-
-/// Every indexed pack with its entries, in pack-id order.
+/// Every indexed pack with its entries (by offset), in pack-id order.
 fn packs_of(index: &Index) -> Vec<IndexedPack> {
-    let mut packs: Vec<IndexedPack> = entries_by_pack(index, &[])
+    let mut by_pack: HashMap<ObjectId, Vec<PackEntry>> = HashMap::new();
+    for (id, loc) in index.iter() {
+        by_pack.entry(loc.pack).or_default().push(PackEntry {
+            blob_type: loc.blob_type,
+            id,
+            offset: loc.offset,
+            length: loc.length,
+            raw_len: loc.raw_len,
+        });
+    }
+    let mut packs: Vec<IndexedPack> = by_pack
         .into_iter()
-        .map(|(id, entries)| IndexedPack { id, entries })
+        .map(|(id, mut entries)| {
+            entries.sort_by_key(|e| e.offset);
+            IndexedPack { id, entries }
+        })
         .collect();
     packs.sort_by_key(|p| p.id);
     packs
 }
 
 fn classify(
-    index: &Index,
+    packs: &[IndexedPack],
     used: &HashSet<(BlobType, BlobId)>,
     sizes: &HashMap<ObjectId, u64>,
     in_plans: &HashSet<ObjectId>,
     options: &PruneOptions,
     report: &mut PruneReport,
 ) -> Plan {
-    let packs = packs_of(index);
     let indexed: HashSet<ObjectId> = packs.iter().map(|p| p.id).collect();
     // Each used blob counts as used in one pack only (the first, in id order); other
     // copies are unused.
     let mut counted: HashSet<(BlobType, BlobId)> = HashSet::new();
     let mut delete = Vec::new();
     let mut partial: Vec<(ObjectId, u64, u64)> = Vec::new();
-    for p in &packs {
+    for p in packs {
         if in_plans.contains(&p.id) {
             continue;
         }
