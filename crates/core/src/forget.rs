@@ -26,12 +26,7 @@ impl Repository {
                 "no retention rule given: it would remove every snapshot (name snapshots to forget, or give --keep-* or --older-than)",
             ));
         }
-        let filter = filter.absolute()?;
-        let snapshots = self
-            .snapshots()?
-            .into_iter()
-            .filter(|s| filter.matches(&s.snapshot))
-            .collect();
+        let snapshots = self.find_snapshots(&[], filter)?;
         Ok(apply(snapshots, policy, group_by))
     }
 

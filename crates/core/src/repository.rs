@@ -409,7 +409,32 @@ impl Repository {
         spec: &str,
         filter: &SnapshotFilter,
     ) -> Result<SnapshotInfo> {
-        crate::select::select(self.snapshots()?, spec, filter)
+        crate::select::select(&self.snapshots()?, spec, filter)
+    }
+
+    /// The snapshots `specs` name (ids, unique prefixes, `latest`) among those that
+    /// pass `filter`, in the order given; with no specs, every snapshot that passes,
+    /// oldest first. The snapshot files are read once, however many specs there are.
+    ///
+    /// # Errors
+    /// As [`Repository::find_snapshot_filtered`] for each spec.
+    pub fn find_snapshots(
+        &self,
+        specs: &[String],
+        filter: &SnapshotFilter,
+    ) -> Result<Vec<SnapshotInfo>> {
+        let list = self.snapshots()?;
+        if specs.is_empty() {
+            let filter = filter.absolute()?;
+            return Ok(list
+                .into_iter()
+                .filter(|s| filter.matches(&s.snapshot))
+                .collect());
+        }
+        specs
+            .iter()
+            .map(|spec| crate::select::select(&list, spec, filter))
+            .collect()
     }
 
     /// Reads a tree blob.

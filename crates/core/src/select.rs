@@ -63,18 +63,18 @@ impl SnapshotFilter {
 /// Picks the snapshot `spec` names among those of `list` (sorted oldest first) that pass
 /// `filter`: `latest` is the newest of them, otherwise a full id or unique id prefix.
 pub(crate) fn select(
-    list: Vec<SnapshotInfo>,
+    list: &[SnapshotInfo],
     spec: &str,
     filter: &SnapshotFilter,
 ) -> Result<SnapshotInfo> {
     let narrowed = !filter.is_empty();
     let filter = &filter.absolute()?;
-    let candidates: Vec<SnapshotInfo> = list
-        .into_iter()
+    let candidates: Vec<&SnapshotInfo> = list
+        .iter()
         .filter(|s| filter.matches(&s.snapshot))
         .collect();
     if spec == "latest" {
-        return candidates.into_iter().next_back().ok_or_else(|| {
+        return candidates.into_iter().next_back().cloned().ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
                 if narrowed {
@@ -94,6 +94,7 @@ pub(crate) fn select(
     let mut matches: Vec<SnapshotInfo> = candidates
         .into_iter()
         .filter(|s| s.id.to_string().starts_with(&prefix))
+        .cloned()
         .collect();
     match matches.len() {
         0 => Err(Error::new(

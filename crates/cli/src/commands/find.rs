@@ -95,18 +95,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
     let patterns = PatternSet::with_case(&a.patterns, a.ignore_case)?;
     let repo = g.open()?;
     let filter = a.select.filter()?;
-    let snapshots: Vec<SnapshotInfo> = if a.snapshots.is_empty() {
-        let filter = filter.absolute()?;
-        repo.snapshots()?
-            .into_iter()
-            .filter(|s| filter.matches(&s.snapshot))
-            .collect()
-    } else {
-        a.snapshots
-            .iter()
-            .map(|spec| repo.find_snapshot_filtered(spec, &filter))
-            .collect::<Result<_, _>>()?
-    };
+    let snapshots = repo.find_snapshots(&a.snapshots, &filter)?;
     if !a.json {
         output::line(format!(
             "{:<8}  {:<19}  {:>10}  path",

@@ -230,11 +230,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &arca_core::CancelToken) -> anyhow:
         if !policy.is_empty() {
             anyhow::bail!("give snapshots to forget or a retention policy, not both");
         }
-        let named: Vec<SnapshotInfo> = a
-            .snapshots
-            .iter()
-            .map(|spec| repo.find_snapshot_filtered(spec, &filter))
-            .collect::<Result<_, _>>()?;
+        let named = repo.find_snapshots(&a.snapshots, &filter)?;
         let group = GroupJson {
             host: None,
             paths: None,

@@ -63,18 +63,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     }
     let filter = a.select.filter()?;
     let repo = g.open()?;
-    let targets = if a.snapshots.is_empty() {
-        let filter = filter.absolute()?;
-        repo.snapshots()?
-            .into_iter()
-            .filter(|s| filter.matches(&s.snapshot))
-            .collect()
-    } else {
-        a.snapshots
-            .iter()
-            .map(|spec| repo.find_snapshot_filtered(spec, &filter))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+    let targets = repo.find_snapshots(&a.snapshots, &filter)?;
     let set = (!a.set.is_empty()).then(|| split(&a.set));
     let (add, remove) = (split(&a.add), split(&a.remove));
     let mut changed = Vec::new();
