@@ -109,75 +109,9 @@ fn b2_round_trip() {
 }
 
 #[test]
-fn b2_through_injected_faults() {
-    let Some(mut env) = b2() else { return };
-    let src = env.path("src");
-    make_tree(&src);
-    env.vars.push((
-        "ARCA_TEST_FAULTS".into(),
-        "transient=0.2,lost-replies=0.5,seed=12".into(),
-    ));
-    env.ok(&[
-        "init",
-        "--kdf-memory",
-        "1",
-        "--kdf-iterations",
-        "1",
-        "--retries",
-        "30",
-    ]);
-    env.ok(&["backup", src.to_str().unwrap(), "--retries", "30"]);
-    let target = env.path("out");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        target.to_str().unwrap(),
-        "--retries",
-        "30",
-    ]);
-    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
-    env.vars.pop();
-    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
-}
-
-#[test]
 fn sftp_round_trip() {
     let Some(env) = sftp() else { return };
     round_trip(&env);
-}
-
-#[test]
-fn sftp_through_injected_faults() {
-    let Some(mut env) = sftp() else { return };
-    let src = env.path("src");
-    make_tree(&src);
-    env.vars.push((
-        "ARCA_TEST_FAULTS".into(),
-        "transient=0.2,lost-replies=0.5,seed=8".into(),
-    ));
-    env.ok(&[
-        "init",
-        "--kdf-memory",
-        "1",
-        "--kdf-iterations",
-        "1",
-        "--retries",
-        "30",
-    ]);
-    env.ok(&["backup", src.to_str().unwrap(), "--retries", "30"]);
-    let target = env.path("out");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        target.to_str().unwrap(),
-        "--retries",
-        "30",
-    ]);
-    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
-    env.vars.pop();
-    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
 }
 
 #[test]
@@ -247,36 +181,54 @@ fn s3_round_trip_on_moto() {
     round_trip(&env);
 }
 
-#[test]
-fn transient_faults_are_retried_to_identical_data() {
-    let Some(mut env) = s3("S3S") else { return };
+/// init, backup and restore while a fifth of all storage calls fail transiently (half
+/// of the failed writes after storing, reads cut): retried to identical data, and the
+/// repository checks clean afterwards.
+fn through_faults(mut env: Env, seed: u32) {
     let src = env.path("src");
     make_tree(&src);
     write(&src.join("big.bin"), &bytes(2 << 20, 9));
-    env.init();
-    // A fifth of all calls fail (half of the failed writes after storing), reads are cut.
     env.vars.push((
         "ARCA_TEST_FAULTS".into(),
-        "transient=0.2,lost-replies=0.5,seed=3".into(),
+        format!("transient=0.2,lost-replies=0.5,seed={seed}"),
     ));
-    let out = env.expect(0, &["backup", src.to_str().unwrap(), "--retries", "30"]);
+    let retries = ["--retries", "30"];
+    let mut init = vec!["init", "--kdf-memory", "1", "--kdf-iterations", "1"];
+    init.extend(retries);
+    env.ok(&init);
+    let out = env.expect(
+        0,
+        &["backup", src.to_str().unwrap(), retries[0], retries[1]],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("injected fault") && err.contains("retry"),
         "{err}"
     );
     let target = env.path("out");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        target.to_str().unwrap(),
-        "--retries",
-        "30",
-    ]);
+    let t = target.to_str().unwrap();
+    env.ok(&["restore", "latest", "--target", t, retries[0], retries[1]]);
     assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
     env.vars.pop();
     assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+}
+
+#[test]
+fn transient_faults_are_retried_to_identical_data() {
+    let Some(env) = s3("S3S") else { return };
+    through_faults(env, 3);
+}
+
+#[test]
+fn sftp_through_injected_faults() {
+    let Some(env) = sftp() else { return };
+    through_faults(env, 8);
+}
+
+#[test]
+fn b2_through_injected_faults() {
+    let Some(env) = b2() else { return };
+    through_faults(env, 12);
 }
 
 #[test]
