@@ -96,29 +96,16 @@ impl Repository {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::retention::KeepCount;
-    use crate::{BackupOptions, InitOptions, KdfParams, NoProgress};
+    use crate::{BackupOptions, NoProgress};
 
     #[test]
     fn forget_removes_only_what_the_policy_lets_go() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         std::fs::create_dir(&src).unwrap();
-        let backend: Arc<dyn arca_backends::WriteBackend> =
-            Arc::new(arca_backends::MemoryBackend::new());
-        let init = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        };
-        Repository::init(backend.clone(), b"pw", &init).unwrap();
-        let mut repo = Repository::open(backend, b"pw").unwrap();
+        let (_, mut repo) = crate::testing::memory_repository();
         for i in 0..4 {
             std::fs::write(src.join("f"), format!("{i}")).unwrap();
             let options = BackupOptions {

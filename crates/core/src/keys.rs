@@ -110,12 +110,7 @@ mod tests {
 
     use super::*;
     use crate::InitOptions;
-
-    const FAST: KdfParams = KdfParams {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
+    use crate::testing::FAST_KDF as FAST;
 
     #[test]
     fn passphrases_come_and_go_but_never_the_last() {

@@ -69,6 +69,8 @@ mod select;
 mod selection;
 mod sync;
 mod system;
+#[cfg(test)]
+mod testing;
 mod verify;
 
 pub use backup::{BackupOptions, BackupSummary};

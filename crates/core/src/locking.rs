@@ -393,24 +393,10 @@ impl Repository {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::{InitOptions, KdfParams};
 
     fn repo() -> Repository {
-        let backend: Arc<dyn arca_backends::WriteBackend> =
-            Arc::new(arca_backends::MemoryBackend::new());
-        let init = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        };
-        Repository::init(backend.clone(), b"pw", &init).unwrap();
-        Repository::open(backend, b"pw").unwrap()
+        crate::testing::memory_repository().1
     }
 
     #[test]

@@ -5,9 +5,7 @@ use arca_backends::{BackendError, MemoryBackend, WriteBackend};
 use bytes::Bytes;
 
 use super::*;
-use crate::{
-    BackupOptions, CheckOptions, InitOptions, KdfParams, NoProgress, RestoreOptions, SnapshotInfo,
-};
+use crate::{BackupOptions, CheckOptions, NoProgress, RestoreOptions, SnapshotInfo};
 
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -33,16 +31,7 @@ impl Fixture {
         let src = dir.path().join("src");
         std::fs::create_dir(&src).unwrap();
         let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
-        let init = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        };
-        Repository::init(backend.clone(), b"pw", &init).unwrap();
+        Repository::init(backend.clone(), b"pw", &crate::testing::fast_init(1 << 20)).unwrap();
         Self {
             _dir: dir,
             src,
