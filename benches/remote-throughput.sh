@@ -24,9 +24,7 @@ else
     if [ ! -d "$src" ]; then
         tarball=/usr/src/linux-source-6.1.tar.xz
         if [ ! -f "$tarball" ]; then
-            sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-            $sudo apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-source-6.1 >/dev/null
+            bash scripts/apt-install.sh linux-source-6.1
         fi
         echo "extracting $tarball" >&2
         tar -xJf "$tarball" -C "$bench"
@@ -62,7 +60,7 @@ target() {
     esac
 }
 
-backends=(${ARCA_BENCH_BACKENDS:-local sftp s3s moto})
+read -r -a backends <<< "${ARCA_BENCH_BACKENDS:-local sftp s3s moto}"
 size=$(du -sb "$src" | cut -f1)
 # Every backup reads the tree from the page cache: read it once before timing.
 find "$src" -type f -print0 | xargs -0 cat > /dev/null

@@ -5,10 +5,4 @@ set -euo pipefail
 missing=()
 command -v tar >/dev/null || missing+=(tar)
 command -v unzip >/dev/null || missing+=(unzip)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing ${missing[*]}" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"

@@ -60,9 +60,6 @@ ENV_FILE="$STATE/env"
 LOGS="$STATE/logs"
 PIDS="$STATE/pids"
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-
 log() { printf 'test-servers: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -70,13 +67,8 @@ die() { log "error: $*"; exit 1; }
 # Installing (each step only when missing)
 # ---------------------------------------------------------------------------------------
 
-APT_UPDATED=""
 apt_install() {
-    if [ -z "$APT_UPDATED" ]; then
-        $SUDO apt-get update -qq
-        APT_UPDATED=1
-    fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    bash "$REPO/scripts/apt-install.sh" "$@"
 }
 
 install_openssh() {
