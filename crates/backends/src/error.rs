@@ -45,6 +45,21 @@ impl BackendError {
         }
     }
 
+    /// [`ErrorKind::NotFound`]: `object` does not exist.
+    pub fn not_found(operation: &'static str, object: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, operation, object, "no such object")
+    }
+
+    /// [`ErrorKind::AlreadyExists`]: `object` exists (writes are write-once).
+    pub fn already_exists(operation: &'static str, object: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::AlreadyExists,
+            operation,
+            object,
+            "object already exists",
+        )
+    }
+
     /// Wraps an I/O error, classifying it by its kind.
     pub fn from_io(operation: &'static str, object: impl Into<String>, err: io::Error) -> Self {
         let kind = match err.kind() {

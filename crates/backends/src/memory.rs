@@ -47,14 +47,10 @@ impl MemoryBackend {
     fn get(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError> {
         let guard = self.read();
         let objects = guard.as_ref().ok_or_else(|| Self::missing_repo("read"))?;
-        objects.get(&(kind, *id)).cloned().ok_or_else(|| {
-            BackendError::new(
-                ErrorKind::NotFound,
-                "read",
-                Self::name(kind, id),
-                "no such object",
-            )
-        })
+        objects
+            .get(&(kind, *id))
+            .cloned()
+            .ok_or_else(|| BackendError::not_found("read", Self::name(kind, id)))
     }
 }
 
@@ -117,12 +113,7 @@ impl WriteBackend for MemoryBackend {
         let mut guard = self.write_lock();
         let objects = guard.as_mut().ok_or_else(|| Self::missing_repo("write"))?;
         if objects.contains_key(&(kind, *id)) {
-            return Err(BackendError::new(
-                ErrorKind::AlreadyExists,
-                "write",
-                Self::name(kind, id),
-                "object already exists",
-            ));
+            return Err(BackendError::already_exists("write", Self::name(kind, id)));
         }
         objects.insert((kind, *id), data);
         Ok(())
@@ -131,13 +122,9 @@ impl WriteBackend for MemoryBackend {
     fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
         let mut guard = self.write_lock();
         let objects = guard.as_mut().ok_or_else(|| Self::missing_repo("remove"))?;
-        objects.remove(&(kind, *id)).map(|_| ()).ok_or_else(|| {
-            BackendError::new(
-                ErrorKind::NotFound,
-                "remove",
-                Self::name(kind, id),
-                "no such object",
-            )
-        })
+        objects
+            .remove(&(kind, *id))
+            .map(|_| ())
+            .ok_or_else(|| BackendError::not_found("remove", Self::name(kind, id)))
     }
 }

@@ -69,12 +69,7 @@ impl B2Backend {
     }
 
     fn not_found(&self, operation: &'static str, key: &str) -> BackendError {
-        BackendError::new(
-            ErrorKind::NotFound,
-            operation,
-            self.name(key),
-            "no such object",
-        )
+        BackendError::not_found(operation, self.name(key))
     }
 
     fn short(&self, key: &str, wanted: u64) -> BackendError {
@@ -293,12 +288,7 @@ impl WriteBackend for B2Backend {
         let key = self.key(kind, id);
         let object = self.name(&key);
         if self.stat("write", &key)?.is_some() {
-            return Err(BackendError::new(
-                ErrorKind::AlreadyExists,
-                "write",
-                object,
-                "object already exists",
-            ));
+            return Err(BackendError::already_exists("write", object));
         }
         let len = data.len() as u64;
         if len >= self.config().large_file_threshold

@@ -425,12 +425,7 @@ impl ReadBackend for S3Backend {
         if length == 0 {
             let key = self.key(kind, id);
             return match self.head("read", &key)? {
-                None => Err(BackendError::new(
-                    ErrorKind::NotFound,
-                    "read",
-                    self.name(&key),
-                    "no such object",
-                )),
+                None => Err(BackendError::not_found("read", self.name(&key))),
                 Some(size) if size < offset => Err(self.short(&key, 0)),
                 Some(_) => Ok(Bytes::new()),
             };
@@ -479,12 +474,7 @@ impl WriteBackend for S3Backend {
     fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
         let key = self.key(kind, id);
         if self.head("write", &key)?.is_some() {
-            return Err(BackendError::new(
-                ErrorKind::AlreadyExists,
-                "write",
-                self.name(&key),
-                "object already exists",
-            ));
+            return Err(BackendError::already_exists("write", self.name(&key)));
         }
         // The storage class applies to packs only: metadata must stay readable at once
         // (an archive class would make the config unreadable) and small files pay
@@ -505,12 +495,7 @@ impl WriteBackend for S3Backend {
         let key = self.key(kind, id);
         // DELETE succeeds for missing keys; the contract wants NotFound.
         if self.head("remove", &key)?.is_none() {
-            return Err(BackendError::new(
-                ErrorKind::NotFound,
-                "remove",
-                self.name(&key),
-                "no such object",
-            ));
+            return Err(BackendError::not_found("remove", self.name(&key)));
         }
         let url = self
             .bucket

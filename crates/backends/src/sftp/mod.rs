@@ -120,14 +120,7 @@ impl SftpBackend {
     ) -> Result<(), Fail> {
         let path = self.path(kind, id);
         let dir = self.dir(kind, id);
-        let exists = || {
-            Fail::Backend(BackendError::new(
-                ErrorKind::AlreadyExists,
-                "write",
-                self.name(&path),
-                "object already exists",
-            ))
-        };
+        let exists = || Fail::Backend(BackendError::already_exists("write", self.name(&path)));
         match sftp.stat(&path) {
             Ok(_) => return Err(exists()),
             Err(e) if is_missing(&e) => {}
