@@ -101,18 +101,7 @@ fn a_corrupted_pack_is_found_by_check_read_data_and_by_restore() {
         "{err}"
     );
     let archive = env.path("src.tar");
-    let out = env.expect(
-        1,
-        &[
-            "dump",
-            "latest",
-            src.to_str().unwrap(),
-            "--archive",
-            "tar",
-            "--target",
-            archive.to_str().unwrap(),
-        ],
-    );
+    let out = env.dump_archive(1, &src, "tar", &archive);
     assert!(stderr(&out).contains("a.bin"), "{}", stderr(&out));
     assert!(!archive.exists(), "a truncated archive was left behind");
 }

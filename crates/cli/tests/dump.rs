@@ -107,15 +107,7 @@ fn a_tar_archive_unpacks_with_tar_to_the_same_tree() {
     let expected = manifest(&src);
 
     let archive = env.path("src.tar");
-    env.ok(&[
-        "dump",
-        "latest",
-        src.to_str().unwrap(),
-        "--archive",
-        "tar",
-        "--target",
-        archive.to_str().unwrap(),
-    ]);
+    env.dump_archive(0, &src, "tar", &archive);
     let out = env.path("untarred");
     fs::create_dir(&out).unwrap();
     tool(
@@ -179,18 +171,7 @@ fn a_zip_archive_unpacks_with_unzip() {
     env.backup(&[&src]);
 
     let archive = env.path("src.zip");
-    let out = env.expect(
-        0,
-        &[
-            "dump",
-            "latest",
-            src.to_str().unwrap(),
-            "--archive",
-            "zip",
-            "--target",
-            archive.to_str().unwrap(),
-        ],
-    );
+    let out = env.dump_archive(0, &src, "zip", &archive);
     let warnings = String::from_utf8_lossy(&out.stderr);
     assert!(
         warnings.contains("pipe: devices, FIFOs and sockets cannot be stored in a zip"),
@@ -306,18 +287,7 @@ fn zip_keeps_names_that_are_not_utf8_apart() {
     env.init();
     env.backup(&[&src]);
     let archive = env.path("names.zip");
-    let out = env.expect(
-        0,
-        &[
-            "dump",
-            "latest",
-            src.to_str().unwrap(),
-            "--archive",
-            "zip",
-            "--target",
-            archive.to_str().unwrap(),
-        ],
-    );
+    let out = env.dump_archive(0, &src, "zip", &archive);
     let warnings = String::from_utf8_lossy(&out.stderr);
     assert!(warnings.contains("is not UTF-8"), "{warnings}");
     let dir = env.path("unzipped");

@@ -101,6 +101,21 @@ impl Env {
             .unwrap()
     }
 
+    /// `arca dump latest SRC --archive FORMAT --target ARCHIVE`, asserting exit `code`.
+    pub fn dump_archive(&self, code: i32, src: &Path, format: &str, archive: &Path) -> Output {
+        let (src, archive) = (src.to_str().unwrap(), archive.to_str().unwrap());
+        let args = [
+            "dump",
+            "latest",
+            src,
+            "--archive",
+            format,
+            "--target",
+            archive,
+        ];
+        self.expect(code, &args)
+    }
+
     /// `arca init` with a cheap key derivation (tests open the repository many times).
     pub fn init(&self) {
         self.ok(&["init", "--kdf-memory", "1", "--kdf-iterations", "1"]);
