@@ -156,3 +156,94 @@ impl<B: WriteBackend> Layer for Faults<B> {
 }
 
 layer_backend!(Faults);
+
+/// What [`Intercept`] calls before every call: it sees the call and may fail it.
+pub type InterceptHook = Box<dyn Fn(Call<'_>) -> Result<(), BackendError> + Send + Sync>;
+
+/// Runs a hook before every call to the backend it wraps: to count calls, to fail
+/// chosen ones, or to do something at a chosen moment (tests of everything above a
+/// backend, and embedders that want to observe storage traffic). A call the hook fails
+/// does not reach the backend.
+pub struct Intercept<B> {
+    inner: B,
+    hook: InterceptHook,
+}
+
+impl<B> fmt::Debug for Intercept<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Intercept").finish_non_exhaustive()
+    }
+}
+
+impl<B: WriteBackend> Intercept<B> {
+    /// Wraps `inner`, calling `hook` before each call.
+    pub fn new(inner: B, hook: InterceptHook) -> Self {
+        Self { inner, hook }
+    }
+}
+
+impl<B: WriteBackend> Layer for Intercept<B> {
+    type Inner = B;
+
+    fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    fn around<T: Transfer>(
+        &self,
+        call: Call<'_>,
+        f: &mut dyn FnMut() -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        (self.hook)(call)?;
+        f()
+    }
+}
+
+layer_backend!(Intercept);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{FileKind, MemoryBackend, ObjectId, ReadBackend};
+
+    #[test]
+    fn intercept_sees_every_call_and_may_fail_it() {
+        let reads = Arc::new(AtomicU32::new(0));
+        let counted = reads.clone();
+        let backend = Intercept::new(
+            MemoryBackend::new(),
+            Box::new(move |call| match call {
+                Call::Read(..) => {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+                Call::Write(FileKind::Pack, ..) => Err(BackendError::new(
+                    ErrorKind::Permanent,
+                    "write",
+                    "x",
+                    "refused",
+                )),
+                _ => Ok(()),
+            }),
+        );
+        backend.create().unwrap();
+        let id = ObjectId::from_bytes([1; 32]);
+        assert!(
+            backend
+                .write(FileKind::Pack, &id, Bytes::from_static(b"p"))
+                .is_err()
+        );
+        backend
+            .write(FileKind::Index, &id, Bytes::from_static(b"i"))
+            .unwrap();
+        assert!(backend.list(FileKind::Pack).unwrap().is_empty());
+        backend.read_full(FileKind::Index, &id).unwrap();
+        backend.read_range(FileKind::Index, &id, 0, 1).unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+}

@@ -14,7 +14,8 @@
 //!
 //! Decorators wrap any backend and implement the same traits: [`Retry`] (transient
 //! failures, exponential backoff with jitter), [`Throttle`] (concurrent calls, upload
-//! and download rates) and [`Faults`] (injected failures, for tests). Stack them as
+//! and download rates), [`Faults`] (injected failures, for tests) and [`Intercept`] (a
+//! hook before every call). Stack them as
 //! `Retry(Throttle(backend))`, so that waiting between retries holds no connection.
 //!
 //! ```
@@ -58,7 +59,7 @@ use bytes::Bytes;
 #[cfg(feature = "b2")]
 pub use b2::{B2Backend, B2Config, B2ConfigError};
 pub use error::{BackendError, ErrorKind};
-pub use faults::{FaultPlan, Faults, ParseFaultPlanError};
+pub use faults::{FaultPlan, Faults, Intercept, InterceptHook, ParseFaultPlanError};
 #[cfg(any(feature = "s3", feature = "b2"))]
 pub use http::HttpOptions;
 pub use kind::{FileKind, ObjectId, ParseIdError};

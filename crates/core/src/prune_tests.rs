@@ -1,8 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arca_backends::{BackendError, MemoryBackend, WriteBackend};
-use bytes::Bytes;
+use arca_backends::{Call, Intercept, MemoryBackend, WriteBackend};
 
 use super::*;
 use crate::{BackupOptions, CheckOptions, NoProgress, RestoreOptions, SnapshotInfo};
@@ -221,60 +220,28 @@ fn damaged_snapshots_stop_prune() {
     assert_eq!(f.backend.list(FileKind::Lock).unwrap().len(), 0);
 }
 
-/// A backend that runs a hook once, at the first listing of `locks/` after
-/// `snapshots/` was listed: in a prune, during or right after its survey.
-struct Hook {
-    inner: Arc<dyn WriteBackend>,
-    seen_snapshots: std::sync::atomic::AtomicBool,
-    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl arca_backends::ReadBackend for Hook {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn list(&self, kind: FileKind) -> std::result::Result<Vec<(ObjectId, u64)>, BackendError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if kind == FileKind::Snapshot {
-            self.seen_snapshots.store(true, SeqCst);
-        }
-        if kind == FileKind::Lock && self.seen_snapshots.load(SeqCst) {
-            let hook = self.hook.lock().unwrap().take();
-            if let Some(h) = hook {
-                h();
+/// `backend`, running `hook` once, at the first listing of `locks/` after `snapshots/`
+/// was listed: in a prune, during or right after its survey.
+fn hooked(backend: Arc<dyn WriteBackend>, hook: Box<dyn FnOnce() + Send>) -> Arc<dyn WriteBackend> {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let seen_snapshots = AtomicBool::new(false);
+    let hook = std::sync::Mutex::new(Some(hook));
+    Arc::new(Intercept::new(
+        backend,
+        Box::new(move |call| {
+            match call {
+                Call::List(FileKind::Snapshot) => seen_snapshots.store(true, SeqCst),
+                Call::List(FileKind::Lock) if seen_snapshots.load(SeqCst) => {
+                    let once = hook.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(h) = once {
+                        h();
+                    }
+                }
+                _ => {}
             }
-        }
-        self.inner.list(kind)
-    }
-    fn read_full(&self, kind: FileKind, id: &ObjectId) -> std::result::Result<Bytes, BackendError> {
-        self.inner.read_full(kind, id)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        id: &ObjectId,
-        offset: u64,
-        length: u64,
-    ) -> std::result::Result<Bytes, BackendError> {
-        self.inner.read_range(kind, id, offset, length)
-    }
-}
-
-impl WriteBackend for Hook {
-    fn create(&self) -> std::result::Result<(), BackendError> {
-        self.inner.create()
-    }
-    fn write(
-        &self,
-        kind: FileKind,
-        id: &ObjectId,
-        data: Bytes,
-    ) -> std::result::Result<(), BackendError> {
-        self.inner.write(kind, id, data)
-    }
-    fn remove(&self, kind: FileKind, id: &ObjectId) -> std::result::Result<(), BackendError> {
-        self.inner.remove(kind, id)
-    }
+            Ok(())
+        }),
+    ))
 }
 
 #[test]
@@ -297,15 +264,14 @@ fn a_backup_ending_while_prune_surveys_loses_nothing() {
     // During prune 2, the backup commits a snapshot that needs "old" and ends.
     let inner = f.backend.clone();
     let snapshot = first.snapshot.clone();
-    let hooked: Arc<dyn WriteBackend> = Arc::new(Hook {
-        inner: f.backend.clone(),
-        seen_snapshots: std::sync::atomic::AtomicBool::new(false),
-        hook: std::sync::Mutex::new(Some(Box::new(move || {
+    let hooked = hooked(
+        f.backend.clone(),
+        Box::new(move || {
             let r = Repository::open(inner, b"pw").unwrap();
             r.repo.save_snapshot(&snapshot).unwrap();
             drop(running);
-        }))),
-    });
+        }),
+    );
     Repository::open(hooked, b"pw")
         .unwrap()
         .prune(&PruneOptions::default())

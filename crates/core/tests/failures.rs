@@ -9,65 +9,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arca_backends::{
-    BackendError, ErrorKind as BackendKind, FileKind, MemoryBackend, ObjectId, ReadBackend,
-    WriteBackend,
+    BackendError, Call, ErrorKind as BackendKind, FileKind, Intercept, MemoryBackend,
 };
 use arca_core::{BackupOptions, CancelToken, ErrorKind, InitOptions, NoProgress, Repository};
-use bytes::Bytes;
 
-/// A backend whose pack writes fail once `broken` is set.
-struct Breakable {
-    inner: MemoryBackend,
-    broken: AtomicBool,
-}
-
-impl ReadBackend for Breakable {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
-        self.inner.list(kind)
-    }
-    fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<Bytes, BackendError> {
-        self.inner.read_full(kind, id)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        id: &ObjectId,
-        offset: u64,
-        length: u64,
-    ) -> Result<Bytes, BackendError> {
-        self.inner.read_range(kind, id, offset, length)
-    }
-}
-
-impl WriteBackend for Breakable {
-    fn create(&self) -> Result<(), BackendError> {
-        self.inner.create()
-    }
-    fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
-        if kind == FileKind::Pack && self.broken.load(Ordering::SeqCst) {
-            return Err(BackendError::new(
-                BackendKind::Permanent,
-                "write",
-                format!("memory:data/{id}"),
-                "disk full",
-            ));
-        }
-        self.inner.write(kind, id, data)
-    }
-    fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
-        self.inner.remove(kind, id)
-    }
+/// A backend whose pack writes fail while `broken` is set.
+fn breakable(broken: Arc<AtomicBool>) -> Intercept<MemoryBackend> {
+    Intercept::new(
+        MemoryBackend::new(),
+        Box::new(move |call| match call {
+            Call::Write(FileKind::Pack, id, _) if broken.load(Ordering::SeqCst) => {
+                Err(BackendError::new(
+                    BackendKind::Permanent,
+                    "write",
+                    format!("memory:data/{id}"),
+                    "disk full",
+                ))
+            }
+            _ => Ok(()),
+        }),
+    )
 }
 
 #[test]
 fn a_failing_backend_stops_the_backup_cleanly() {
-    let backend = Arc::new(Breakable {
-        inner: MemoryBackend::new(),
-        broken: AtomicBool::new(false),
-    });
+    let broken = Arc::new(AtomicBool::new(false));
+    let backend = Arc::new(breakable(broken.clone()));
     // Small packs, so that packs fill and upload inside the worker threads.
     let init = InitOptions {
         pack_size: 1 << 20,
@@ -90,7 +57,7 @@ fn a_failing_backend_stops_the_backup_cleanly() {
         })
         .collect();
     std::fs::write(dir.path().join("b"), noise).unwrap();
-    backend.broken.store(true, Ordering::SeqCst);
+    broken.store(true, Ordering::SeqCst);
     let cancel = CancelToken::new();
     let options = BackupOptions {
         cancel: cancel.clone(),
@@ -105,7 +72,7 @@ fn a_failing_backend_stops_the_backup_cleanly() {
     );
 
     // The repository is still valid and still has exactly the first snapshot.
-    backend.broken.store(false, Ordering::SeqCst);
+    broken.store(false, Ordering::SeqCst);
     let repo = Repository::open(backend.clone(), b"pw").unwrap();
     assert_eq!(repo.snapshots().unwrap().len(), 1);
     common::assert_checks_clean(&repo);
