@@ -90,6 +90,11 @@ fn transport_kind(e: &ureq::Error) -> ErrorKind {
     }
 }
 
+/// A request's time limit: `base`, plus the time `bytes` take at [`SLOWEST_RATE`].
+fn time_limit(base: std::time::Duration, bytes: u64) -> std::time::Duration {
+    base.saturating_add(std::time::Duration::from_secs(bytes / SLOWEST_RATE))
+}
+
 /// Error bodies are read up to this size (an HTML error page of a proxy can be large).
 const MAX_ERROR_BODY: u64 = 64 << 10;
 
@@ -198,7 +203,7 @@ impl Client {
             (body, _) => body,
         };
         let bytes = body.map_or(0, |b| b.len() as u64).max(req.expected);
-        let timeout = self.timeout + std::time::Duration::from_secs(bytes / SLOWEST_RATE);
+        let timeout = time_limit(self.timeout, bytes);
         let sent = match body {
             Some(body) => builder
                 .body(body)
@@ -243,5 +248,54 @@ impl Client {
             body: Bytes::from(body),
             headers,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn statuses_and_transport_failures_are_classified() {
+        assert_eq!(status_kind(404), ErrorKind::NotFound);
+        for transient in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(status_kind(transient), ErrorKind::Transient, "{transient}");
+        }
+        for permanent in [400, 401, 403, 412, 501, 505] {
+            assert_eq!(status_kind(permanent), ErrorKind::Permanent, "{permanent}");
+        }
+        let io = |kind| ureq::Error::Io(std::io::Error::new(kind, "x"));
+        // A certificate that does not verify surfaces as InvalidData from the TLS layer.
+        assert_eq!(
+            transport_kind(&io(std::io::ErrorKind::InvalidData)),
+            ErrorKind::Permanent
+        );
+        assert_eq!(
+            transport_kind(&io(std::io::ErrorKind::ConnectionReset)),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            transport_kind(&ureq::Error::ConnectionFailed),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            transport_kind(&ureq::Error::HostNotFound),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            transport_kind(&ureq::Error::BadUri("x".into())),
+            ErrorKind::Permanent
+        );
+    }
+
+    #[test]
+    fn time_limits_grow_with_the_bytes_moved() {
+        let base = Duration::from_secs(600);
+        assert_eq!(time_limit(base, 0), base);
+        // 64 MiB at 32 KiB/s: 2048 s more.
+        assert_eq!(time_limit(base, 64 << 20), Duration::from_secs(600 + 2048));
+        assert_eq!(time_limit(Duration::MAX, u64::MAX), Duration::MAX);
     }
 }

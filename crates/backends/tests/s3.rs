@@ -125,3 +125,21 @@ fn listings_follow_continuation_past_a_thousand_keys() {
     backend.create().unwrap();
     conformance::lists_past_a_thousand(&backend).unwrap();
 }
+
+#[test]
+fn init_creates_a_bucket_outside_us_east_1() {
+    // Outside us-east-1, CreateBucket must name the region (LocationConstraint); moto
+    // refuses it otherwise, as AWS does.
+    let Some(server) = server("S3_MOTO") else {
+        return;
+    };
+    let mut config = config(&server, &format!("{}/repo", unique("arca-")), None);
+    config.region = "eu-central-1".into();
+    let backend = S3Backend::new(config).unwrap();
+    backend.create().unwrap();
+    let id = ObjectId::from_bytes([4; 32]);
+    backend
+        .write(FileKind::Snapshot, &id, Bytes::from_static(b"s"))
+        .unwrap();
+    assert_eq!(backend.list(FileKind::Snapshot).unwrap(), vec![(id, 1)]);
+}

@@ -303,3 +303,45 @@ fn password_prompt_on_a_terminal() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn a_server_certificate_that_does_not_verify_is_refused_without_retrying() {
+    use std::io::{BufRead, BufReader};
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/servers/tls");
+    let script = "import http.server, ssl, sys\n\
+        srv = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n\
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+        ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n\
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+        print(srv.server_address[1], flush=True)\n\
+        srv.serve_forever()\n";
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(tls.join("cert.pem"))
+        .arg(tls.join("key.pem"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let env = Env::remote(
+        format!("s3:https://127.0.0.1:{}/bucket", port.trim()),
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), "a".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "b".into()),
+        ],
+    );
+    let out = env.run(&["snapshots"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    assert!(
+        !err.contains("retry"),
+        "a certificate failure was retried: {err}"
+    );
+}
