@@ -115,6 +115,62 @@ fn sftp_round_trip() {
 }
 
 #[test]
+fn sftp_logs_in_with_any_key_the_agent_holds() {
+    let Some(mut env) = sftp() else { return };
+    let key = var("SFTP_KEY").unwrap();
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // An agent holding a key the server does not know first, then the right one.
+    let sock = env.path("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a", sock.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !sock.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let wrong = env.path("wrong_ed25519");
+    run(std::process::Command::new("ssh-keygen").args([
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-f",
+        wrong.to_str().unwrap(),
+    ]));
+    for k in [wrong.to_str().unwrap(), &key] {
+        run(std::process::Command::new("ssh-add")
+            .arg(k)
+            .env("SSH_AUTH_SOCK", &sock)
+            .stderr(std::process::Stdio::null()));
+    }
+    // No key file and no ~/.ssh keys: only the agent can log in.
+    env.vars.retain(|(k, _)| k != "ARCA_SFTP_KEY");
+    let home = env.path("home");
+    fs::create_dir(&home).unwrap();
+    env.vars
+        .push(("HOME".into(), home.to_str().unwrap().into()));
+    env.vars
+        .push(("SSH_AUTH_SOCK".into(), sock.to_str().unwrap().into()));
+    let out = env.run(&["init", "--kdf-memory", "1", "--kdf-iterations", "1"]);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn sftp_refuses_an_unknown_host_key() {
     let Some(mut env) = sftp() else { return };
     let empty = env.path("known_hosts");
