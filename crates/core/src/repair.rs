@@ -104,12 +104,13 @@ pub struct RepairedSnapshot {
     pub lost: Vec<String>,
 }
 
-/// A directory being rebuilt: its path, its nodes, the next node to look at, and
-/// whether anything in it changed.
+/// A directory being rebuilt: its path, its nodes, which of them are left out, the
+/// next node to look at, and whether anything in it changed.
 struct Frame {
     old: arca_repo::BlobId,
     path: String,
     nodes: Vec<arca_repo::Node>,
+    left_out: Vec<bool>,
     next: usize,
     changed: bool,
 }
@@ -197,6 +198,7 @@ impl Repository {
             Frame {
                 old: id,
                 path,
+                left_out: vec![false; nodes.len()],
                 nodes,
                 next: 0,
                 changed,
@@ -230,8 +232,7 @@ impl Repository {
                     .any(|c| !self.index.contains(BlobType::Data, c))
                 {
                     lost.push(path);
-                    frame.nodes[i].content.clear();
-                    frame.nodes[i].name.clear(); // marked for removal below
+                    frame.left_out[i] = true;
                     frame.changed = true;
                 }
                 continue;
@@ -243,7 +244,8 @@ impl Repository {
                 let nodes: Vec<_> = done
                     .nodes
                     .into_iter()
-                    .filter(|n| !n.name.is_empty())
+                    .zip(done.left_out)
+                    .filter_map(|(node, out)| (!out).then_some(node))
                     .collect();
                 let bytes = Tree::new(nodes)?.encode()?;
                 let id = self.repo.blob_id(&bytes);
