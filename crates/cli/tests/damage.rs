@@ -517,3 +517,26 @@ fn repair_snapshots_leaves_out_lost_files_and_names_them() {
     assert!(next["data_blobs_added"].as_u64().unwrap() > 0, "{next}");
     assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
 }
+
+#[test]
+fn repair_snapshots_empties_directories_whose_tree_is_lost() {
+    let (env, _src) = backed_up();
+    // The tree pack (the smaller of the two) is lost.
+    let pack = files_in(&env.repo.join("data"))
+        .into_iter()
+        .min_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    fs::remove_file(&pack).unwrap();
+    env.ok(&["repair", "index"]);
+    env.expect(1, &["check"]);
+    let repaired = env.json(&["repair", "snapshots", "--forget"]);
+    let lost = repaired[0]["lost"].as_array().unwrap();
+    assert!(
+        lost.iter()
+            .any(|l| l.as_str().unwrap().contains("(directory unreadable")),
+        "{repaired}"
+    );
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+}
