@@ -317,16 +317,26 @@ impl Walker<'_, '_> {
         }
     }
 
+    /// Makes room for `node` and, unless what is there stays, creates it with `create`
+    /// and sets its metadata. `Ok(false)`: the existing entry was kept.
+    fn place(
+        &mut self,
+        dir: &DirHandle,
+        node: &Node,
+        target: &Path,
+        create: impl FnOnce() -> std::io::Result<()>,
+    ) -> std::io::Result<bool> {
+        if !self.make_room(dir, node, |_| false)? {
+            return Ok(false);
+        }
+        create()?;
+        self.ctx
+            .apply_metadata(Target::Entry(dir, &node.name), target, node)?;
+        Ok(true)
+    }
+
     fn symlink(&mut self, dir: &DirHandle, node: &Node, target: &Path) {
-        let result = self.make_room(dir, node, |_| false).and_then(|fresh| {
-            if !fresh {
-                return Ok(false);
-            }
-            dir.symlink(&node.target, &node.name)?;
-            self.ctx
-                .apply_metadata(Target::Entry(dir, &node.name), target, node)?;
-            Ok(true)
-        });
+        let result = self.place(dir, node, target, || dir.symlink(&node.target, &node.name));
         match result {
             Ok(true) => self.summary.other += 1,
             Ok(false) => self.summary.files_skipped += 1,
@@ -347,14 +357,8 @@ impl Walker<'_, '_> {
                 return;
             }
         };
-        let result = self.make_room(dir, node, |_| false).and_then(|fresh| {
-            if !fresh {
-                return Ok(false);
-            }
-            dir.mknod(&node.name, kind, node.mode & 0o7777, node.rdev)?;
-            self.ctx
-                .apply_metadata(Target::Entry(dir, &node.name), target, node)?;
-            Ok(true)
+        let result = self.place(dir, node, target, || {
+            dir.mknod(&node.name, kind, node.mode & 0o7777, node.rdev)
         });
         match result {
             Ok(true) => self.summary.other += 1,
