@@ -13,7 +13,11 @@
 //!   `within_daily D` (hourly, weekly, ...) keeps the newest of each day within D;
 //! - `tags` keeps snapshots carrying a tag list;
 //! - `older_than T` keeps everything taken at or after T: only older snapshots can go;
-//! - a snapshot no rule keeps is removed.
+//! - a snapshot no rule keeps is removed;
+//! - checkpoint snapshots (written during a backup that had not finished) are not
+//!   counted by any rule: a checkpoint newer than every complete snapshot of its group
+//!   is kept (`checkpoint not yet superseded`), any other is removed, whatever the
+//!   rules say.
 //!
 //! Periods are taken in the time zone the snapshot was taken in (its recorded UTC
 //! offset), so the result does not depend on where `forget` runs.
@@ -326,10 +330,24 @@ pub fn apply(
         .into_iter()
         .map(|(key, mut list)| {
             list.sort_by_key(|s| std::cmp::Reverse((s.snapshot.time, s.id)));
-            GroupDecisions {
-                key,
-                decisions: decide(list, policy),
-            }
+            let (checkpoints, complete): (Vec<_>, Vec<_>) =
+                list.into_iter().partition(|s| s.snapshot.checkpoint);
+            let newest_complete = complete.first().map(|s| s.snapshot.time);
+            let mut decisions = decide(complete, policy);
+            decisions.extend(checkpoints.into_iter().map(|snapshot| {
+                let current = newest_complete.is_none_or(|t| snapshot.snapshot.time > t);
+                Decision {
+                    keep: current,
+                    reasons: if current {
+                        vec!["checkpoint not yet superseded".to_owned()]
+                    } else {
+                        Vec::new()
+                    },
+                    snapshot,
+                }
+            }));
+            decisions.sort_by_key(|d| std::cmp::Reverse((d.snapshot.snapshot.time, d.snapshot.id)));
+            GroupDecisions { key, decisions }
         })
         .collect()
 }

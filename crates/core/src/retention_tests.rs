@@ -30,6 +30,7 @@ fn snap(n: u32, secs: i64, offset: i32, host: &str, tags: &[&str]) -> SnapshotIn
             program_version: String::new(),
             summary: SnapshotSummary::default(),
             notes: Vec::new(),
+            checkpoint: false,
         },
     }
 }
@@ -211,6 +212,45 @@ fn groups_are_decided_separately() {
     let groups = apply(list, &p, none);
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].decisions.iter().filter(|d| d.keep).count(), 1);
+}
+
+#[test]
+fn checkpoints_are_not_counted_and_go_once_superseded() {
+    let checkpoint = |n: u32, secs: i64, host: &str| {
+        let mut s = snap(n, secs, 0, host, &[]);
+        s.snapshot.checkpoint = true;
+        s
+    };
+    let list = vec![
+        snap(0, T0, 0, "a", &[]),
+        checkpoint(1, T0 + HOUR, "a"),
+        snap(2, T0 + 2 * HOUR, 0, "a", &[]),
+        checkpoint(3, T0 + 3 * HOUR, "a"),
+        checkpoint(4, T0 + 4 * HOUR, "a"),
+        // A group with only a checkpoint keeps it.
+        checkpoint(5, T0, "b"),
+    ];
+    // `last 2` keeps the two newest complete snapshots: the checkpoints in between do
+    // not use up the count. The checkpoint older than snapshot 2 goes; the two newer
+    // than every complete snapshot stay.
+    let p = policy(|p| p.last = Some(KeepCount::Last(2)));
+    assert_eq!(kept(list.clone(), &p), BTreeSet::from([0, 2, 3, 4, 5]));
+    // A rule that would keep everything does not keep a superseded checkpoint.
+    let p = policy(|p| p.last = Some(KeepCount::All));
+    assert_eq!(kept(list.clone(), &p), BTreeSet::from([0, 2, 3, 4, 5]));
+    let groups = apply(list, &p, GroupBy::default());
+    let a = &groups[0].decisions;
+    let order: Vec<u8> = a.iter().map(|d| d.snapshot.id.as_bytes()[3]).collect();
+    assert_eq!(
+        order,
+        vec![4, 3, 2, 1, 0],
+        "newest first, checkpoints in place"
+    );
+    assert_eq!(
+        a[0].reasons,
+        vec!["checkpoint not yet superseded".to_owned()]
+    );
+    assert!(a[3].reasons.is_empty() && !a[3].keep);
 }
 
 #[test]

@@ -61,7 +61,8 @@ impl SnapshotFilter {
 }
 
 /// Picks the snapshot `spec` names among those of `list` (sorted oldest first) that pass
-/// `filter`: `latest` is the newest of them, otherwise a full id or unique id prefix.
+/// `filter`: `latest` is the newest of them that is not a checkpoint, otherwise a full id
+/// or unique id prefix.
 pub(crate) fn select(
     list: &[SnapshotInfo],
     spec: &str,
@@ -74,16 +75,24 @@ pub(crate) fn select(
         .filter(|s| filter.matches(&s.snapshot))
         .collect();
     if spec == "latest" {
-        return candidates.into_iter().next_back().cloned().ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                if narrowed {
-                    "no snapshot matches the given host, tags, paths and time"
-                } else {
-                    "the repository has no snapshots"
-                },
-            )
-        });
+        // The newest complete snapshot: a checkpoint is taken only by id.
+        let checkpoints = candidates.iter().filter(|s| s.snapshot.checkpoint).count();
+        return candidates
+            .into_iter()
+            .rfind(|s| !s.snapshot.checkpoint)
+            .cloned()
+            .ok_or_else(|| {
+                let message = match (checkpoints, narrowed) {
+                    (0, true) => "no snapshot matches the given host, tags, paths and time".into(),
+                    (0, false) => "the repository has no snapshots".into(),
+                    (n, _) => format!(
+                        "no complete snapshot{}, only {n} checkpoint{}: name one by id",
+                        if narrowed { " matches" } else { " yet" },
+                        if n == 1 { "" } else { "s" }
+                    ),
+                };
+                Error::new(ErrorKind::NotFound, message)
+            });
     }
     let prefix = spec.to_ascii_lowercase();
     if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -343,6 +352,7 @@ mod tests {
             program_version: String::new(),
             summary: Default::default(),
             notes: vec![],
+            checkpoint: false,
         }
     }
 

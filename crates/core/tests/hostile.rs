@@ -58,6 +58,7 @@ fn write_hostile_snapshot(repo: &Repo, name: &[u8]) -> ObjectId {
         program_version: "evil".into(),
         summary: SnapshotSummary::default(),
         notes: vec![],
+        checkpoint: false,
     })
     .unwrap()
 }

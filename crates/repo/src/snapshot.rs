@@ -1,7 +1,8 @@
 //! Snapshots: what was backed up, when, from where, and the root tree.
 //!
-//! Payload: `version (u16 LE) = 2 || postcard(Snapshot)`. Version 1 lacks the last two
-//! fields (`summary.changed_during_read` and `notes`) and is still read.
+//! Payload: `version (u16 LE) = 3 || postcard(Snapshot)`. Version 2 lacks the last field
+//! (`checkpoint`), version 1 also `summary.changed_during_read` and `notes`; both are
+//! still read.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ use crate::blob::BlobId;
 use crate::tree::Timestamp;
 use crate::wire::{decode_postcard, encode_versioned, split_version};
 
-const SNAPSHOT_VERSION: u16 = 2;
+const SNAPSHOT_VERSION: u16 = 3;
 
 /// At most this many notes are recorded in a snapshot.
 pub const MAX_NOTES: usize = 1000;
@@ -94,6 +95,10 @@ pub struct Snapshot {
     /// What the backup noticed about particular paths, one line each: entries it could
     /// not read, files that changed while read (at most [`MAX_NOTES`]; version 2).
     pub notes: Vec<String>,
+    /// Written during a backup that had not finished (`--checkpoint-interval`): it holds
+    /// the entries backed up so far, and a complete snapshot of the same host and paths
+    /// taken later supersedes it (version 3).
+    pub checkpoint: bool,
 }
 
 impl Snapshot {
@@ -118,12 +123,14 @@ impl Snapshot {
         let (version, body) = split_version(payload, object)?;
         let snap: Snapshot = match version {
             SNAPSHOT_VERSION => decode_postcard(body, object)?,
-            // Version 1 is version 2 without its two last fields, both zero-length in
-            // postcard when empty (`0u64` and an empty list each encode as one zero byte).
-            1 => {
-                let mut v2 = body.to_vec();
-                v2.extend_from_slice(&[0, 0]);
-                decode_postcard(&v2, object)?
+            // Older versions lack trailing fields whose empty values encode as one zero
+            // byte each in postcard (`0u64`, an empty list, `false`): version 2 lacks
+            // `checkpoint`, version 1 also `changed_during_read` and `notes`.
+            1 | 2 => {
+                let missing = if version == 1 { 3 } else { 1 };
+                let mut v3 = body.to_vec();
+                v3.extend(std::iter::repeat_n(0, missing));
+                decode_postcard(&v3, object)?
             }
             other => {
                 return Err(RepoError::UnsupportedVersion {

@@ -200,6 +200,7 @@ fn snapshot_golden_bytes() {
             ..Default::default()
         },
         notes: vec![],
+        checkpoint: false,
     };
     // Version 1 payloads (written by arca 0.1.0) still decode, with the fields
     // version 2 added left empty.
@@ -208,18 +209,25 @@ fn snapshot_golden_bytes() {
 
     snap.summary.changed_during_read = 2;
     snap.notes = vec!["/home/alice/log: changed while read".into()];
+    // Version 2 payloads decode as complete (not checkpoint) snapshots.
+    let v2 = hex::decode(GOLDEN_SNAPSHOT_V2).unwrap();
+    assert_eq!(Snapshot::decode(&v2, "snapshot").unwrap(), snap);
+
+    snap.checkpoint = true;
     let bytes = snap.encode().unwrap();
     assert_eq!(hex::encode(&bytes), GOLDEN_SNAPSHOT);
     assert_eq!(Snapshot::decode(&bytes, "snapshot").unwrap(), snap);
-    let mut v3 = bytes.clone();
-    v3[0] = 3;
+    let mut v4 = bytes.clone();
+    v4[0] = 4;
     assert!(matches!(
-        Snapshot::decode(&v3, "s"),
-        Err(RepoError::UnsupportedVersion { found: 3, .. })
+        Snapshot::decode(&v4, "s"),
+        Err(RepoError::UnsupportedVersion { found: 4, .. })
     ));
 }
 
-const GOLDEN_SNAPSHOT: &str = "020080c49fd50c05a038cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc010b2f686f6d652f616c69636503626f7805616c696365e8076401056461696c790001092a2a2f2e636163686505302e312e300003000000000000e80700000000000000000201232f686f6d652f616c6963652f6c6f673a206368616e676564207768696c652072656164";
+const GOLDEN_SNAPSHOT: &str = "030080c49fd50c05a038cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc010b2f686f6d652f616c69636503626f7805616c696365e8076401056461696c790001092a2a2f2e636163686505302e312e300003000000000000e80700000000000000000201232f686f6d652f616c6963652f6c6f673a206368616e676564207768696c65207265616401";
+
+const GOLDEN_SNAPSHOT_V2: &str = "020080c49fd50c05a038cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc010b2f686f6d652f616c69636503626f7805616c696365e8076401056461696c790001092a2a2f2e636163686505302e312e300003000000000000e80700000000000000000201232f686f6d652f616c6963652f6c6f673a206368616e676564207768696c652072656164";
 
 const GOLDEN_SNAPSHOT_V1: &str = "010080c49fd50c05a038cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc010b2f686f6d652f616c69636503626f7805616c696365e8076401056461696c790001092a2a2f2e636163686505302e312e300003000000000000e8070000000000000000";
 
@@ -293,6 +301,7 @@ fn sealed_files_round_trip_and_detect_tampering() {
         program_version: String::new(),
         summary: SnapshotSummary::default(),
         notes: vec![],
+        checkpoint: false,
     };
     let id = repo.save_snapshot(&snap).unwrap();
     assert_eq!(repo.load_snapshot(&id).unwrap(), snap);
@@ -472,6 +481,40 @@ proptest! {
             }).collect(),
         }).collect() };
         prop_assert_eq!(IndexFile::decode(&file.encode(), "i").unwrap(), file);
+    }
+
+    #[test]
+    fn snapshot_round_trip(
+        secs in -10_000_000_000i64..10_000_000_000, nanos in 0u32..1_000_000_000, offset in -50_000i32..50_000,
+        paths in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..30), 0..4),
+        host in ".{0,20}", tags in proptest::collection::vec("[a-z]{1,8}", 0..4),
+        parent in proptest::option::of(any::<[u8; 32]>()), figures in any::<[u64; 8]>(),
+        notes in proptest::collection::vec(".{0,40}", 0..5), checkpoint in any::<bool>(),
+    ) {
+        let snap = Snapshot {
+            time: Timestamp { secs, nanos },
+            utc_offset: offset,
+            tree: BlobId([7; 32]),
+            paths,
+            hostname: host,
+            username: "u".into(),
+            uid: 1,
+            gid: 2,
+            tags,
+            parent,
+            excludes: vec!["- *.o".into()],
+            program_version: "0.1.0".into(),
+            summary: SnapshotSummary {
+                duration_ms: figures[0], files_new: figures[1], bytes_total: figures[2],
+                bytes_stored_total: figures[3], chunks_total: figures[4], errors: figures[5],
+                changed_during_read: figures[6], data_blobs_added: figures[7],
+                ..Default::default()
+            },
+            notes,
+            checkpoint,
+        };
+        let bytes = snap.encode().unwrap();
+        prop_assert_eq!(Snapshot::decode(&bytes, "s").unwrap(), snap);
     }
 
     #[test]

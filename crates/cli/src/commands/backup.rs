@@ -120,9 +120,25 @@ pub struct Args {
     #[arg(long)]
     skip_if_unchanged: bool,
 
+    /// Write a checkpoint snapshot every DURATION (600 seconds, 10m, 1h): if the backup
+    /// is interrupted, the checkpoint restores what was backed up so far, and the next
+    /// backup resumes from it instead of reading and uploading it again
+    #[arg(long, value_name = "DURATION", value_parser = parse_checkpoint_interval)]
+    checkpoint_interval: Option<std::time::Duration>,
+
     /// Print JSON lines: status about once a second, then the summary
     #[arg(long)]
     json: bool,
+}
+
+/// `600` (seconds, as Borg users write it) or an interval such as `10m` or `1h30m`.
+fn parse_checkpoint_interval(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = text.parse().map_err(|_| format!("{text:?} is too large"))?;
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    arca_core::parse_interval(text).map_err(|e| e.to_string())
 }
 
 /// The `--json` summary. Field names are a stable contract (see README).
@@ -157,6 +173,7 @@ struct BackupJson {
     errors: u64,
     partial: bool,
     changed_during_read: u64,
+    checkpoints: u64,
     warnings: Vec<String>,
     repository: RepositoryJson,
 }
@@ -209,6 +226,7 @@ fn to_json(s: &BackupSummary) -> BackupJson {
         errors: sum.errors,
         partial: snap.is_partial(),
         changed_during_read: sum.changed_during_read,
+        checkpoints: s.checkpoints,
         warnings: s.warnings.clone(),
         repository: RepositoryJson {
             snapshots: r.snapshots,
@@ -289,6 +307,12 @@ fn print_summary(s: &BackupSummary) -> anyhow::Result<()> {
     for row in rows {
         output::line(row)?;
     }
+    if s.checkpoints > 0 {
+        output::line(format!(
+            "Checkpoints: {} written during the backup, replaced by this snapshot",
+            output::count(s.checkpoints)
+        ))?;
+    }
     Ok(())
 }
 
@@ -337,6 +361,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         dry_run: a.dry_run,
         skip_if_unchanged: a.skip_if_unchanged,
         cancel: cancel.clone(),
+        checkpoint_interval: a.checkpoint_interval,
         time: a
             .time
             .as_deref()

@@ -100,6 +100,7 @@ struct SnapshotDecisionJson {
     local_time: String,
     action: &'static str,
     reasons: Vec<String>,
+    checkpoint: bool,
 }
 
 #[derive(Serialize)]
@@ -158,6 +159,7 @@ fn decision_json(s: &SnapshotInfo, keep: bool, reasons: &[String]) -> SnapshotDe
         local_time: output::local_time(s.snapshot.time),
         action: if keep { "keep" } else { "remove" },
         reasons: reasons.to_vec(),
+        checkpoint: s.snapshot.checkpoint,
     }
 }
 
@@ -180,12 +182,14 @@ fn print_text(groups: &[GroupJson]) -> anyhow::Result<()> {
         };
         output::line(format!("{title}:"))?;
         for s in &g.snapshots {
-            output::line(format!(
-                "  {:<6}  {}  {}  {}",
-                s.action,
-                s.short_id,
-                s.local_time,
+            let why = if s.checkpoint && s.reasons.is_empty() {
+                "checkpoint superseded by a complete snapshot".to_owned()
+            } else {
                 s.reasons.join(", ")
+            };
+            output::line(format!(
+                "  {:<6}  {}  {}  {why}",
+                s.action, s.short_id, s.local_time,
             ))?;
         }
     }

@@ -36,6 +36,7 @@ pub struct SnapshotJson {
     tree: String,
     size: u64,
     partial: bool,
+    checkpoint: bool,
     files: u64,
     changed_during_read: u64,
     notes: Vec<String>,
@@ -57,6 +58,7 @@ pub fn to_json(info: &SnapshotInfo) -> SnapshotJson {
         tree: s.tree.to_string(),
         size: sum.bytes_total,
         partial: s.is_partial(),
+        checkpoint: s.checkpoint,
         files: sum.files_new + sum.files_changed + sum.files_unchanged,
         changed_during_read: sum.changed_during_read,
         notes: s.notes.clone(),
@@ -93,6 +95,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
                 let mut size = output::size(s.summary.bytes_total);
                 if s.is_partial() {
                     size.push_str(" (partial)");
+                }
+                if s.checkpoint {
+                    size.push_str(" (checkpoint)");
                 }
                 vec![
                     info.id.short(),

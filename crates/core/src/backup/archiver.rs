@@ -16,6 +16,7 @@ use std::sync::Arc;
 use arca_repo::{BlobId, BlobType, Index, Node, NodeKind, Repo, Timestamp, Tree};
 use crossbeam_channel::{Receiver, Sender};
 
+use super::checkpoint::Checkpoints;
 use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
 use super::saver::BlobSaver;
 use super::sources::{Entry, is_cache_dir};
@@ -23,7 +24,7 @@ use crate::dir_handle::DirHandle;
 use crate::metadata::{Owners, node_from_stat, unchanged};
 use crate::progress::{BackupProgress, FileStatus};
 use crate::selection::Selector;
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, ErrorKind, LockGuard, Result};
 
 /// What the walk counted.
 #[derive(Debug, Default, Clone)]
@@ -58,8 +59,8 @@ pub(crate) struct Walked {
     pub(crate) top: Vec<(PathBuf, Node)>,
 }
 
-struct DirState {
-    path: PathBuf,
+pub(super) struct DirState {
+    pub(super) path: PathBuf,
     /// The open directory its entries are reached through; `None` if it could not be
     /// opened (it is then recorded empty).
     handle: Option<Arc<DirHandle>>,
@@ -67,11 +68,11 @@ struct DirState {
     device: Option<u64>,
     /// The backed-up path it belongs to (`None` above the sources).
     source: Option<Arc<PathBuf>>,
-    nodes: Vec<Option<Node>>,
+    pub(super) nodes: Vec<Option<Node>>,
     pending: usize,
     walk_done: bool,
     /// Where this directory's node sits in its parent; `None` for the root.
-    parent: Option<(u64, usize)>,
+    pub(super) parent: Option<(u64, usize)>,
     /// This directory's tree in the parent snapshot.
     previous: Option<Tree>,
     previous_id: Option<BlobId>,
@@ -107,14 +108,19 @@ pub(crate) struct Archiver<'a> {
     pub(crate) jobs: Option<Sender<FileJob>>,
     pub(crate) blobs: Sender<BlobJob>,
     pub(crate) done: Receiver<FileDone>,
-    counts: Counts,
-    warnings: Vec<String>,
+    /// Checkpoints to write, if the backup writes them, and the session they check.
+    pub(super) checkpoints: Option<&'a std::cell::RefCell<Checkpoints>>,
+    pub(super) session: Option<&'a LockGuard>,
+    /// Files sent to the workers whose result has not arrived.
+    in_flight: usize,
+    pub(super) counts: Counts,
+    pub(super) warnings: Vec<String>,
     /// Referenced blobs not yet in the index (stored in this session) -> references.
-    unresolved: HashMap<(BlobType, BlobId), u64>,
+    pub(super) unresolved: HashMap<(BlobType, BlobId), u64>,
     /// Files whose ctime is at or after this are not trusted as unchanged (see
     /// [`Archiver::set_parent_time`]).
     racy_limit: Option<Timestamp>,
-    dirs: HashMap<u64, DirState>,
+    pub(super) dirs: HashMap<u64, DirState>,
     next_dir: u64,
     owners: Owners,
     /// Multiply linked files, so each is read once however many names it has.
@@ -146,6 +152,9 @@ impl<'a> Archiver<'a> {
             jobs: Some(jobs),
             blobs,
             done,
+            checkpoints: None,
+            session: None,
+            in_flight: 0,
             counts: Counts::default(),
             warnings: Vec::new(),
             unresolved: HashMap::new(),
@@ -219,7 +228,7 @@ impl<'a> Archiver<'a> {
         id
     }
 
-    fn dir_mut(&mut self, id: u64) -> Result<&mut DirState> {
+    pub(super) fn dir_mut(&mut self, id: u64) -> Result<&mut DirState> {
         self.dirs.get_mut(&id).ok_or_else(|| {
             Error::new(
                 ErrorKind::Io,
@@ -314,6 +323,9 @@ impl<'a> Archiver<'a> {
             }
             while let Ok(done) = self.done.try_recv() {
                 self.file_done(done)?;
+            }
+            if !stack.is_empty() {
+                self.checkpoint_if_due()?;
             }
         }
         // No more files to read: let the workers finish and collect their results.
@@ -547,6 +559,20 @@ impl<'a> Archiver<'a> {
         }
     }
 
+    /// Waits for the result of every file sent to the workers.
+    pub(super) fn drain_files(&mut self) -> Result<()> {
+        while self.in_flight > 0 {
+            if self.abort.should_stop() {
+                return Err(self.abort.take_error());
+            }
+            match self.done.recv() {
+                Ok(done) => self.file_done(done)?,
+                Err(_) => return Err(self.abort.take_error()),
+            }
+        }
+        Ok(())
+    }
+
     fn send_file(
         &mut self,
         dir: u64,
@@ -560,6 +586,7 @@ impl<'a> Archiver<'a> {
             return Ok(());
         };
         self.dir_mut(dir)?.pending += 1;
+        self.in_flight += 1;
         let job = FileJob {
             dir,
             slot,
@@ -625,6 +652,7 @@ impl<'a> Archiver<'a> {
             status,
             outcome,
         } = done;
+        self.in_flight = self.in_flight.saturating_sub(1);
         let taken = self
             .dir_mut(dir)?
             .nodes

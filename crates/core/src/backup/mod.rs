@@ -7,26 +7,30 @@
 //! needs and the index naming those packs are durable.
 
 mod archiver;
+mod checkpoint;
 mod reader;
 mod saver;
 mod scan;
 mod sources;
 mod stream;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arca_backends::ObjectId;
 use arca_repo::{Compression, Index, IndexFile, IndexedPack, Snapshot, SnapshotSummary};
 use crossbeam_channel::{bounded, unbounded};
 
-use self::archiver::{Archiver, Walked};
+use self::archiver::{Archiver, Counts, Walked};
+use self::checkpoint::Checkpoints;
 use self::reader::{Abort, FileWorker, blob_worker};
 pub(crate) use self::saver::BlobSaver;
+use self::saver::SaverStats;
 pub(crate) use self::sources::{is_cache_dir_at, normalize};
 use self::sources::{normalize_sources, path_bytes, source_entries};
 use crate::dir_handle::raise_open_file_limit;
@@ -79,6 +83,13 @@ pub struct BackupOptions {
     /// tests). It may not be in the future: the next backup trusts unchanged files by
     /// comparing their change times with it.
     pub time: Option<arca_repo::Timestamp>,
+    /// Write a checkpoint snapshot this often during the backup (Borg users pass 600
+    /// seconds): the entries backed up so far, restorable, marked as a checkpoint. If
+    /// the backup is interrupted, the next one takes the checkpoint as its parent and
+    /// neither reads nor uploads again what it holds. Each checkpoint replaces the
+    /// previous one; the finished snapshot replaces the last. A checkpoint waits for
+    /// the files being read to finish. Ignored for dry runs and stream backups.
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl BackupOptions {
@@ -114,30 +125,34 @@ pub struct BackupSummary {
     pub warnings: Vec<String>,
     /// Totals over the repository after this backup.
     pub repository: RepositoryStats,
+    /// Checkpoint snapshots written during the backup (each replaced by the next, the
+    /// last by the finished snapshot).
+    pub checkpoints: u64,
 }
 
-/// The parent snapshot: its id, root tree and start time.
+/// The parent snapshot: its id, root tree and start time, and whether it is a
+/// checkpoint.
 #[derive(Clone, Copy)]
 struct Parent {
     id: ObjectId,
     tree: arca_repo::BlobId,
     time: arca_repo::Timestamp,
+    checkpoint: bool,
 }
 
 /// What every kind of backup settles before it reads anything.
 struct Prepared {
     started: Instant,
     time: arca_repo::Timestamp,
-    host: String,
-    paths: Vec<Vec<u8>>,
-    /// The selection as the snapshot records it (see [`Selector::to_lines`]).
-    excludes: Vec<String>,
     /// The repository's snapshots when the backup started (for the totals).
     snapshots: Vec<SnapshotInfo>,
     parent: Option<Parent>,
     /// The backup's session (none for a dry run): registered before anything is
     /// uploaded, checked before the snapshot is written, ended when dropped.
     session: Option<crate::LockGuard>,
+    /// The snapshot as far as settled before the walk: time, host, paths, user, tags,
+    /// parent and selection (tree, summary and notes are filled in at the end).
+    template: Snapshot,
 }
 
 /// What the blob pipeline produced, taken from the saver once every worker is done.
@@ -155,16 +170,44 @@ fn drain(saver: BlobSaver<'_>, walked: Result<Walked>, abort: &Abort) -> (Result
             saver.flush().map(|()| w)
         }
     });
-    let stats = &saver.stats;
-    let added = [
+    let added = added(&saver.stats);
+    let written = saver.take_written();
+    (walked, Stored { written, added })
+}
+
+/// What the saver added so far: raw bytes, stored bytes, data blobs, tree blobs.
+fn added(stats: &SaverStats) -> [u64; 4] {
+    [
         &stats.raw_bytes,
         &stats.stored_bytes,
         &stats.data_blobs,
         &stats.tree_blobs,
     ]
-    .map(|c| c.load(Ordering::Relaxed));
-    let written = saver.take_written();
-    (walked, Stored { written, added })
+    .map(|c| c.load(Ordering::Relaxed))
+}
+
+/// A snapshot's figures from the walk's counts and what the saver added.
+fn summary(counts: &Counts, added: [u64; 4], duration: Duration) -> SnapshotSummary {
+    SnapshotSummary {
+        duration_ms: duration.as_millis() as u64,
+        files_new: counts.files_new,
+        files_changed: counts.files_changed,
+        files_unchanged: counts.files_unchanged,
+        dirs_new: counts.dirs_new,
+        dirs_changed: counts.dirs_changed,
+        dirs_unchanged: counts.dirs_unchanged,
+        other_entries: counts.other,
+        bytes_total: counts.bytes_total,
+        bytes_read: counts.bytes_read,
+        bytes_stored_total: counts.stored_known,
+        bytes_added_raw: added[0],
+        bytes_added_stored: added[1],
+        data_blobs_added: added[2],
+        tree_blobs_added: added[3],
+        chunks_total: counts.chunks_total,
+        errors: counts.errors,
+        changed_during_read: counts.changed_during_read,
+    }
 }
 
 impl Repository {
@@ -210,6 +253,12 @@ impl Repository {
         let abort = Abort::new(options.cancel.clone());
         let scan_done = AtomicBool::new(false);
         let saver = self.saver(options);
+        let checkpoints = options
+            .checkpoint_interval
+            .filter(|_| !options.dry_run)
+            .map(|every| {
+                RefCell::new(Checkpoints::new(every, prep.started, prep.template.clone()))
+            });
         let root_entries = if sources.len() == 1 && sources[0] == Path::new("/") {
             None
         } else {
@@ -253,6 +302,8 @@ impl Repository {
             if let Some(t) = parent_time {
                 archiver.set_parent_time(t);
             }
+            archiver.checkpoints = checkpoints.as_ref();
+            archiver.session = prep.session.as_ref();
             let result = archiver.run(root_entries, previous_root).map(|mut w| {
                 w.top.retain(|(path, _)| sources.contains(path));
                 w
@@ -266,7 +317,13 @@ impl Repository {
             result
         });
         let (walked, stored) = drain(saver, walked, &abort);
-        self.commit(prep, walked, stored, options)
+        self.commit(
+            prep,
+            walked,
+            stored,
+            options,
+            checkpoints.map(RefCell::into_inner),
+        )
     }
 
     /// Whether the parent snapshot (root tree `parent`) holds exactly the nodes `top`
@@ -389,7 +446,7 @@ impl Repository {
             result
         });
         let (walked, stored) = drain(saver, walked, &abort);
-        self.commit(prep, walked, stored, options)
+        self.commit(prep, walked, stored, options, None)
     }
 
     fn saver(&self, options: &BackupOptions) -> BlobSaver<'_> {
@@ -428,37 +485,76 @@ impl Repository {
             Some(session)
         };
         let snapshots = self.snapshots_lenient()?.snapshots;
+        // The newest; at equal times (a backup killed between writing a checkpoint or
+        // its final snapshot and removing the checkpoint before), the complete one, else
+        // the checkpoint written last.
         let parent = snapshots
             .iter()
-            .rev()
-            .find(|s| s.snapshot.hostname == host && s.snapshot.paths == paths)
+            .filter(|s| s.snapshot.hostname == host && s.snapshot.paths == paths)
+            .max_by_key(|s| {
+                let s = &s.snapshot;
+                (s.time, !s.checkpoint, s.summary.duration_ms)
+            })
             .map(|s| Parent {
                 id: s.id,
                 tree: s.snapshot.tree,
                 time: s.snapshot.time,
+                checkpoint: s.snapshot.checkpoint,
             });
+        let mut tags = options.tags.clone();
+        tags.sort();
+        tags.dedup();
+        let template = Snapshot {
+            time,
+            utc_offset: crate::system::utc_offset(time),
+            tree: arca_repo::BlobId([0; 32]),
+            paths,
+            hostname: host,
+            username: crate::system::username(),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            tags,
+            parent: parent.map(|p| *p.id.as_bytes()),
+            excludes,
+            program_version: env!("CARGO_PKG_VERSION").to_owned(),
+            summary: SnapshotSummary::default(),
+            notes: Vec::new(),
+            checkpoint: false,
+        };
         Ok(Prepared {
             started,
             time,
-            host,
-            paths,
-            excludes,
             snapshots,
             parent,
             session,
+            template,
         })
     }
 
     /// Records what was stored (index) and the snapshot, in that order; on a failed
-    /// walk records only the index, so nothing uploaded is uploaded again.
+    /// walk records only the index, so nothing uploaded is uploaded again. The packs
+    /// `checkpoints` indexed join the loaded index either way; a finished snapshot
+    /// replaces the last checkpoint.
     fn commit(
         &mut self,
         prep: Prepared,
         walked: Result<Walked>,
         stored: Stored,
         options: &BackupOptions,
+        checkpoints: Option<Checkpoints>,
     ) -> Result<BackupSummary> {
         let Stored { written, added } = stored;
+        let mut checkpoints = checkpoints;
+        let checkpointed = match &mut checkpoints {
+            Some(cp) => {
+                self.index_files.append(&mut cp.index_files);
+                std::mem::take(&mut cp.packs)
+            }
+            None => Vec::new(),
+        };
+        for p in &checkpointed {
+            self.index.add_pack(p.id, &p.entries);
+        }
         let walked = match walked {
             Ok(w) => w,
             Err(e) => {
@@ -485,58 +581,27 @@ impl Repository {
         }
         counts.stored_known += resolve_stored(&walked.unresolved, &session, &self.index)?;
         if !options.dry_run {
-            for p in written {
+            for p in &written {
                 self.index.add_pack(p.id, &p.entries);
             }
         }
-        let mut tags = options.tags.clone();
-        tags.sort();
-        tags.dedup();
-        let snapshot = Snapshot {
-            time: prep.time,
-            utc_offset: crate::system::utc_offset(prep.time),
-            tree: walked.root,
-            paths: prep.paths,
-            hostname: prep.host,
-            username: crate::system::username(),
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-            tags,
-            parent: prep.parent.map(|p| *p.id.as_bytes()),
-            excludes: prep.excludes,
-            program_version: env!("CARGO_PKG_VERSION").to_owned(),
-            summary: SnapshotSummary {
-                duration_ms: prep.started.elapsed().as_millis() as u64,
-                files_new: counts.files_new,
-                files_changed: counts.files_changed,
-                files_unchanged: counts.files_unchanged,
-                dirs_new: counts.dirs_new,
-                dirs_changed: counts.dirs_changed,
-                dirs_unchanged: counts.dirs_unchanged,
-                other_entries: counts.other,
-                bytes_total: counts.bytes_total,
-                bytes_read: counts.bytes_read,
-                bytes_stored_total: counts.stored_known,
-                bytes_added_raw: added[0],
-                bytes_added_stored: added[1],
-                data_blobs_added: added[2],
-                tree_blobs_added: added[3],
-                chunks_total: counts.chunks_total,
-                errors: counts.errors,
-                changed_during_read: counts.changed_during_read,
-            },
-            notes: walked
-                .warnings
-                .iter()
-                .take(arca_repo::MAX_NOTES)
-                .cloned()
-                .collect(),
-        };
+        let mut snapshot = prep.template.clone();
+        snapshot.tree = walked.root;
+        snapshot.summary = summary(&counts, added, prep.started.elapsed());
+        snapshot.notes = walked
+            .warnings
+            .iter()
+            .take(arca_repo::MAX_NOTES)
+            .cloned()
+            .collect();
+        // A checkpoint parent is not a complete backup: never skip after one.
         let skipped = options.skip_if_unchanged
             && counts.errors == 0
             && match prep.parent {
-                Some(p) => p.tree == walked.root || self.same_sources(&p.tree, &walked.top),
-                None => false,
+                Some(p) if !p.checkpoint => {
+                    p.tree == walked.root || self.same_sources(&p.tree, &walked.top)
+                }
+                _ => false,
             };
         let snapshot_id = if options.dry_run || skipped {
             None
@@ -546,6 +611,15 @@ impl Repository {
             }
             Some(self.repo.save_snapshot(&snapshot)?)
         };
+        let mut warnings = walked.warnings;
+        let mut checkpoint_count = 0;
+        if let Some(mut cp) = checkpoints {
+            // The finished snapshot (or the unchanged parent) holds everything the last
+            // checkpoint held.
+            cp.retire_current(&self.repo);
+            warnings.append(&mut cp.warnings);
+            checkpoint_count = cp.written;
+        }
         drop(prep.session);
         let mut all = prep.snapshots;
         if let Some(id) = snapshot_id {
@@ -560,8 +634,9 @@ impl Repository {
             skipped,
             dry_run: options.dry_run,
             parent: prep.parent.map(|p| p.id),
-            warnings: walked.warnings,
+            warnings,
             repository: self.stats_for(&all),
+            checkpoints: checkpoint_count,
         })
     }
 

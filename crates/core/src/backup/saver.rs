@@ -5,12 +5,14 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use arca_backends::ObjectId;
 use arca_repo::{
     BlobId, BlobType, BuildBlobIdHasher, Compression, Index, IndexedPack, PackBuilder, Repo,
 };
 
+use super::reader::Abort;
 use crate::sync::lock;
 use crate::{Error, Result};
 
@@ -38,6 +40,10 @@ pub(crate) struct BlobSaver<'r> {
     /// Assemble packs (so sizes are exact) but upload nothing.
     dry_run: bool,
     pub(crate) stats: SaverStats,
+    /// Blobs claimed, and claimed blobs whose [`BlobSaver::store`] has returned: equal
+    /// when no claimed blob is still on its way into a pack.
+    claims: AtomicU64,
+    settled: AtomicU64,
 }
 
 impl<'r> BlobSaver<'r> {
@@ -58,6 +64,8 @@ impl<'r> BlobSaver<'r> {
             written: Mutex::new(Vec::new()),
             dry_run,
             stats: SaverStats::default(),
+            claims: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
         }
     }
 
@@ -65,7 +73,28 @@ impl<'r> BlobSaver<'r> {
     /// nor already claimed by this session. A `true` answer obliges the caller to call
     /// [`BlobSaver::store`] (or fail the backup).
     pub(crate) fn claim(&self, blob_type: BlobType, id: &BlobId) -> bool {
-        !self.index.contains(blob_type, id) && lock(&self.claimed).insert((blob_type, *id))
+        let mine =
+            !self.index.contains(blob_type, id) && lock(&self.claimed).insert((blob_type, *id));
+        if mine {
+            self.claims.fetch_add(1, Ordering::SeqCst);
+        }
+        mine
+    }
+
+    /// Waits until every blob claimed so far has been packed (or failed). Only
+    /// meaningful while nothing else claims blobs: the caller has stopped the file
+    /// workers' intake and waited for the files in flight.
+    ///
+    /// # Errors
+    /// The pipeline's error if it stops meanwhile (a failed store stops it).
+    pub(crate) fn wait_settled(&self, abort: &Abort) -> Result<()> {
+        while self.settled.load(Ordering::SeqCst) < self.claims.load(Ordering::SeqCst) {
+            if abort.should_stop() {
+                return Err(abort.take_error());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     fn packer(&self, blob_type: BlobType) -> &Mutex<Option<PackBuilder>> {
@@ -77,6 +106,12 @@ impl<'r> BlobSaver<'r> {
 
     /// Compresses, encrypts and packs a claimed blob; uploads the pack when it is full.
     pub(crate) fn store(&self, blob_type: BlobType, id: BlobId, data: &[u8]) -> Result<()> {
+        let result = self.pack_blob(blob_type, id, data);
+        self.settled.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    fn pack_blob(&self, blob_type: BlobType, id: BlobId, data: &[u8]) -> Result<()> {
         let compression = match blob_type {
             BlobType::Data => self.compression,
             // Trees are small, repetitive and read often: always zstd.

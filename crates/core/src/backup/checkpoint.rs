@@ -1,0 +1,223 @@
+//! Checkpoints: during a long backup (`checkpoint_interval`), the archiver pauses at
+//! regular intervals, lets everything in flight reach durable packs, indexes them, and
+//! writes a *checkpoint snapshot* of the entries backed up so far (design.md §15.1).
+//!
+//! A checkpoint's tree holds every entry already complete; a directory still being
+//! walked gets a tree of the entries done so far. Each new checkpoint replaces the
+//! previous one of the same backup, and the finished snapshot replaces the last. If the
+//! backup is killed, the checkpoint remains: it restores what it holds, and the next
+//! backup takes it as its parent, so what it holds is neither read nor uploaded again.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use arca_backends::{FileKind, ObjectId};
+use arca_repo::{BlobId, BlobType, Index, IndexedPack, Node, NodeKind, Repo, Snapshot, Tree};
+
+use super::archiver::Archiver;
+use super::reader::queue_tree;
+use super::{INDEX_FILE_MAX_BLOBS, index_files};
+use crate::{Error, ErrorKind, LockGuard, Result};
+
+/// What checkpoints need and what they did; shared between the archiver (which writes
+/// them) and the backup's commit (which takes over their packs and replaces the last).
+#[derive(Debug)]
+pub(crate) struct Checkpoints {
+    interval: Duration,
+    /// When the backup started, and when the last checkpoint was written.
+    started: Instant,
+    last: Instant,
+    /// The snapshot every checkpoint starts from (time, host, paths, tags, parent).
+    template: Snapshot,
+    /// The latest checkpoint this backup wrote and has not replaced yet.
+    pub(crate) current: Option<ObjectId>,
+    /// How many checkpoints this backup wrote.
+    pub(crate) written: u64,
+    /// Index files the checkpoints wrote, and the packs they name.
+    pub(crate) index_files: Vec<ObjectId>,
+    pub(crate) packs: Vec<IndexedPack>,
+    /// Checkpoints this backup replaced but could not remove (left for `forget`).
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Checkpoints {
+    pub(crate) fn new(interval: Duration, started: Instant, mut template: Snapshot) -> Self {
+        template.checkpoint = true;
+        Self {
+            interval,
+            started,
+            last: started,
+            template,
+            current: None,
+            written: 0,
+            index_files: Vec::new(),
+            packs: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub(crate) fn due(&self) -> bool {
+        self.last.elapsed() >= self.interval
+    }
+
+    /// Removes the checkpoint this backup wrote last (a newer checkpoint or the finished
+    /// snapshot holds everything it held). A failure is recorded, not returned: the
+    /// stale checkpoint is harmless and `forget` removes it.
+    pub(crate) fn retire_current(&mut self, repo: &Repo) {
+        let Some(id) = self.current.take() else {
+            return;
+        };
+        match repo.backend().remove(FileKind::Snapshot, &id) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => self.warnings.push(format!(
+                "checkpoint snapshot {id} could not be removed ({e}); `arca forget` removes it"
+            )),
+        }
+    }
+
+    /// Indexes `packs` (durable), then writes the checkpoint snapshot of `tree` and
+    /// retires the previous one.
+    fn record(
+        &mut self,
+        repo: &Repo,
+        session: Option<&LockGuard>,
+        packs: Vec<IndexedPack>,
+        snapshot: Snapshot,
+    ) -> Result<()> {
+        // The same order as a finished backup: packs, index, session still valid,
+        // snapshot (§13, §19).
+        for file in index_files(&packs, INDEX_FILE_MAX_BLOBS) {
+            self.index_files.push(repo.save_index(&file)?);
+        }
+        self.packs.extend(packs);
+        if let Some(session) = session {
+            session.check()?;
+        }
+        let id = repo.save_snapshot(&snapshot)?;
+        self.retire_current(repo);
+        self.current = Some(id);
+        self.written += 1;
+        self.last = Instant::now();
+        Ok(())
+    }
+}
+
+/// Stored size of the blobs referenced so far that `packs` or `index` hold.
+fn stored_so_far(
+    unresolved: &HashMap<(BlobType, BlobId), u64>,
+    packs: &[IndexedPack],
+    index: &Index,
+) -> u64 {
+    let mut session = Index::new();
+    for p in packs {
+        session.add_pack(p.id, &p.entries);
+    }
+    unresolved
+        .iter()
+        .filter_map(|((t, id), count)| {
+            session
+                .get(*t, id)
+                .or_else(|| index.get(*t, id))
+                .map(|loc| u64::from(loc.length) * count)
+        })
+        .sum()
+}
+
+impl Archiver<'_> {
+    /// Writes a checkpoint if one is due. Called between entries of the walk.
+    pub(super) fn checkpoint_if_due(&mut self) -> Result<()> {
+        let Some(checkpoints) = self.checkpoints else {
+            return Ok(());
+        };
+        if !checkpoints.borrow().due() {
+            return Ok(());
+        }
+        self.write_checkpoint(checkpoints)
+    }
+
+    fn write_checkpoint(&mut self, checkpoints: &RefCell<Checkpoints>) -> Result<()> {
+        // 1. Let every file in flight finish, so that each node placed so far is
+        //    complete, and every blob claimed so far reach a pack.
+        self.drain_files()?;
+        self.saver.wait_settled(self.abort)?;
+        // 2. Trees of what is done so far in the directories still being walked.
+        let root = self.partial_trees()?;
+        self.saver.wait_settled(self.abort)?;
+        self.saver.flush()?;
+        let packs = self.saver.take_written();
+        // 3. The snapshot.
+        let mut cp = checkpoints.borrow_mut();
+        let mut counts = self.counts.clone();
+        let mut all_packs = cp.packs.clone();
+        all_packs.extend(packs.iter().cloned());
+        counts.stored_known += stored_so_far(&self.unresolved, &all_packs, self.index);
+        let mut snapshot = cp.template.clone();
+        snapshot.tree = root;
+        snapshot.summary = super::summary(
+            &counts,
+            super::added(&self.saver.stats),
+            cp.started.elapsed(),
+        );
+        snapshot.notes = self
+            .warnings
+            .iter()
+            .take(arca_repo::MAX_NOTES)
+            .cloned()
+            .collect();
+        cp.record(self.repo, self.session, packs, snapshot)
+    }
+
+    /// Encodes and queues a tree for every directory not yet complete, holding its
+    /// complete entries and its incomplete subdirectories' partial trees; returns the
+    /// root's. Called with no file in flight, so every file node placed is complete.
+    fn partial_trees(&mut self) -> Result<BlobId> {
+        // A directory is created after its parent, so its number is larger: in
+        // descending order every subdirectory comes before its parent.
+        let mut open: Vec<u64> = self.dirs.keys().copied().collect();
+        open.sort_unstable_by(|a, b| b.cmp(a));
+        let mut trees: HashMap<(u64, usize), BlobId> = HashMap::new();
+        let mut root = None;
+        for dir in open {
+            let st = self.dir_mut(dir)?;
+            let nodes: Vec<Node> = st
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, node)| {
+                    let node = node.as_ref()?;
+                    if node.kind == NodeKind::Dir && node.subtree.is_none() {
+                        let mut node = node.clone();
+                        node.subtree = Some(*trees.get(&(dir, slot))?);
+                        Some(node)
+                    } else {
+                        Some(node.clone())
+                    }
+                })
+                .collect();
+            let (path, parent) = (st.path.clone(), st.parent);
+            let tree = Tree::new(nodes)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+            let bytes = tree.encode()?;
+            let id = self.repo.blob_id(&bytes);
+            queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+            match parent {
+                Some(at) => {
+                    trees.insert(at, id);
+                }
+                None => root = Some(id),
+            }
+        }
+        root.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Io,
+                "internal error: a checkpoint found no root directory",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod tests;

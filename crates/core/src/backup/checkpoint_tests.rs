@@ -1,0 +1,221 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arca_backends::{FileKind, MemoryBackend, WriteBackend};
+
+use crate::progress::{BackupProgress, CancelToken, FileStatus};
+use crate::{
+    BackupOptions, CheckOptions, ErrorKind, NoProgress, Repository, RestoreOptions, SnapshotInfo,
+};
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// 60 files of distinct content in three directories (one nested), each one chunk.
+fn source(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for (d, dir) in ["a", "b", "c/d"].iter().enumerate() {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        for i in 0..20 {
+            let rel = PathBuf::from(dir).join(format!("f{i:02}"));
+            let data = random_bytes(20_000 + i * 100, (d * 100 + i) as u64 + 1);
+            std::fs::write(root.join(&rel), &data).unwrap();
+            files.push((rel, data));
+        }
+    }
+    files
+}
+
+fn repository() -> (Arc<dyn WriteBackend>, Repository) {
+    let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
+    Repository::init(backend.clone(), b"pw", &crate::testing::fast_init(1 << 20)).unwrap();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    (backend, repo)
+}
+
+/// Cancels the backup once `after` files are done.
+struct CancelAfter {
+    after: usize,
+    done: AtomicUsize,
+    token: CancelToken,
+}
+
+impl BackupProgress for CancelAfter {
+    fn file_done(&self, _path: &Path, _status: FileStatus, _size: u64) {
+        if self.done.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+            self.token.cancel();
+        }
+    }
+}
+
+/// Every data blob entry in every pack: a blob stored twice counts twice.
+fn data_entries_in_packs(repo: &Repository) -> usize {
+    repo.repo
+        .list(FileKind::Pack)
+        .unwrap()
+        .iter()
+        .map(|(id, _)| {
+            let (entries, _) = repo.repo.read_pack_entries(id).unwrap().unwrap();
+            entries
+                .iter()
+                .filter(|e| e.blob_type == arca_repo::BlobType::Data)
+                .count()
+        })
+        .sum()
+}
+
+fn check_clean(repo: &Repository) {
+    let options = CheckOptions {
+        read_data: true,
+        ..CheckOptions::default()
+    };
+    let report = repo.check(&options, &crate::NoProgress).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
+
+/// Restores `snapshot` and returns the files it holds below `src`, each compared with
+/// the source.
+fn restored_files(
+    repo: &Repository,
+    snapshot: &SnapshotInfo,
+    src: &Path,
+    files: &[(PathBuf, Vec<u8>)],
+) -> usize {
+    let target = tempfile::tempdir().unwrap();
+    repo.restore(
+        snapshot,
+        target.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let base = target.path().join(src.strip_prefix("/").unwrap());
+    let mut found = 0;
+    for (rel, data) in files {
+        if let Ok(restored) = std::fs::read(base.join(rel)) {
+            assert_eq!(&restored, data, "{}", rel.display());
+            found += 1;
+        }
+    }
+    found
+}
+
+#[test]
+fn a_finished_backup_replaces_its_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let files = source(&src);
+    let (_, mut repo) = repository();
+    let options = BackupOptions {
+        checkpoint_interval: Some(std::time::Duration::ZERO),
+        threads: 2,
+        ..BackupOptions::default()
+    };
+    let summary = repo
+        .backup(std::slice::from_ref(&src), &options, &NoProgress)
+        .unwrap();
+    // One checkpoint between entries of the walk: at least one per file.
+    assert!(summary.checkpoints >= 60, "{}", summary.checkpoints);
+    let snapshots = repo.snapshots().unwrap();
+    assert_eq!(snapshots.len(), 1, "every checkpoint was replaced");
+    assert!(!snapshots[0].snapshot.checkpoint);
+    assert_eq!(snapshots[0].snapshot.summary.files_new, 60);
+    assert_eq!(restored_files(&repo, &snapshots[0], &src, &files), 60);
+    assert_eq!(data_entries_in_packs(&repo), 60, "no chunk stored twice");
+    check_clean(&repo);
+}
+
+#[test]
+fn an_interrupted_backup_leaves_a_checkpoint_the_next_one_resumes_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let files = source(&src);
+    // Files changed less than a second before a backup started are read again by the
+    // next one (design.md §15): let them settle.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (backend, mut repo) = repository();
+    let token = CancelToken::new();
+    let progress = CancelAfter {
+        after: 30,
+        done: AtomicUsize::new(0),
+        token: token.clone(),
+    };
+    let options = BackupOptions {
+        checkpoint_interval: Some(std::time::Duration::ZERO),
+        cancel: token,
+        threads: 2,
+        ..BackupOptions::default()
+    };
+    let err = repo
+        .backup(std::slice::from_ref(&src), &options, &progress)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+
+    // A fresh handle, as after a crash: the checkpoint is there and restorable.
+    let mut repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let snapshots = repo.snapshots().unwrap();
+    assert_eq!(snapshots.len(), 1);
+    let checkpoint = snapshots[0].clone();
+    assert!(checkpoint.snapshot.checkpoint);
+    let held = restored_files(&repo, &checkpoint, &src, &files);
+    assert!(
+        (25..60).contains(&held),
+        "the checkpoint holds {held} files"
+    );
+    assert_eq!(checkpoint.snapshot.summary.files_new, held as u64);
+    check_clean(&repo);
+    // `latest` names complete snapshots only.
+    let err = repo.find_snapshot("latest").unwrap_err().to_string();
+    assert!(err.contains("only 1 checkpoint"), "{err}");
+
+    // The next backup takes the checkpoint as its parent: what it holds is neither
+    // read nor uploaded again.
+    let summary = repo
+        .backup(
+            std::slice::from_ref(&src),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(summary.parent, Some(checkpoint.id));
+    let s = &summary.snapshot.summary;
+    assert_eq!(s.files_unchanged, held as u64);
+    assert_eq!(s.files_new + s.files_changed, 60 - held as u64);
+    let held_bytes: u64 = files.iter().take(held).map(|(_, d)| d.len() as u64).sum();
+    let all_bytes: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+    assert_eq!(s.bytes_read, all_bytes - held_bytes);
+    assert_eq!(data_entries_in_packs(&repo), 60, "no chunk stored twice");
+    let latest = repo.find_snapshot("latest").unwrap();
+    assert_eq!(restored_files(&repo, &latest, &src, &files), 60);
+    check_clean(&repo);
+
+    // forget lets the superseded checkpoint go, whatever the rules keep.
+    let policy = crate::KeepPolicy {
+        last: Some(crate::KeepCount::All),
+        ..crate::KeepPolicy::default()
+    };
+    let plan = repo
+        .forget_plan(
+            &policy,
+            crate::GroupBy::default(),
+            &crate::SnapshotFilter::default(),
+        )
+        .unwrap();
+    let gone: Vec<_> = plan
+        .iter()
+        .flat_map(|g| &g.decisions)
+        .filter(|d| !d.keep)
+        .map(|d| d.snapshot.id)
+        .collect();
+    assert_eq!(gone, vec![checkpoint.id]);
+}
