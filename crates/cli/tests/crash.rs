@@ -1,7 +1,9 @@
-//! SIGKILL at random moments: `arca backup`, `arca prune` and `arca forget --prune`
-//! killed anywhere leave a repository that `check --read-data` passes, whose earlier
-//! snapshots restore byte for byte, and into which the next backup succeeds.
-//! `ARCA_CRASH_POINTS` sets the kill points per command (default 30).
+//! SIGKILL at random moments: `arca backup` (with and without checkpoints), `arca prune`
+//! and `arca forget --prune` killed anywhere leave a repository that `check --read-data`
+//! passes, whose earlier snapshots restore byte for byte, and into which the next backup
+//! succeeds. The same for the three commands failing on storage faults: writes refused,
+//! replies lost, transfers cut. `ARCA_CRASH_POINTS` sets the points per command
+//! (default 30).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -132,8 +134,47 @@ fn sigkill_anywhere_leaves_a_valid_repository() {
     known.add(&env, &src);
 
     let src_arg = src.to_str().unwrap().to_owned();
-    let commands: [(&str, Vec<&str>); 3] = [
-        ("backup", vec!["backup", "-q", &src_arg]),
+    let commands = commands(&src_arg);
+    for (name, args) in &commands {
+        let mut killed = 0;
+        for point in 0..points() {
+            // Something to do: new data, a new snapshot, old ones to forget.
+            change(&src, &mut rng);
+            env.ok(&["backup", "-q", &src_arg]);
+            known.add(&env, &src);
+            change(&src, &mut rng);
+            // How long the command takes now, on a scratch copy would be exact; the
+            // duration of a backup of the same tree is close enough for all three.
+            let full = duration_of(&env, &["backup", "-q", "--dry-run", &src_arg]);
+            let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 2 + 1));
+            // Every other backup writes checkpoints (after each entry).
+            let mut args = args.clone();
+            if *name == "backup" && point % 2 == 1 {
+                args.extend(["--checkpoint-interval", "0"]);
+            }
+            if kill_after(&env, &args, delay) {
+                killed += 1;
+            }
+            let what = format!("{name} {args:?}, point {point}, after {delay:?}");
+            known.verify(&env, &src, &what, rng.next());
+        }
+        assert!(
+            killed * 3 >= points(),
+            "{name}: only {killed} of {} runs were killed",
+            points()
+        );
+        // The next command succeeds.
+        env.ok(&["backup", "-q", &src_arg]);
+        known.add(&env, &src);
+    }
+    env.ok(&["prune"]);
+    known.verify(&env, &src, "final prune", 0);
+}
+
+/// The commands the crash tests interrupt.
+fn commands(src_arg: &str) -> [(&'static str, Vec<&str>); 3] {
+    [
+        ("backup", vec!["backup", "-q", src_arg]),
         ("prune", vec!["prune", "-q", "--max-unused", "0%"]),
         (
             "forget --prune",
@@ -147,31 +188,76 @@ fn sigkill_anywhere_leaves_a_valid_repository() {
                 "0%",
             ],
         ),
-    ];
-    for (name, args) in &commands {
-        let mut killed = 0;
+    ]
+}
+
+#[test]
+fn storage_faults_anywhere_leave_a_valid_repository() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_tree(&src);
+    let mut rng = Rng(0xfa17_5eed_0042);
+    for _ in 0..4 {
+        change(&src, &mut rng);
+    }
+    env.init();
+    let mut known = Known(BTreeMap::new());
+    env.ok(&["backup", "-q", src.to_str().unwrap()]);
+    known.add(&env, &src);
+    let src_arg = src.to_str().unwrap().to_owned();
+    for (name, args) in &commands(&src_arg) {
+        let mut failed = 0;
         for point in 0..points() {
-            // Something to do: new data, a new snapshot, old ones to forget.
             change(&src, &mut rng);
             env.ok(&["backup", "-q", &src_arg]);
             known.add(&env, &src);
             change(&src, &mut rng);
-            // How long the command takes now, on a scratch copy would be exact; the
-            // duration of a backup of the same tree is close enough for all three.
-            let full = duration_of(&env, &["backup", "-q", "--dry-run", &src_arg]);
-            let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 2 + 1));
-            if kill_after(&env, args, delay) {
-                killed += 1;
+            // Either every call fails with some probability, without retries (a failed
+            // write, a lost reply to a write that was stored, a read cut short), or the
+            // storage refuses every write after some number of them.
+            let seed = rng.next();
+            let plan = if point % 3 == 2 {
+                format!("permanent-after-writes={},seed={seed}", seed % 16)
+            } else {
+                // A prune of a little new data makes few calls: fail them more often.
+                let per_mille = if *name == "prune" {
+                    40 + seed % 300
+                } else {
+                    5 + seed % 120
+                };
+                format!("transient=0.{per_mille:03},lost-replies=0.5,seed={seed}")
+            };
+            let mut args = args.clone();
+            if *name == "backup" && point % 2 == 1 {
+                args.extend(["--checkpoint-interval", "0"]);
             }
-            let what = format!("{name}, point {point}, after {delay:?}");
+            let out = env
+                .cmd()
+                .args(&args)
+                .args(["--retries", "0", "--test-faults", &plan])
+                .output()
+                .unwrap();
+            let code = out.status.code();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("{name} {args:?} with {plan}");
+            eprintln!("{what}: exit {code:?} {}", stderr.trim());
+            // Success, or a clean failure that names what failed: never a panic.
+            assert!(matches!(code, Some(0 | 1)), "{what}: {code:?} {stderr}");
+            if code == Some(1) {
+                failed += 1;
+                assert!(stderr.contains("injected fault"), "{what}: {stderr}");
+                assert_eq!(stderr.trim().lines().count(), 1, "{what}: {stderr}");
+            }
+            // A failed prune may leave its exclusive lock's record behind only if it
+            // could not remove it (a lost reply); the next command must not need it.
+            env.ok(&["unlock"]);
             known.verify(&env, &src, &what, rng.next());
         }
         assert!(
-            killed * 3 >= points(),
-            "{name}: only {killed} of {} runs were killed",
+            failed * 4 >= points(),
+            "{name}: only {failed} of {} runs failed",
             points()
         );
-        // The next command succeeds.
         env.ok(&["backup", "-q", &src_arg]);
         known.add(&env, &src);
     }
