@@ -1,12 +1,13 @@
 //! The backup hot path on 64 MiB buffers: chunking, id hashing, compression, encryption,
-//! and their combination as a backup performs it. Throughput is reported in bytes/s.
+//! and their combination as a backup performs it (throughput in bytes/s); and lookups
+//! in the in-memory index, which dedup does once per chunk (lookups/s).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use arca_benches::{gear_material, noise, text};
+use arca_benches::{gear_material, noise, spread_id, text};
 use arca_chunker::{Chunker, ChunkerParams, GearTable};
 use arca_crypto::{IdAlgorithm, IdHasher, MasterKey, Sealer};
-use arca_repo::{BlobType, Compression, encode_blob};
+use arca_repo::{BlobId, BlobType, Compression, Index, ObjectId, PackEntry, encode_blob};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const LEN: usize = 64 << 20;
@@ -141,8 +142,49 @@ fn backup_path(c: &mut Criterion) {
     g.finish();
 }
 
+/// Lookups in an index of one million blobs: half present, half absent (a backup of
+/// new data asks mostly for absent ones).
+fn index_lookup(c: &mut Criterion) {
+    const BLOBS: u32 = 1_000_000;
+    let id = |n: u32| BlobId(spread_id(u64::from(n)));
+    let mut index = Index::new();
+    for pack in 0..BLOBS / 1000 {
+        let entries: Vec<PackEntry> = (0..1000)
+            .map(|i| PackEntry {
+                blob_type: BlobType::Data,
+                id: id(pack * 1000 + i),
+                offset: 40 + i * 4096,
+                length: 4000,
+                raw_len: 9000,
+            })
+            .collect();
+        index.add_pack(ObjectId::from_bytes(id(u32::MAX - pack).0), &entries);
+    }
+    let queries: Vec<BlobId> = (0..10_000u32)
+        .map(|q| {
+            if q % 2 == 0 {
+                id(q.wrapping_mul(2_654_435_761) % BLOBS)
+            } else {
+                id(BLOBS + q)
+            }
+        })
+        .collect();
+    let mut g = c.benchmark_group("index-1M-blobs");
+    g.throughput(Throughput::Elements(queries.len() as u64));
+    g.bench_function("lookup", |b| {
+        b.iter(|| {
+            queries
+                .iter()
+                .filter(|q| index.contains(BlobType::Data, q))
+                .count()
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    index_lookup,
     chunking,
     id_hashing,
     compression,

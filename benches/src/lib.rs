@@ -1,7 +1,8 @@
 //! Shared inputs for arca's benchmarks and the `choose-defaults` measurement tool.
 //!
 //! The criterion benches live in `benches/`; `src/bin/choose_defaults.rs` measures the
-//! figures behind the repository defaults on real data (see docs/design.md).
+//! figures behind the repository defaults on real data (see docs/design.md);
+//! `src/bin/index_memory.rs` the in-memory index's size and speed.
 
 /// Deterministic incompressible bytes (xorshift64*), the stand-in for encrypted or
 /// already-compressed content.
@@ -53,5 +54,20 @@ pub fn text(len: usize, seed: u64) -> Vec<u8> {
 pub fn gear_material() -> [u8; arca_chunker::GearTable::BYTES] {
     let mut out = [0u8; arca_chunker::GearTable::BYTES];
     out.copy_from_slice(&noise(arca_chunker::GearTable::BYTES, 77));
+    out
+}
+
+/// A uniformly spread 32-byte id for `n` (splitmix64 per 8 bytes), as keyed blob ids
+/// are: distinct for distinct `n`.
+pub fn spread_id(n: u64) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut x = n;
+    for chunk in out.chunks_mut(8) {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
     out
 }
