@@ -10,7 +10,12 @@
 //! allocations come straight from the kernel and go back to it when freed, so the
 //! figure is what the index holds, not what its growth discarded).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::time::Instant;
 
@@ -39,7 +44,7 @@ fn main() {
         for i in 0..PER_PACK.min(blobs - pack * PER_PACK) {
             let n = pack * PER_PACK + i;
             entries.push(PackEntry {
-                blob_type: if n % 50 == 0 {
+                blob_type: if n.is_multiple_of(50) {
                     BlobType::Tree
                 } else {
                     BlobType::Data
@@ -68,7 +73,7 @@ fn main() {
         } else {
             blobs + q
         };
-        let t = if n % 50 == 0 {
+        let t = if n.is_multiple_of(50) {
             BlobType::Tree
         } else {
             BlobType::Data
