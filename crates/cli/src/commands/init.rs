@@ -101,6 +101,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         chunker: chunker(&a.chunk_size)?,
         pack_size,
         kdf,
+        key_file: None,
     };
     let backend = g.backend()?;
     if Repository::exists(backend.as_ref())? {
