@@ -164,12 +164,14 @@ fn line_check(number: u16, content: &[u8]) -> u16 {
 }
 
 fn encode_paper(bytes: &[u8], repository_id: &ObjectId) -> Result<String, RepoError> {
-    let lines = u16::try_from(1 + bytes.len().div_ceil(PAPER_LINE_BYTES)).map_err(|_| {
+    let too_large = || {
         RepoError::InvalidInput(format!(
             "a key slot of {} bytes is too large for the paper format",
             bytes.len()
         ))
-    })?;
+    };
+    let lines =
+        u16::try_from(1 + bytes.len().div_ceil(PAPER_LINE_BYTES)).map_err(|_| too_large())?;
     let width = lines.to_string().len();
     let repository = &repository_id.as_bytes()[..PAPER_REPOSITORY_BYTES];
     let crc = crc32(bytes);
@@ -184,7 +186,8 @@ fn encode_paper(bytes: &[u8], repository_id: &ObjectId) -> Result<String, RepoEr
         grouped(&format!("{crc:08x}")),
         line_check(1, &paper_header_bytes(repository, lines, crc)),
     ));
-    for (number, chunk) in (2u16..).zip(bytes.chunks(PAPER_LINE_BYTES)) {
+    for (index, chunk) in bytes.chunks(PAPER_LINE_BYTES).enumerate() {
+        let number = u16::try_from(index + 2).map_err(|_| too_large())?;
         out.push_str(&format!(
             "{number:>width$}: {} - {:04x}\n",
             grouped(&hex::encode(chunk)),

@@ -366,3 +366,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_largest_paper_key_is_written_and_a_larger_one_refused() {
+    // 16 bytes a line, 65535 lines at most: line 1 and 65534 lines of slot bytes.
+    let largest = 16 * 65534;
+    let fill = largest - 85;
+    let slot =
+        KeySlot::decode_unnamed(&slot_bytes([1; 32], 8, [2; 32], &vec![3; fill]), "big").unwrap();
+    let text = encode_key_text(KeyTextFormat::Paper, &slot, &fixed_repository()).unwrap();
+    assert!(text.lines().last().unwrap().starts_with("65535: "));
+    let key = ExportedKey::parse(&text, None).unwrap();
+    assert_eq!(key.slot().encode().len(), largest);
+    let slot = KeySlot::decode_unnamed(
+        &slot_bytes([1; 32], 8, [2; 32], &vec![3; fill + 1]),
+        "bigger",
+    )
+    .unwrap();
+    let err = encode_key_text(KeyTextFormat::Paper, &slot, &fixed_repository()).unwrap_err();
+    assert!(matches!(err, RepoError::InvalidInput(_)), "{err}");
+}
