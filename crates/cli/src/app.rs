@@ -25,7 +25,8 @@ Examples:
   arca check --read-data
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup saved but some files unreadable,
-10 no repository, 11 locked by another process, 12 wrong password, 130 interrupted.";
+10 no repository, 11 locked by another process, 12 wrong password, 13 the repository's
+key is in a key file and none was given, 130 interrupted.";
 
 /// Options every command takes.
 #[derive(Debug, clap::Args)]
@@ -53,6 +54,10 @@ pub struct GlobalArgs {
     /// Run COMMAND (with sh -c) and use its output as the password
     #[arg(long, global = true, value_name = "COMMAND")]
     pub password_command: Option<String>,
+
+    /// The repository's key is in FILE, not in the repository (see `arca init --key-file`)
+    #[arg(long, env = "ARCA_KEY_FILE", global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 
     /// Print only errors and warnings
     #[arg(short, long, global = true)]
@@ -99,12 +104,14 @@ impl GlobalArgs {
         // Refuse early and clearly when there is no repository, before asking for a password.
         if arca_core::Repository::exists(backend.as_ref())? {
             let password = crate::password::obtain(self, false)?;
-            let options = if cache {
+            let mut options = if cache {
                 self.storage.open_options(&location)
             } else {
                 arca_core::OpenOptions::default()
             };
-            let repo = Repository::open_with(backend, password.as_bytes(), &options)?;
+            options.key_file = self.key_file.clone();
+            let repo = Repository::open_with(backend, password.as_bytes(), &options)
+                .map_err(key_file_hint)?;
             if let (Some(dir), None) = (&options.cache_dir, repo.cache_dir()) {
                 output::message(format!(
                     "warning: cannot use the cache directory {}; reading everything from the repository",
@@ -124,6 +131,18 @@ impl GlobalArgs {
             )
             .into())
         }
+    }
+}
+
+/// Says how to give the key file when the repository needs one.
+pub fn key_file_hint(e: arca_core::Error) -> arca_core::Error {
+    if e.kind() == arca_core::ErrorKind::KeyFileRequired {
+        arca_core::Error::new(
+            e.kind(),
+            format!("{e}: pass --key-file PATH (or set ARCA_KEY_FILE)"),
+        )
+    } else {
+        e
     }
 }
 
@@ -168,7 +187,7 @@ enum Command {
     Tag(commands::tag::Args),
     /// Show how much the repository stores and how well it deduplicates
     Stats(commands::stats::StatsArgs),
-    /// Manage the repository's passwords: list, add, remove, passwd
+    /// Manage the repository's passwords and key files: list, add, remove, passwd, export, import
     Key(commands::key::Args),
     /// Repair a damaged repository: rebuild the index from the packs
     Repair(commands::repair::Args),

@@ -16,6 +16,8 @@ pub const NO_REPOSITORY: u8 = 10;
 pub const LOCKED: u8 = 11;
 /// The password opens no key of the repository.
 pub const WRONG_PASSWORD: u8 = 12;
+/// The repository keeps its key in a key file, and none was given (`--key-file`).
+pub const KEY_FILE_REQUIRED: u8 = 13;
 /// Interrupted (SIGINT, SIGTERM or SIGHUP).
 pub const INTERRUPTED: u8 = 130;
 
@@ -28,6 +30,7 @@ pub fn for_error(err: &anyhow::Error) -> u8 {
     match kind {
         Some(ErrorKind::RepositoryNotFound) => NO_REPOSITORY,
         Some(ErrorKind::WrongPassword) => WRONG_PASSWORD,
+        Some(ErrorKind::KeyFileRequired) => KEY_FILE_REQUIRED,
         Some(ErrorKind::Interrupted) => INTERRUPTED,
         Some(ErrorKind::Locked) => LOCKED,
         _ => FATAL,

@@ -32,6 +32,9 @@ pub enum ErrorKind {
     Interrupted,
     /// Another process holds the lock this operation needs (the message names it).
     Locked,
+    /// The repository keeps its key outside it, in a key file (docs/design.md §5.6),
+    /// and none was given ([`crate::OpenOptions::key_file`]).
+    KeyFileRequired,
 }
 
 /// An error from the arca library: a kind to match on and a one-line message that
@@ -146,7 +149,11 @@ impl From<RepoError> for Error {
                 let kind = match &other {
                     RepoError::NotFound { .. } => ErrorKind::RepositoryNotFound,
                     RepoError::WrongPassword => ErrorKind::WrongPassword,
-                    RepoError::Corrupt { .. } | RepoError::BlobNotFound(_) => ErrorKind::Corrupt,
+                    RepoError::NoKeySlots { .. } => ErrorKind::KeyFileRequired,
+                    RepoError::Corrupt { .. }
+                    | RepoError::BlobNotFound(_)
+                    | RepoError::ForeignKey { .. } => ErrorKind::Corrupt,
+                    RepoError::KeyText { .. } => ErrorKind::InvalidInput,
                     RepoError::UnsupportedVersion { .. } => ErrorKind::UnsupportedVersion,
                     RepoError::InvalidInput(_) => ErrorKind::InvalidInput,
                     _ => ErrorKind::Io,

@@ -1,9 +1,18 @@
 //! Key management: several passphrases for one repository, each a key slot that wraps
-//! the same master key.
+//! the same master key, kept in the repository's `keys/` or outside it in key files
+//! (docs/design.md §5.6).
+//!
+//! The rule that keeps a repository readable: an operation never leaves it without a
+//! way to open it that this process has seen work. The slot in use cannot be removed;
+//! the last slot in `keys/` can be removed only when the repository was opened with a
+//! key file (which stays); a key file is replaced only by a new one that has been read
+//! back and opened.
+
+use std::path::{Path, PathBuf};
 
 use arca_backends::{FileKind, ObjectId};
 use arca_crypto::KdfParams;
-use arca_repo::KeyInfo;
+use arca_repo::{KeyInfo, KeySlot, Repo};
 
 use crate::{Error, ErrorKind, Repository, Result};
 
@@ -17,10 +26,19 @@ pub struct KeyEntry {
     pub kdf: KdfParams,
     /// Whether the passphrase in use opened this slot.
     pub current: bool,
+    /// Where the slot is kept: `None` for the repository's `keys/`, else the key file
+    /// the repository was opened with (other key files are unknown to the repository).
+    pub key_file: Option<PathBuf>,
 }
 
 impl Repository {
-    /// Every key slot, sorted by id; a damaged one is an error naming it.
+    /// The key file the repository was opened with, if its key came from one.
+    pub fn key_file(&self) -> Option<&Path> {
+        self.key_file.as_deref()
+    }
+
+    /// Every key slot in `keys/`, sorted by id, then the key file's slot if the
+    /// repository was opened with one; a damaged slot is an error naming it.
     ///
     /// # Errors
     /// Storage errors; `Corrupt` for a damaged slot.
@@ -32,23 +50,31 @@ impl Repository {
             .map(|(id, _)| id)
             .collect();
         ids.sort();
-        ids.into_iter()
+        let mut keys = ids
+            .into_iter()
             .map(|id| {
                 let slot = self.repo.load_key_slot(&id)?;
                 Ok(KeyEntry {
                     id,
                     kdf: slot.kdf,
-                    current: id == self.repo.key_id(),
+                    current: self.key_file.is_none() && id == self.repo.key_id(),
+                    key_file: None,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(path) = &self.key_file {
+            keys.push(KeyEntry {
+                id: self.repo.key_id(),
+                kdf: self.repo.key_slot().kdf,
+                current: true,
+                key_file: Some(path.clone()),
+            });
+        }
+        Ok(keys)
     }
 
-    /// Adds a key slot for `passphrase` (derived with `kdf`); returns its id.
-    ///
-    /// # Errors
-    /// `InvalidInput` for an empty passphrase or invalid KDF settings; storage errors.
-    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<ObjectId> {
+    /// A new slot for `passphrase`, not yet stored.
+    fn new_slot(&self, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
         if passphrase.is_empty() {
             return Err(Error::invalid("the new password is empty"));
         }
@@ -60,19 +86,67 @@ impl Repository {
             hostname: crate::system::hostname(),
             username: crate::system::username(),
         };
-        Ok(self.repo.add_key(passphrase, kdf, &info)?)
+        Ok(self.repo.create_key_slot(passphrase, kdf, &info)?)
     }
 
-    /// Removes key slot `id`. The last slot cannot be removed (the repository would be
-    /// unreadable), nor the one in use (change its passphrase with
-    /// [`Repository::change_passphrase`] instead).
+    /// Whether `keys/` holds no slot: the repository opens only with key files.
+    fn keys_outside_only(&self) -> Result<bool> {
+        Ok(self.repo.list(FileKind::Key)?.is_empty())
+    }
+
+    /// Adds a key slot for `passphrase` (derived with `kdf`) to `keys/`; returns its id.
     ///
     /// # Errors
-    /// `InvalidInput` for the last or the current slot; `NotFound` for an unknown id;
-    /// storage errors.
+    /// `InvalidInput` for an empty passphrase or invalid KDF settings, and for a
+    /// repository whose keys are all in key files: a slot in `keys/` would let the
+    /// passphrase alone open it (use [`Repository::add_key_file`]); storage errors.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<ObjectId> {
+        if self.keys_outside_only()? {
+            return Err(Error::invalid(
+                "the repository keeps its keys outside it, in key files: a password stored in the repository would open it without a key file; add a key file instead",
+            ));
+        }
+        let slot = self.new_slot(passphrase, kdf)?;
+        self.repo.store_key_slot(&slot)?;
+        Ok(slot.id)
+    }
+
+    /// Writes a key slot for `passphrase` (derived with `kdf`) to the new key file
+    /// `path` (mode 0600, written atomically, never over an existing file); returns its
+    /// id. The repository itself is not changed.
+    ///
+    /// # Errors
+    /// As [`Repository::add_key`]; `AlreadyExists` if `path` exists; I/O errors naming
+    /// it.
+    pub fn add_key_file(&self, path: &Path, passphrase: &[u8], kdf: KdfParams) -> Result<ObjectId> {
+        let slot = self.new_slot(passphrase, kdf)?;
+        crate::key_file::check_new(path, "key file")?;
+        crate::key_file::write_new(path, &slot.encode(), "key file")?;
+        Ok(slot.id)
+    }
+
+    /// Removes key slot `id` from `keys/`. Refused when no other way to open the
+    /// repository would be left (the last slot, unless the repository was opened with
+    /// a key file, which stays), for the slot in use (change its passphrase with
+    /// [`Repository::change_passphrase`] instead), and for a key file's slot (arca does
+    /// not delete files it did not create: delete the file).
+    ///
+    /// # Errors
+    /// `InvalidInput` in the cases above; `NotFound` for an unknown id; storage errors.
     pub fn remove_key(&self, id: &ObjectId) -> Result<()> {
         let keys = self.keys()?;
-        if !keys.iter().any(|k| k.id == *id) {
+        let in_repository = keys.iter().any(|k| k.id == *id && k.key_file.is_none());
+        if !in_repository {
+            if let Some(path) = keys
+                .iter()
+                .find(|k| k.id == *id)
+                .and_then(|k| k.key_file.as_ref())
+            {
+                return Err(Error::invalid(format!(
+                    "key {id} is in key file {}, not in the repository: delete the file to remove it",
+                    path.display()
+                )));
+            }
             return Err(Error::new(ErrorKind::NotFound, format!("no key {id}")));
         }
         if keys.len() == 1 {
@@ -80,7 +154,7 @@ impl Repository {
                 "key {id} is the repository's only key: removing it would make every backup unreadable"
             )));
         }
-        if *id == self.repo.key_id() {
+        if self.key_file.is_none() && *id == self.repo.key_id() {
             return Err(Error::invalid(format!(
                 "key {id} is the one in use: use another password to remove it, or change this one with `arca key passwd`"
             )));
@@ -89,13 +163,32 @@ impl Repository {
         Ok(())
     }
 
-    /// Replaces the passphrase in use: adds a slot for `passphrase`, then removes the
-    /// slot the old one opened. Returns the new slot's id.
+    /// Replaces the passphrase in use; returns the new slot's id. The old slot stops
+    /// opening the repository only where it was: copies of it (exports, copies of a key
+    /// file) still open it with the old passphrase.
+    ///
+    /// - Opened from `keys/`: adds a slot for `passphrase`, then removes the old one
+    ///   (a failure in between leaves both).
+    /// - Opened with a key file: writes the new slot to a temporary file beside it,
+    ///   reads it back and opens the repository with it, then renames it over the key
+    ///   file; at any moment the file holds the old slot or the new one, whole.
+    ///
+    /// This handle keeps using the key it was opened with.
     ///
     /// # Errors
-    /// As [`Repository::add_key`]; storage errors removing the old slot (both then
-    /// work).
+    /// As [`Repository::add_key`]; I/O errors naming the key file; storage errors
+    /// removing the old slot (both then work).
     pub fn change_passphrase(&self, passphrase: &[u8], kdf: KdfParams) -> Result<ObjectId> {
+        if let Some(path) = &self.key_file {
+            let slot = self.new_slot(passphrase, kdf)?;
+            let object = crate::key_file::object(path);
+            crate::key_file::replace(path, &slot.encode(), "key file", |written| {
+                let back = KeySlot::decode_unnamed(written, &object)?;
+                Repo::open_with_slot(self.repo.backend().clone(), passphrase, back, &object)?;
+                Ok(())
+            })?;
+            return Ok(slot.id);
+        }
         let new = self.add_key(passphrase, kdf)?;
         self.repo
             .backend()
@@ -109,8 +202,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::InitOptions;
     use crate::testing::FAST_KDF as FAST;
+    use crate::{InitOptions, OpenOptions};
 
     #[test]
     fn passphrases_come_and_go_but_never_the_last() {
@@ -150,5 +243,162 @@ mod tests {
         assert_eq!(last.keys().unwrap().len(), 1);
         assert_eq!(last.keys().unwrap()[0].id, third);
         assert!(last.remove_key(&ObjectId::from_bytes([9; 32])).is_err());
+    }
+
+    fn open_with(
+        backend: &Arc<dyn arca_backends::WriteBackend>,
+        pw: &[u8],
+        key_file: &Path,
+    ) -> Result<Repository> {
+        let options = OpenOptions {
+            key_file: Some(key_file.to_path_buf()),
+            ..OpenOptions::default()
+        };
+        Repository::open_with(backend.clone(), pw, &options)
+    }
+
+    #[test]
+    fn a_key_file_repository_keeps_needing_a_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("repo.key");
+        let backend: Arc<dyn arca_backends::WriteBackend> =
+            Arc::new(arca_backends::MemoryBackend::new());
+        let init = InitOptions {
+            kdf: FAST,
+            key_file: Some(file.clone()),
+            ..InitOptions::default()
+        };
+        let repo = Repository::init(backend.clone(), b"pw", &init).unwrap();
+        assert_eq!(repo.key_file(), Some(file.as_path()));
+        assert!(backend.list(FileKind::Key).unwrap().is_empty());
+        let err = Repository::open(backend.clone(), b"pw").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyFileRequired);
+        let err = Repository::init(backend.clone(), b"pw", &init).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+        // A key file written for a location that then turns out not empty is removed.
+        let unused = dir.path().join("unused.key");
+        let again = InitOptions {
+            key_file: Some(unused.clone()),
+            ..init.clone()
+        };
+        let err = Repository::init(backend.clone(), b"pw", &again).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        assert!(!unused.exists());
+
+        let repo = open_with(&backend, b"pw", &file).unwrap();
+        let keys = repo.keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].key_file.as_deref(), Some(file.as_path()));
+        // Nothing may weaken it or leave it without a key.
+        let err = repo.add_key(b"other", FAST).unwrap_err();
+        assert!(err.to_string().contains("key file"), "{err}");
+        assert!(backend.list(FileKind::Key).unwrap().is_empty());
+        let err = repo.remove_key(&keys[0].id).unwrap_err();
+        assert!(err.to_string().contains("delete the file"), "{err}");
+
+        // A second key file with its own passphrase.
+        let second = dir.path().join("second.key");
+        let id = repo.add_key_file(&second, b"two", FAST).unwrap();
+        assert!(repo.add_key_file(&second, b"three", FAST).is_err());
+        assert_eq!(
+            open_with(&backend, b"two", &second)
+                .unwrap()
+                .keys()
+                .unwrap()[0]
+                .id,
+            id
+        );
+        assert_eq!(
+            open_with(&backend, b"pw", &second).unwrap_err().kind(),
+            ErrorKind::WrongPassword
+        );
+
+        // passwd rewrites the file in place.
+        let new = repo.change_passphrase(b"new", FAST).unwrap();
+        assert_eq!(
+            open_with(&backend, b"pw", &file).unwrap_err().kind(),
+            ErrorKind::WrongPassword
+        );
+        let again = open_with(&backend, b"new", &file).unwrap();
+        assert_eq!(again.keys().unwrap()[0].id, new);
+        assert_eq!(again.config(), repo.config());
+    }
+
+    #[test]
+    fn the_last_slot_in_keys_goes_only_when_a_key_file_opened_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k");
+        let backend: Arc<dyn arca_backends::WriteBackend> =
+            Arc::new(arca_backends::MemoryBackend::new());
+        let init = InitOptions {
+            kdf: FAST,
+            ..InitOptions::default()
+        };
+        let repo = Repository::init(backend.clone(), b"pw", &init).unwrap();
+        let slot = repo.keys().unwrap()[0].id;
+        repo.add_key_file(&file, b"pw", FAST).unwrap();
+        let with_file = open_with(&backend, b"pw", &file).unwrap();
+        let keys = with_file.keys().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(!keys[0].current && keys[1].current);
+        with_file.remove_key(&slot).unwrap();
+        // Now only the key file opens it.
+        assert_eq!(
+            Repository::open(backend.clone(), b"pw").unwrap_err().kind(),
+            ErrorKind::KeyFileRequired
+        );
+        assert!(open_with(&backend, b"pw", &file).is_ok());
+    }
+
+    #[test]
+    fn a_key_file_of_another_repository_or_damaged_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file_a, file_b) = (dir.path().join("a"), dir.path().join("b"));
+        let make = |file: &Path| {
+            let backend: Arc<dyn arca_backends::WriteBackend> =
+                Arc::new(arca_backends::MemoryBackend::new());
+            let init = InitOptions {
+                kdf: FAST,
+                key_file: Some(file.to_path_buf()),
+                ..InitOptions::default()
+            };
+            Repository::init(backend.clone(), b"pw", &init).unwrap();
+            backend
+        };
+        let a = make(&file_a);
+        make(&file_b);
+        let err = open_with(&a, b"pw", &file_b).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("key file {}", file_b.display())),
+            "{text}"
+        );
+        assert!(text.contains("belongs to another repository"), "{text}");
+        let err = open_with(&a, b"wrong", &file_a).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WrongPassword);
+        assert!(
+            err.to_string().contains(&file_a.display().to_string()),
+            "{err}"
+        );
+        std::fs::write(&file_b, b"garbage").unwrap();
+        let err = open_with(&a, b"pw", &file_b).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(
+            err.to_string().contains(&file_b.display().to_string()),
+            "{err}"
+        );
+        // An existing file is never overwritten by init, and no repository appears.
+        let fresh: Arc<dyn arca_backends::WriteBackend> =
+            Arc::new(arca_backends::MemoryBackend::new());
+        let init = InitOptions {
+            kdf: FAST,
+            key_file: Some(file_b.clone()),
+            ..InitOptions::default()
+        };
+        let err = Repository::init(fresh.clone(), b"pw", &init).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&file_b).unwrap(), b"garbage");
+        assert!(!Repository::exists(fresh.as_ref()).unwrap());
     }
 }

@@ -10,7 +10,9 @@
 //!   list what is stored;
 //! - [`Repository::restore`] recreates a snapshot or part of it, byte for byte with its
 //!   metadata;
-//! - [`Repository::check`] verifies the structure and, optionally, every stored byte.
+//! - [`Repository::check`] verifies the structure and, optionally, every stored byte;
+//! - [`Repository::keys`], [`Repository::export_key`] and [`Repository::import_key`]
+//!   manage passphrases, key files and exported keys.
 //!
 //! Options are plain values with defaults ([`BackupOptions`], [`RestoreOptions`], ...);
 //! progress goes through small traits the caller implements ([`BackupProgress`], ...), or
@@ -55,6 +57,8 @@ mod dump;
 mod error;
 mod find;
 mod forget;
+mod key_export;
+mod key_file;
 mod keys;
 mod location;
 mod locking;
@@ -80,6 +84,7 @@ pub use diff::{Change, ChangeCounts, DiffEntry, DiffSummary};
 pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
 pub use find::FindSummary;
+pub use key_export::{ImportedKey, KeyDestination, parse_exported_key};
 pub use keys::KeyEntry;
 pub use location::{BackendOptions, Location};
 pub use locking::{LockGuard, LockInfo, Locks, REFRESH_EVERY, STALE_AFTER};
@@ -106,6 +111,6 @@ pub use arca_backends::{
 pub use arca_chunker::ChunkerParams;
 pub use arca_crypto::{IdAlgorithm, KdfParams};
 pub use arca_repo::{
-    BlobId, CacheStats, Compression, Config, DeletionPlan, Holder, Node, NodeKind, Snapshot,
-    SnapshotSummary, Timestamp, Xattr,
+    BlobId, CacheStats, Compression, Config, DeletionPlan, ExportedKey, Holder, KeyTextFormat,
+    Node, NodeKind, PaperKeyReader, Snapshot, SnapshotSummary, Timestamp, Xattr,
 };

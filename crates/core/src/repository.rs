@@ -1,6 +1,7 @@
 //! The opened repository handle and snapshot selection.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arca_backends::{FileKind, ObjectId, WriteBackend};
@@ -27,6 +28,11 @@ pub struct InitOptions {
     pub pack_size: u32,
     /// Argon2id cost of the first key slot.
     pub kdf: KdfParams,
+    /// Key-file mode (docs/design.md §5.6): write the first key slot to this new file
+    /// (mode 0600; an existing file is refused) and none into the repository, so that
+    /// opening it needs both the passphrase and the file. `None`: the slot goes into
+    /// the repository's `keys/`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for InitOptions {
@@ -37,6 +43,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             pack_size: DEFAULT_PACK_SIZE,
             kdf: KdfParams::default(),
+            key_file: None,
         }
     }
 }
@@ -100,6 +107,10 @@ pub struct OpenOptions {
     /// metadata is downloaded once. Cached copies are authenticated like downloads;
     /// one that fails is fetched again. `None`: no cache.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Open with the key slot in this key file (docs/design.md §5.6) instead of those in
+    /// the repository's `keys/`, which are then not tried. Needed for a repository that
+    /// keeps no key slot in `keys/`.
+    pub key_file: Option<PathBuf>,
 }
 
 /// An opened repository. Obtain one with [`Repository::init`] or [`Repository::open`];
@@ -112,6 +123,8 @@ pub struct Repository {
     pub(crate) index_errors: Vec<(ObjectId, Error)>,
     /// The index files `index` was loaded from.
     pub(crate) index_files: Vec<ObjectId>,
+    /// The key file the repository was opened with, if its key came from one.
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 pub(crate) struct LoadedIndex {
@@ -168,6 +181,35 @@ pub(crate) fn load_index(repo: &Repo) -> Result<LoadedIndex> {
     })
 }
 
+/// Opens the repository with the key slot in the key file `path`, with errors that
+/// name the file.
+fn open_with_key_file(
+    backend: Arc<dyn WriteBackend>,
+    passphrase: &[u8],
+    path: &Path,
+) -> Result<Repo> {
+    let location = backend.location();
+    // A missing repository is reported as such, not as a key file problem.
+    Repo::peek_id(backend.as_ref())?;
+    let slot = crate::key_file::read(path)?;
+    let object = crate::key_file::object(path);
+    Repo::open_with_slot(backend, passphrase, slot, &object).map_err(|e| match e {
+        RepoError::WrongPassword => Error::new(
+            ErrorKind::WrongPassword,
+            format!(
+                "wrong password: it does not open {object} (or that file is not this repository's key)"
+            ),
+        ),
+        RepoError::ForeignKey { repository, .. } => Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{object} belongs to another repository ({repository}), not to the one at {location}"
+            ),
+        ),
+        other => other.into(),
+    })
+}
+
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Repository")
@@ -178,11 +220,13 @@ impl std::fmt::Debug for Repository {
 }
 
 impl Repository {
-    /// Creates a new repository at `backend` protected by `passphrase`.
+    /// Creates a new repository at `backend` protected by `passphrase` (and, with
+    /// [`InitOptions::key_file`], by a key file).
     ///
     /// # Errors
-    /// [`ErrorKind::AlreadyExists`] if the location is not empty; `InvalidInput` for bad
-    /// options; storage errors.
+    /// [`ErrorKind::AlreadyExists`] if the location is not empty or the key file
+    /// exists; `NotFound` if the key file's directory does not exist; `InvalidInput` for
+    /// bad options; storage errors.
     pub fn init(
         backend: Arc<dyn WriteBackend>,
         passphrase: &[u8],
@@ -206,8 +250,25 @@ impl Repository {
             hostname: crate::system::hostname(),
             username: crate::system::username(),
         };
+        if let Some(path) = &options.key_file {
+            crate::key_file::check_new(path, "key file")?;
+        }
         let location = backend.location();
-        let repo = Repo::init(backend, passphrase, &params).map_err(|e| {
+        let probe = backend.clone();
+        let new = Repo::prepare(backend, passphrase, &params)?;
+        let new_id = new.repository_id();
+        // Key-file mode: the file first, then the config, so that a repository never
+        // exists without a way to open it.
+        if let Some(path) = &options.key_file {
+            crate::key_file::write_new(path, &new.slot().encode(), "key file")?;
+        }
+        let repo = new.commit(options.key_file.is_none()).map_err(|e| {
+            // The key file of a repository that was not created opens nothing: remove
+            // it, unless this config was written after all (a lost reply).
+            let created = Repo::peek_id(probe.as_ref()).is_ok_and(|id| id == new_id);
+            if let (Some(path), false) = (&options.key_file, created) {
+                let _ = std::fs::remove_file(path);
+            }
             let err = Error::from(e);
             if err.kind() == ErrorKind::AlreadyExists {
                 Error::new(
@@ -218,7 +279,20 @@ impl Repository {
                 err
             }
         })?;
-        Self::from_repo(repo, Index::new())
+        let mut this = Self::from_repo(repo, Index::new())?;
+        this.key_file = options.key_file.clone();
+        Ok(this)
+    }
+
+    /// The repository id, read from the config's plaintext header: no passphrase or
+    /// key needed (e.g. to check that an exported key is this repository's before
+    /// asking for its passphrase).
+    ///
+    /// # Errors
+    /// [`ErrorKind::RepositoryNotFound`]; `Corrupt` if the config is not an arca
+    /// config; storage errors.
+    pub fn peek_id(backend: &dyn WriteBackend) -> Result<ObjectId> {
+        Ok(Repo::peek_id(backend)?)
     }
 
     /// Whether `backend` holds a repository (its config exists). Needs no passphrase.
@@ -236,8 +310,10 @@ impl Repository {
     /// Opens the repository at `backend` with `passphrase` and loads its index.
     ///
     /// # Errors
-    /// [`ErrorKind::RepositoryNotFound`], [`ErrorKind::WrongPassword`], `Corrupt` for a
-    /// damaged config, key or index file (named in the message), storage errors.
+    /// [`ErrorKind::RepositoryNotFound`], [`ErrorKind::WrongPassword`],
+    /// [`ErrorKind::KeyFileRequired`] if the repository keeps its key in a key file
+    /// (open it with [`Repository::open_with`] and [`OpenOptions::key_file`]), `Corrupt`
+    /// for a damaged config, key or index file (named in the message), storage errors.
     ///
     /// A damaged index file does not stop the opening: its blobs are treated as absent
     /// (a backup stores them again, a restore that needs them fails naming them), and
@@ -246,18 +322,23 @@ impl Repository {
         Self::open_with(backend, passphrase, &OpenOptions::default())
     }
 
-    /// [`Repository::open`] with options: a metadata cache.
+    /// [`Repository::open`] with options: a metadata cache, a key file.
     ///
     /// # Errors
-    /// As [`Repository::open`]. A cache directory that cannot be created is not an
-    /// error: the repository is used without a cache, and [`Repository::cache_dir`]
-    /// says so.
+    /// As [`Repository::open`]; with a key file, errors naming it: it cannot be read
+    /// (`NotFound`, `Io`), holds no key slot (`Corrupt`), is another repository's key
+    /// (`InvalidInput`), or the passphrase does not open it (`WrongPassword`). A cache
+    /// directory that cannot be created is not an error: the repository is used
+    /// without a cache, and [`Repository::cache_dir`] says so.
     pub fn open_with(
         backend: Arc<dyn WriteBackend>,
         passphrase: &[u8],
         options: &OpenOptions,
     ) -> Result<Self> {
-        let mut repo = Repo::open(backend, passphrase)?;
+        let mut repo = match &options.key_file {
+            Some(path) => open_with_key_file(backend, passphrase, path)?,
+            None => Repo::open(backend, passphrase)?,
+        };
         if let Some(base) = &options.cache_dir
             && let Ok(cache) = Cache::open(base, &repo.config().repository_id)
         {
@@ -267,6 +348,7 @@ impl Repository {
         let mut this = Self::from_repo(repo, loaded.index)?;
         this.index_errors = loaded.errors;
         this.index_files = loaded.files;
+        this.key_file = options.key_file.clone();
         Ok(this)
     }
 
@@ -336,6 +418,7 @@ impl Repository {
             chunker,
             index_errors: Vec::new(),
             index_files: Vec::new(),
+            key_file: None,
         })
     }
 

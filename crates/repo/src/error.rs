@@ -22,6 +22,30 @@ pub enum RepoError {
     /// No key slot opens with the given passphrase.
     #[error("wrong password: no key slot of the repository opens with it")]
     WrongPassword,
+    /// The repository has no key slot in `keys/`: its key is kept outside it, in a key
+    /// file (docs/design.md §5.6), which must be given to open it.
+    #[error("the repository at {location} keeps its key outside the repository (in a key file)")]
+    NoKeySlots {
+        /// The repository's location.
+        location: String,
+    },
+    /// A key slot opened, but it wraps the key of another repository.
+    #[error("{object} belongs to another repository ({repository})")]
+    ForeignKey {
+        /// The slot, e.g. `key 1a2b…` or `key file /media/usb/arca.key`.
+        object: String,
+        /// The short id of the repository it belongs to.
+        repository: String,
+    },
+    /// Exported key text (`arca key export`) that cannot be read back; `line` is the
+    /// line of the text (plain format) or the printed line number (paper format).
+    #[error("line {line}: {reason}")]
+    KeyText {
+        /// Where the problem is.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A stored object failed to authenticate or decode.
     #[error("{object} is damaged: {reason}")]
     Corrupt {

@@ -115,24 +115,34 @@ impl KeySlot {
         out
     }
 
-    /// Parses a key file named `id`.
+    /// Parses a key file named `id` (in `keys/`).
     ///
     /// # Errors
     /// [`RepoError::Corrupt`] or [`RepoError::UnsupportedVersion`] naming the slot.
     pub fn decode(data: &[u8], id: &ObjectId) -> Result<Self, RepoError> {
         let object = format!("key {id}");
-        let header = Header::decode(data, ObjectType::Key, &object)?;
-        if header.id != *id.as_bytes() {
+        let slot = Self::decode_unnamed(data, &object)?;
+        if slot.id != *id {
             return Err(RepoError::corrupt(
                 &object,
                 "the id in its header differs from its name",
             ));
         }
-        let mut r = Reader::new(&data[HEADER_LEN..], &object);
+        Ok(slot)
+    }
+
+    /// Parses a key slot kept outside `keys/` (a key file, an exported key), whose id is
+    /// the one in its header; `object` names it in errors (e.g. `key file /a/b`).
+    ///
+    /// # Errors
+    /// [`RepoError::Corrupt`] or [`RepoError::UnsupportedVersion`] naming `object`.
+    pub fn decode_unnamed(data: &[u8], object: &str) -> Result<Self, RepoError> {
+        let header = Header::decode(data, ObjectType::Key, object)?;
+        let mut r = Reader::new(&data[HEADER_LEN..], object);
         let algorithm = r.u8()?;
         if algorithm != KDF_ARGON2ID {
             return Err(RepoError::corrupt(
-                &object,
+                object,
                 format!("unknown key derivation {algorithm}"),
             ));
         }
@@ -142,11 +152,11 @@ impl KeySlot {
             parallelism: r.u32()?,
         };
         kdf.validate()
-            .map_err(|e| RepoError::corrupt(&object, e.to_string()))?;
+            .map_err(|e| RepoError::corrupt(object, e.to_string()))?;
         let salt = r.array()?;
         let wrapped = r.rest().to_vec();
         Ok(Self {
-            id: *id,
+            id: ObjectId::from_bytes(header.id),
             kdf,
             salt,
             wrapped,

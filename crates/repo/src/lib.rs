@@ -6,7 +6,8 @@
 //! - [`Header`] and [`ObjectType`]: the 40-byte header of every file, which is also the
 //!   associated data that binds an encrypted object to its type and id.
 //! - [`Config`] and [`KeySlot`]: settings fixed at `init`, and the master key wrapped
-//!   under Argon2id-derived passphrase keys.
+//!   under Argon2id-derived passphrase keys; [`ExportedKey`] and [`encode_key_text`]:
+//!   a key slot as text to print and type back (plain and paper formats).
 //! - Blobs and packs ([`encode_blob`], [`PackBuilder`], [`scan_pack`]): compressed,
 //!   sealed, self-describing entries grouped into pack files.
 //! - [`IndexFile`] and the in-memory [`Index`]; [`Snapshot`]; [`Tree`] and [`Node`].
@@ -50,6 +51,7 @@ mod config;
 mod error;
 mod header;
 mod index;
+mod key_text;
 mod keyfile;
 mod lock;
 mod pack;
@@ -70,10 +72,11 @@ pub use config::{ChunkerSettings, Config, DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_
 pub use error::RepoError;
 pub use header::{FORMAT_VERSION, HEADER_LEN, Header, MAGIC, ObjectType};
 pub use index::{BlobLocation, Index, IndexFile, IndexedPack};
+pub use key_text::{ExportedKey, KeyTextFormat, PAPER_LINE_BYTES, PaperKeyReader, encode_key_text};
 pub use keyfile::{KeyInfo, KeySlot};
 pub use lock::{DeletionPlan, Holder, LockRecord};
 pub use pack::{Pack, PackBuilder, PackEntry, scan_pack};
-pub use repo::{GEAR_TABLE_BYTES, InitParams, Repo};
+pub use repo::{GEAR_TABLE_BYTES, InitParams, NewRepo, Repo};
 pub use snapshot::{MAX_NOTES, Snapshot, SnapshotSummary};
 pub use tree::{Node, NodeKind, Timestamp, Tree, UnknownNodeKind, Xattr, is_valid_name};
 

@@ -64,8 +64,8 @@ pub struct Repo {
     cache: Option<Cache>,
     /// Kept to wrap it in new key slots (`key add`, `key passwd`).
     master: MasterKey,
-    /// The key slot the passphrase opened.
-    key_id: ObjectId,
+    /// The key slot the passphrase opened (for `key export`).
+    key: KeySlot,
 }
 
 impl std::fmt::Debug for Repo {
@@ -86,7 +86,7 @@ impl Repo {
         backend: Arc<dyn WriteBackend>,
         config: Config,
         master: &MasterKey,
-        key_id: ObjectId,
+        key: KeySlot,
     ) -> Result<Self, RepoError> {
         let ids = IdHasher::new(config.id_algorithm, master.id_key())
             .map_err(crypto_err("preparing ids"))?;
@@ -99,12 +99,13 @@ impl Repo {
             config,
             cache: None,
             master: master.clone(),
-            key_id,
+            key,
         })
     }
 
-    /// Creates a repository: a fresh master key, one key slot for `passphrase`, and the
-    /// config (written last, so a location without a config is not a repository).
+    /// Creates a repository: a fresh master key, one key slot for `passphrase` in
+    /// `keys/`, and the config (written last, so a location without a config is not a
+    /// repository). [`Repo::prepare`] and [`NewRepo::commit`] in one step.
     ///
     /// # Errors
     /// The backend refuses (e.g. the location is not empty); invalid parameters.
@@ -113,6 +114,21 @@ impl Repo {
         passphrase: &[u8],
         p: &InitParams,
     ) -> Result<Self, RepoError> {
+        Self::prepare(backend, passphrase, p)?.commit(true)
+    }
+
+    /// The first step of creating a repository: checks the parameters and draws the
+    /// master key, the repository id and the first key slot. Nothing is written until
+    /// [`NewRepo::commit`]; in between, the caller may store the slot elsewhere (a key
+    /// file, docs/design.md §5.6).
+    ///
+    /// # Errors
+    /// Invalid parameters; a failing random generator.
+    pub fn prepare(
+        backend: Arc<dyn WriteBackend>,
+        passphrase: &[u8],
+        p: &InitParams,
+    ) -> Result<NewRepo, RepoError> {
         if !(MIN_PACK_SIZE..=MAX_PACK_SIZE).contains(&p.pack_size) {
             return Err(RepoError::InvalidInput(format!(
                 "pack size {} is outside {MIN_PACK_SIZE}..={MAX_PACK_SIZE} bytes",
@@ -122,7 +138,6 @@ impl Repo {
         p.kdf
             .validate()
             .map_err(|e| RepoError::InvalidInput(e.to_string()))?;
-        backend.create()?;
         let master = MasterKey::generate().map_err(crypto_err("generating the master key"))?;
         let repository_id = ObjectId::from_bytes(
             random_array().map_err(crypto_err("generating the repository id"))?,
@@ -148,17 +163,12 @@ impl Repo {
             username: p.username.clone(),
         };
         let slot = KeySlot::create(&master, passphrase, p.kdf, &info)?;
-        backend.write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
-        let repo = Self::from_parts(backend, config, &master, slot.id)?;
-        let file = seal_file(
-            &repo.sealer,
-            ObjectType::Config,
-            *repository_id.as_bytes(),
-            &repo.config.encode()?,
-        )?;
-        repo.backend
-            .write(FileKind::Config, &ObjectId::ZERO, Bytes::from(file))?;
-        Ok(repo)
+        Ok(NewRepo {
+            backend,
+            config,
+            master,
+            slot,
+        })
     }
 
     /// Reads the repository id from the config's plaintext header (no key needed).
@@ -173,21 +183,22 @@ impl Repo {
         ))
     }
 
-    /// Opens a repository with `passphrase`, trying each key slot.
+    /// Opens a repository with `passphrase`, trying each key slot in `keys/`.
     ///
     /// # Errors
-    /// [`RepoError::NotFound`] if no repository is there; [`RepoError::WrongPassword`] if
-    /// no slot opens; [`RepoError::Corrupt`] for damaged config or keys.
+    /// [`RepoError::NotFound`] if no repository is there; [`RepoError::NoKeySlots`] if
+    /// `keys/` is empty (the key is kept in a key file: use [`Repo::open_with_slot`]);
+    /// [`RepoError::WrongPassword`] if no slot opens; [`RepoError::Corrupt`] for damaged
+    /// config or keys.
     pub fn open(backend: Arc<dyn WriteBackend>, passphrase: &[u8]) -> Result<Self, RepoError> {
         let data = read_config(backend.as_ref())?;
         let header = Header::decode(&data, ObjectType::Config, "config")?;
         let repository_id = ObjectId::from_bytes(header.id);
         let mut slots = backend.list(FileKind::Key)?;
         if slots.is_empty() {
-            return Err(RepoError::corrupt(
-                "keys",
-                "the repository has no key slots",
-            ));
+            return Err(RepoError::NoKeySlots {
+                location: backend.location(),
+            });
         }
         slots.sort();
         let mut damaged = None;
@@ -205,27 +216,16 @@ impl Repo {
             };
             match slot.open(passphrase) {
                 Ok((master, info)) => {
-                    if info.repository_id != repository_id {
-                        return Err(RepoError::corrupt(
-                            format!("key {id}"),
-                            "it belongs to another repository",
-                        ));
-                    }
-                    let (_, payload) = open_file(
-                        &Opener::new(master.encryption_key()),
-                        ObjectType::Config,
-                        None,
+                    let object = format!("key {id}");
+                    return Self::unlock(
+                        backend,
                         &data,
-                        "config",
-                    )?;
-                    let config = Config::decode(&payload)?;
-                    if config.repository_id != repository_id {
-                        return Err(RepoError::corrupt(
-                            "config",
-                            "its sealed id differs from its header",
-                        ));
-                    }
-                    return Self::from_parts(backend, config, &master, id);
+                        repository_id,
+                        slot,
+                        &master,
+                        &info,
+                        &object,
+                    );
                 }
                 Err(RepoError::WrongPassword) => {}
                 Err(e) => return Err(e),
@@ -237,6 +237,61 @@ impl Repo {
             Some(e) => Err(e),
             None => Err(RepoError::WrongPassword),
         }
+    }
+
+    /// Opens a repository with `passphrase` and `slot`, a key slot kept outside `keys/`
+    /// (a key file, or an exported key being imported); the slots in `keys/` are not
+    /// tried. `object` names the slot in errors (e.g. `key file /media/usb/arca.key`).
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if no repository is there; [`RepoError::WrongPassword`] if
+    /// the passphrase does not open the slot; [`RepoError::ForeignKey`] if the slot is
+    /// another repository's; [`RepoError::Corrupt`] for a damaged config or slot.
+    pub fn open_with_slot(
+        backend: Arc<dyn WriteBackend>,
+        passphrase: &[u8],
+        slot: KeySlot,
+        object: &str,
+    ) -> Result<Self, RepoError> {
+        let data = read_config(backend.as_ref())?;
+        let header = Header::decode(&data, ObjectType::Config, "config")?;
+        let repository_id = ObjectId::from_bytes(header.id);
+        let (master, info) = slot.open(passphrase)?;
+        Self::unlock(backend, &data, repository_id, slot, &master, &info, object)
+    }
+
+    /// The end of every opening: the slot that opened must be this repository's, and
+    /// its key must open the config.
+    fn unlock(
+        backend: Arc<dyn WriteBackend>,
+        config: &[u8],
+        repository_id: ObjectId,
+        slot: KeySlot,
+        master: &MasterKey,
+        info: &KeyInfo,
+        object: &str,
+    ) -> Result<Self, RepoError> {
+        if info.repository_id != repository_id {
+            return Err(RepoError::ForeignKey {
+                object: object.to_owned(),
+                repository: info.repository_id.short(),
+            });
+        }
+        let (_, payload) = open_file(
+            &Opener::new(master.encryption_key()),
+            ObjectType::Config,
+            None,
+            config,
+            "config",
+        )?;
+        let config = Config::decode(&payload)?;
+        if config.repository_id != repository_id {
+            return Err(RepoError::corrupt(
+                "config",
+                "its sealed id differs from its header",
+            ));
+        }
+        Self::from_parts(backend, config, master, slot)
     }
 
     /// Keeps index files, snapshot files and tree packs in `cache` from now on.
@@ -497,12 +552,30 @@ impl Repo {
         Snapshot::decode(&payload, &format!("snapshot {id}"))
     }
 
-    /// The key slot the passphrase opened.
+    /// The id of the key slot the passphrase opened.
     pub fn key_id(&self) -> ObjectId {
-        self.key_id
+        self.key.id
     }
 
-    /// Adds a key slot for `passphrase`; returns its id.
+    /// The key slot the passphrase opened (still wrapped by it).
+    pub fn key_slot(&self) -> &KeySlot {
+        &self.key
+    }
+
+    /// Wraps the master key under `passphrase` in a new key slot, without storing it.
+    ///
+    /// # Errors
+    /// Invalid KDF parameters.
+    pub fn create_key_slot(
+        &self,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        info: &KeyInfo,
+    ) -> Result<KeySlot, RepoError> {
+        KeySlot::create(&self.master, passphrase, kdf, info)
+    }
+
+    /// Adds a key slot for `passphrase` in `keys/`; returns its id.
     ///
     /// # Errors
     /// Invalid KDF parameters; storage errors.
@@ -512,10 +585,19 @@ impl Repo {
         kdf: KdfParams,
         info: &KeyInfo,
     ) -> Result<ObjectId, RepoError> {
-        let slot = KeySlot::create(&self.master, passphrase, kdf, info)?;
+        let slot = self.create_key_slot(passphrase, kdf, info)?;
+        self.store_key_slot(&slot)?;
+        Ok(slot.id)
+    }
+
+    /// Writes `slot` into `keys/` (under its id; an existing file is never replaced).
+    ///
+    /// # Errors
+    /// Storage errors, among them already-exists.
+    pub fn store_key_slot(&self, slot: &KeySlot) -> Result<(), RepoError> {
         self.backend
             .write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
-        Ok(slot.id)
+        Ok(())
     }
 
     /// Reads a key slot's public part (id and KDF settings).
@@ -551,6 +633,66 @@ impl Repo {
     /// Backend errors.
     pub fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, RepoError> {
         Ok(self.backend.list(kind)?)
+    }
+}
+
+/// A repository being created: keys drawn, config not yet written (see
+/// [`Repo::prepare`]).
+pub struct NewRepo {
+    backend: Arc<dyn WriteBackend>,
+    config: Config,
+    master: MasterKey,
+    slot: KeySlot,
+}
+
+impl std::fmt::Debug for NewRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRepo")
+            .field("location", &self.backend.location())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NewRepo {
+    /// The first key slot, wrapping the master key under the passphrase given.
+    pub fn slot(&self) -> &KeySlot {
+        &self.slot
+    }
+
+    /// The new repository's id.
+    pub fn repository_id(&self) -> ObjectId {
+        self.config.repository_id
+    }
+
+    /// Creates the location (which must be empty), writes the first key slot into
+    /// `keys/` if `slot_in_repository` (else the caller stored it elsewhere first), then
+    /// the config: from then on the location is a repository.
+    ///
+    /// # Errors
+    /// The backend refuses (e.g. the location is not empty); storage and crypto errors.
+    pub fn commit(self, slot_in_repository: bool) -> Result<Repo, RepoError> {
+        let Self {
+            backend,
+            config,
+            master,
+            slot,
+        } = self;
+        backend.create()?;
+        if slot_in_repository {
+            backend.write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
+        }
+        let repository_id = config.repository_id;
+        let repo = Repo::from_parts(backend, config, &master, slot)?;
+        let file = seal_file(
+            &repo.sealer,
+            ObjectType::Config,
+            *repository_id.as_bytes(),
+            &repo.config.encode()?,
+        )?;
+        repo.backend
+            .write(FileKind::Config, &ObjectId::ZERO, Bytes::from(file))?;
+        Ok(repo)
     }
 }
 

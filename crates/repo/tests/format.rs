@@ -284,6 +284,61 @@ fn repository_init_open_and_wrong_password() {
 }
 
 #[test]
+fn a_key_kept_outside_the_repository_opens_it_and_nothing_else_does() {
+    let backend = Arc::new(MemoryBackend::new());
+    let new = Repo::prepare(backend.clone(), b"pw", &params()).unwrap();
+    let id = new.repository_id();
+    // What a key file holds: the slot's bytes, named by the id in their header.
+    let file = new.slot().encode();
+    let repo = new.commit(false).unwrap();
+    assert!(backend.list(FileKind::Key).unwrap().is_empty());
+    let err = Repo::open(backend.clone(), b"pw").unwrap_err();
+    assert!(matches!(err, RepoError::NoKeySlots { .. }), "{err}");
+    assert!(err.to_string().contains("outside the repository"), "{err}");
+
+    let slot = KeySlot::decode_unnamed(&file, "key file k").unwrap();
+    assert_eq!(slot.encode(), file);
+    let opened = Repo::open_with_slot(backend.clone(), b"pw", slot.clone(), "key file k").unwrap();
+    assert_eq!(opened.config(), repo.config());
+    assert_eq!(opened.key_slot().encode(), file);
+    assert!(matches!(
+        Repo::open_with_slot(backend.clone(), b"wrong", slot, "key file k"),
+        Err(RepoError::WrongPassword)
+    ));
+
+    // Another repository's slot opens with the same passphrase but is refused by name.
+    let (_, other) = new_repo();
+    let foreign = other.key_slot().clone();
+    let err = Repo::open_with_slot(backend.clone(), b"pw", foreign, "key file f").unwrap_err();
+    assert!(matches!(err, RepoError::ForeignKey { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "key file f belongs to another repository ({})",
+            other.config().repository_id.short()
+        )
+    );
+    // A slot stored into keys/ later opens it the usual way.
+    opened.store_key_slot(opened.key_slot()).unwrap();
+    assert_eq!(
+        Repo::open(backend.clone(), b"pw")
+            .unwrap()
+            .config()
+            .repository_id,
+        id
+    );
+    assert!(
+        opened.store_key_slot(opened.key_slot()).is_err(),
+        "never replaced"
+    );
+    let err = KeySlot::decode_unnamed(b"ARCA", "key file g").unwrap_err();
+    assert!(
+        err.to_string().starts_with("key file g is damaged"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sealed_files_round_trip_and_detect_tampering() {
     let (backend, repo) = new_repo();
     let snap = Snapshot {

@@ -9,11 +9,15 @@ use crate::app::GlobalArgs;
 use crate::{exit, output};
 
 /// Create a new, empty repository. The location must not exist or be an empty directory.
+///
+/// With the global --key-file FILE, the key is written to FILE (which must not exist)
+/// instead of into the repository: every command then needs both the password and FILE.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
   arca -r /srv/backup init
-  arca -r /mnt/usb/repo init --compression zstd,6 --id-hash sha256")]
+  arca -r /mnt/usb/repo init --compression zstd,6 --id-hash sha256
+  arca -r sftp:nas:/backup/laptop init --key-file ~/.config/arca/laptop.key")]
 pub struct Args {
     #[arg(
         long,
@@ -58,6 +62,7 @@ struct InitJson {
     chunk_avg: u32,
     chunk_max: u32,
     pack_size: u32,
+    key_file: Option<String>,
 }
 
 fn chunker(text: &str) -> anyhow::Result<ChunkerParams> {
@@ -101,10 +106,20 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         chunker: chunker(&a.chunk_size)?,
         pack_size,
         kdf,
+        key_file: g.key_file.clone(),
     };
     let backend = g.backend()?;
     if Repository::exists(backend.as_ref())? {
         bail!("a repository already exists at {}", backend.location());
+    }
+    // Before the password is asked for: init never overwrites a file.
+    if let Some(path) = &g.key_file
+        && path.symlink_metadata().is_ok()
+    {
+        bail!(
+            "key file {} already exists: arca never overwrites it",
+            path.display()
+        );
     }
     let password = crate::password::obtain(g, true)?;
     let repo = Repository::init(backend, password.as_bytes(), &options)?;
@@ -119,6 +134,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
             chunk_avg: config.chunker.avg_size,
             chunk_max: config.chunker.max_size,
             pack_size: config.pack_size,
+            key_file: repo.key_file().map(|p| p.display().to_string()),
         })?;
     } else if !g.quiet {
         output::line(format!(
@@ -126,9 +142,20 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
             config.repository_id.short(),
             repo.location()
         ))?;
-        output::line(
-            "Keep the password safe: without it no backup in this repository can be read.",
-        )?;
+        match repo.key_file() {
+            Some(path) => {
+                output::line(format!(
+                    "The key is in {}, not in the repository: every command needs --key-file.",
+                    path.display()
+                ))?;
+                output::line(
+                    "Keep the password and a copy of that file safe (arca key export --paper): without both no backup in this repository can be read.",
+                )?;
+            }
+            None => output::line(
+                "Keep the password safe: without it no backup in this repository can be read.",
+            )?,
+        }
     }
     Ok(exit::OK)
 }

@@ -1,15 +1,32 @@
 //! `arca key`.
 
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use arca_core::{KdfParams, ObjectId};
+use anyhow::{Context, bail};
+use arca_core::{
+    KdfParams, KeyDestination, KeyTextFormat, ObjectId, PaperKeyReader, Repository,
+    parse_exported_key,
+};
 use serde::Serialize;
 
-use crate::app::GlobalArgs;
+use crate::app::{GlobalArgs, key_file_hint};
 use crate::{exit, output};
 
-/// Manage the repository's passwords (key slots)
+/// Manage the repository's passwords (key slots), key files and exported keys
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+A key slot is the repository's master key locked by one password. Slots live in the
+repository (keys/), or outside it in key files (arca init --key-file, key add
+--new-key-file): then the password alone does not open the repository, the key file
+(--key-file FILE or ARCA_KEY_FILE) is needed too.
+
+Examples:
+  arca key list
+  arca key add --new-password-file ~/new-password
+  arca --key-file ~/.config/arca/repo.key key passwd
+  arca key export --paper > key.txt          # print it and keep it safe
+  arca --key-file ~/.config/arca/repo.key key import key.txt")]
 pub struct Args {
     #[command(subcommand)]
     command: KeyCommand,
@@ -23,16 +40,23 @@ enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Add a password
-    Add(NewKey),
-    /// Remove a key slot (never the last one, nor the one in use)
+    /// Add a password: a slot in the repository, or in a new key file
+    Add(AddKey),
+    /// Remove a key slot from the repository (never the last way to open it, nor the
+    /// one in use)
     Remove {
         /// The slot's id or a unique prefix of it
         #[arg(value_name = "ID")]
         id: String,
     },
-    /// Change the password in use
+    /// Change the password in use (where its slot is: in the repository, or the key file)
     Passwd(NewKey),
+    /// Write the key slot in use as text to keep, print and type back (it stays locked
+    /// by its password)
+    Export(ExportArgs),
+    /// Store an exported key again: into the repository, or with --key-file FILE into a
+    /// new key file (to restore a lost one)
+    Import(ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +77,47 @@ struct NewKey {
     kdf_iterations: u32,
 }
 
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The new password comes from --new-password-file, ARCA_NEW_PASSWORD, or is asked twice
+on a terminal. A repository whose keys are all in key files gets no slot in the
+repository (the password alone would then open it): give --new-key-file.")]
+struct AddKey {
+    #[command(flatten)]
+    new: NewKey,
+
+    /// Write the new slot to FILE, a new key file (mode 0600, never overwritten),
+    /// instead of into the repository
+    #[arg(long, value_name = "FILE")]
+    new_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// Numbered lines of hex digits with a checksum each, for printing and typing back
+    #[arg(long)]
+    paper: bool,
+
+    /// Write to FILE (mode 0600, never overwritten) instead of standard output
+    #[arg(value_name = "FILE")]
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Either format is recognised; --paper insists on the paper format and, when standard
+input is a terminal, asks for the lines one by one and checks each as it is typed.
+Only the repository's config and the key's password are needed, not another key.")]
+struct ImportArgs {
+    /// The paper format (typed back by hand)
+    #[arg(long)]
+    paper: bool,
+
+    /// Read from FILE instead of standard input
+    #[arg(value_name = "FILE")]
+    path: Option<PathBuf>,
+}
+
 impl NewKey {
     fn kdf(&self) -> KdfParams {
         KdfParams {
@@ -69,62 +134,239 @@ struct KeyJson {
     current: bool,
     kdf_memory_kib: u32,
     kdf_iterations: u32,
+    key_file: Option<String>,
+}
+
+fn format(paper: bool) -> KeyTextFormat {
+    if paper {
+        KeyTextFormat::Paper
+    } else {
+        KeyTextFormat::Plain
+    }
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
+    // Import works without a key: it is how a lost one comes back.
+    if let KeyCommand::Import(args) = &a.command {
+        return import(g, args);
+    }
     let repo = g.open()?;
     match &a.command {
-        KeyCommand::List { json } => {
-            let keys = repo.keys()?;
-            if *json {
-                let list: Vec<KeyJson> = keys
-                    .iter()
-                    .map(|k| KeyJson {
-                        id: k.id.to_string(),
-                        current: k.current,
-                        kdf_memory_kib: k.kdf.memory_kib,
-                        kdf_iterations: k.kdf.iterations,
-                    })
-                    .collect();
-                output::json(&list)?;
-            } else {
-                for k in keys {
-                    output::line(format!(
-                        "{} {}  argon2id {} MiB x {}",
-                        if k.current { "*" } else { " " },
-                        k.id,
-                        k.kdf.memory_kib / 1024,
-                        k.kdf.iterations
-                    ))?;
+        KeyCommand::List { json } => list(&repo, *json)?,
+        KeyCommand::Add(add) => {
+            let kdf = add.new.kdf();
+            let file = add.new.new_password_file.as_deref();
+            match &add.new_key_file {
+                Some(path) => {
+                    if path.symlink_metadata().is_ok() {
+                        bail!(
+                            "key file {} already exists: arca never overwrites it",
+                            path.display()
+                        );
+                    }
+                    let pw = crate::password::obtain_new(file)?;
+                    let id = repo.add_key_file(path, pw.as_bytes(), kdf)?;
+                    output::line(format!("added key {id} in key file {}", path.display()))?;
+                }
+                None => {
+                    if repo.keys()?.iter().all(|k| k.key_file.is_some()) {
+                        bail!(
+                            "the repository keeps its keys outside it, in key files: a password stored in the repository would open it without a key file; add a key file with --new-key-file FILE"
+                        );
+                    }
+                    let pw = crate::password::obtain_new(file)?;
+                    let id = repo.add_key(pw.as_bytes(), kdf)?;
+                    output::line(format!("added key {id}"))?;
                 }
             }
         }
-        KeyCommand::Add(new) => {
-            let pw = crate::password::obtain_new(new.new_password_file.as_deref())?;
-            let id = repo.add_key(pw.as_bytes(), new.kdf())?;
-            output::line(format!("added key {id}"))?;
-        }
-        KeyCommand::Remove { id } => {
-            let keys = repo.keys()?;
-            let matches: Vec<ObjectId> = keys
-                .iter()
-                .map(|k| k.id)
-                .filter(|k| k.to_string().starts_with(id.as_str()))
-                .collect();
-            let [target] = matches.as_slice() else {
-                anyhow::bail!(
-                    "{} keys match {id:?}: give a unique prefix of one of `arca key list`",
-                    matches.len()
-                );
-            };
-            repo.remove_key(target)?;
-            output::line(format!("removed key {target}"))?;
-        }
+        KeyCommand::Remove { id } => remove(g, &repo, id)?,
         KeyCommand::Passwd(new) => {
             let pw = crate::password::obtain_new(new.new_password_file.as_deref())?;
             let id = repo.change_passphrase(pw.as_bytes(), new.kdf())?;
-            output::line(format!("password changed; the new key is {id}"))?;
+            match repo.key_file() {
+                Some(path) => output::line(format!(
+                    "password changed; key file {} now holds key {id}",
+                    path.display()
+                ))?,
+                None => output::line(format!("password changed; the new key is {id}"))?,
+            }
+            if !g.quiet {
+                output::message(
+                    "note: copies of the old key (exports, copies of a key file) still open the repository with the old password",
+                );
+            }
         }
+        KeyCommand::Export(e) => match &e.path {
+            Some(path) => {
+                repo.export_key_to(path, format(e.paper))?;
+                if !g.quiet {
+                    let warning = if repo.key_file().is_some() {
+                        "with its password it opens the repository without the key file: keep it as safe as the key file"
+                    } else {
+                        "with its password it opens the repository: keep it safe"
+                    };
+                    output::message(format!(
+                        "wrote the key in use to {}; {warning}",
+                        path.display()
+                    ));
+                }
+            }
+            None => output::line(repo.export_key(format(e.paper))?.trim_end())?,
+        },
+        // Handled above, before opening.
+        KeyCommand::Import(_) => {}
     }
     Ok(exit::OK)
+}
+
+fn list(repo: &Repository, json: bool) -> anyhow::Result<()> {
+    let keys = repo.keys()?;
+    if json {
+        let list: Vec<KeyJson> = keys
+            .iter()
+            .map(|k| KeyJson {
+                id: k.id.to_string(),
+                current: k.current,
+                kdf_memory_kib: k.kdf.memory_kib,
+                kdf_iterations: k.kdf.iterations,
+                key_file: k.key_file.as_ref().map(|p| p.display().to_string()),
+            })
+            .collect();
+        return output::json(&list);
+    }
+    for k in keys {
+        output::line(format!(
+            "{} {}  argon2id {} MiB x {}{}",
+            if k.current { "*" } else { " " },
+            k.id,
+            k.kdf.memory_kib / 1024,
+            k.kdf.iterations,
+            k.key_file
+                .map(|p| format!("  key file {}", p.display()))
+                .unwrap_or_default()
+        ))?;
+    }
+    Ok(())
+}
+
+fn remove(g: &GlobalArgs, repo: &Repository, prefix: &str) -> anyhow::Result<()> {
+    let keys = repo.keys()?;
+    let mut matches: Vec<ObjectId> = keys
+        .iter()
+        .map(|k| k.id)
+        .filter(|k| k.to_string().starts_with(prefix))
+        .collect();
+    // The key file's slot may also be in keys/ (imported): one id.
+    matches.sort();
+    matches.dedup();
+    let [target] = matches.as_slice() else {
+        bail!(
+            "{} keys match {prefix:?}: give a unique prefix of one of `arca key list`",
+            matches.len()
+        );
+    };
+    repo.remove_key(target)?;
+    output::line(format!("removed key {target}"))?;
+    let left_inside = repo.keys()?.iter().any(|k| k.key_file.is_none());
+    if let (false, Some(path), false) = (left_inside, repo.key_file(), g.quiet) {
+        output::message(format!(
+            "note: the repository now opens only with a key file, such as {}: keep a copy of it (arca key export --paper)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn import(g: &GlobalArgs, a: &ImportArgs) -> anyhow::Result<u8> {
+    let backend = g.backend()?;
+    if !Repository::exists(backend.as_ref())? {
+        return Err(arca_core::Error::new(
+            arca_core::ErrorKind::RepositoryNotFound,
+            format!("no repository at {}", backend.location()),
+        )
+        .into());
+    }
+    let wanted = a.paper.then_some(KeyTextFormat::Paper);
+    let (source, text) = match &a.path {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None if a.paper && std::io::stdin().is_terminal() => {
+            ("the typed key".to_owned(), type_paper_key()?)
+        }
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the key from standard input")?;
+            ("standard input".to_owned(), text)
+        }
+    };
+    let key = parse_exported_key(&text, wanted).with_context(|| source.clone())?;
+    // Before the password is asked for: is it this repository's key at all?
+    let id = Repository::peek_id(backend.as_ref())?;
+    if !key.names_repository(&id) {
+        bail!(
+            "{source} holds a key of repository {}, not of the one at {} ({id})",
+            key.repository_hint(),
+            backend.location()
+        );
+    }
+    let destination = match &g.key_file {
+        Some(path) => KeyDestination::File(path.clone()),
+        None => KeyDestination::Repository,
+    };
+    let password = crate::password::obtain(g, false)?;
+    let done = Repository::import_key(backend, password.as_bytes(), &key, &destination)
+        .map_err(key_file_hint)?;
+    let id = done.id;
+    let text = match (&done.destination, done.already_present) {
+        (KeyDestination::File(path), false) => {
+            format!("restored key {id} into key file {}", path.display())
+        }
+        (KeyDestination::File(path), true) => format!(
+            "key file {} already holds key {id}; nothing written",
+            path.display()
+        ),
+        (_, false) => format!("imported key {id} into the repository"),
+        (_, true) => format!("the repository already holds key {id}; nothing written"),
+    };
+    output::line(text)?;
+    Ok(exit::OK)
+}
+
+/// Asks for a paper key line by line on the terminal, checking each line as it is
+/// typed; returns the accepted lines.
+fn type_paper_key() -> anyhow::Result<String> {
+    output::message(
+        "Type the paper key line by line as printed, with its number and checksum (the title line may be left out).",
+    );
+    let mut reader = PaperKeyReader::new();
+    let mut accepted = String::new();
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let n = reader.next_line();
+        let of = reader
+            .lines()
+            .map(|t| format!(" of {t}"))
+            .unwrap_or_default();
+        let _ = write!(std::io::stderr(), "line {n}{of}: ");
+        let mut line = String::new();
+        if stdin.read_line(&mut line)? == 0 {
+            break;
+        }
+        match reader.push(&line) {
+            Ok(complete) => {
+                accepted.push_str(&line);
+                if complete {
+                    break;
+                }
+            }
+            Err(e) => output::message(format!("{e}; type line {n} again")),
+        }
+    }
+    Ok(accepted)
 }
