@@ -8,8 +8,8 @@ use arca_backends::{FileKind, ObjectId, WriteBackend};
 use arca_chunker::{Chunker, ChunkerParams, GearTable};
 use arca_crypto::{IdAlgorithm, KdfParams};
 use arca_repo::{
-    BlobId, BlobType, Cache, CacheStats, Compression, Config, DEFAULT_PACK_SIZE, Index, InitParams,
-    Repo, RepoError, Snapshot, Tree,
+    BlobId, BlobType, Cache, CacheStats, Compression, Config, DEFAULT_PACK_SIZE, Index,
+    IndexBuilder, InitParams, Repo, RepoError, Snapshot, Tree,
 };
 
 use crate::select::SnapshotFilter;
@@ -150,7 +150,7 @@ pub(crate) fn load_index(repo: &Repo) -> Result<LoadedIndex> {
             .map(|(id, _)| id)
             .collect();
         files.sort();
-        let mut index = Index::new();
+        let mut index = IndexBuilder::new();
         let mut errors = Vec::new();
         for id in &files {
             match repo.load_index(id) {
@@ -162,7 +162,7 @@ pub(crate) fn load_index(repo: &Repo) -> Result<LoadedIndex> {
                 Err(e) => return Err(e.into()),
             }
         }
-        break (index, files, errors);
+        break (index.finish(), files, errors);
     };
     if let Some(cache) = repo.cache() {
         // Drop what the repository no longer has (after prune).

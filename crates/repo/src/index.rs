@@ -149,16 +149,190 @@ struct Slot {
     raw_len: u32,
 }
 
+/// The tree flag in [`Entry::pack`]: pack numbers stay below it.
+const TREE_BIT: u32 = 1 << 31;
+
+/// One blob of the sorted table: 48 bytes.
+#[derive(Clone, Copy)]
+struct Entry {
+    id: [u8; 32],
+    /// The pack's number, with [`TREE_BIT`] set for tree blobs.
+    pack: u32,
+    offset: u32,
+    length: u32,
+    raw_len: u32,
+}
+
+impl Entry {
+    fn new(blob_type: BlobType, id: &BlobId, s: &Slot) -> Self {
+        Self {
+            id: id.0,
+            pack: s.pack | type_bit(blob_type),
+            offset: s.offset,
+            length: s.length,
+            raw_len: s.raw_len,
+        }
+    }
+
+    fn is_tree(&self) -> bool {
+        self.pack & TREE_BIT != 0
+    }
+
+    /// The table's order: id, then type (data before tree). The first eight bytes are
+    /// compared as one number: they differ for all but the rarest neighbours.
+    fn cmp_key(&self, id: &[u8; 32], tree: bool) -> std::cmp::Ordering {
+        prefix(&self.id)
+            .cmp(&prefix(id))
+            .then_with(|| self.id[8..].cmp(&id[8..]))
+            .then(self.is_tree().cmp(&tree))
+    }
+
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.cmp_key(&other.id, other.is_tree())
+    }
+
+    fn blob_type(&self) -> BlobType {
+        if self.is_tree() {
+            BlobType::Tree
+        } else {
+            BlobType::Data
+        }
+    }
+
+    fn slot(&self) -> Slot {
+        Slot {
+            pack: self.pack & !TREE_BIT,
+            offset: self.offset,
+            length: self.length,
+            raw_len: self.raw_len,
+        }
+    }
+}
+
+/// The first eight bytes of an id, as a number ordered like the bytes.
+fn prefix(id: &[u8; 32]) -> u64 {
+    u64::from_be_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]])
+}
+
+fn type_bit(blob_type: BlobType) -> u32 {
+    match blob_type {
+        BlobType::Data => 0,
+        BlobType::Tree => TREE_BIT,
+    }
+}
+
+/// The bucket of `id` in a fan-out table of `bits` bits: its first bits.
+fn bucket(id: &[u8; 32], bits: u32) -> usize {
+    if bits == 0 {
+        return 0;
+    }
+    (u32::from_be_bytes([id[0], id[1], id[2], id[3]]) >> (32 - bits)) as usize
+}
+
+/// Blobs added since the last merge are merged into the sorted table once they number
+/// this many, or half the table if more.
+const MERGE_AT_LEAST: usize = 1 << 14;
+
 /// The in-memory index: (blob type, blob id) -> location, with pack ids stored once.
 ///
 /// Blobs are identified by type *and* id: a data blob and a tree blob with the same
 /// plaintext have the same id but are different objects (a file whose content happens
 /// to equal an encoded tree must not be mistaken for that tree, nor the reverse).
-#[derive(Debug, Default, Clone)]
+///
+/// Most blobs sit in a table sorted by id, 48 bytes each, found through a fan-out table
+/// of the ids' first bits (ids are keyed hashes, so buckets stay even). Blobs added
+/// since are kept in a hash map and merged into the table in batches (and by
+/// [`Index::compact`]), so adding stays cheap.
+#[derive(Default, Clone)]
 pub struct Index {
     packs: Vec<ObjectId>,
     pack_numbers: HashMap<ObjectId, u32>,
-    blobs: HashMap<(BlobType, BlobId), Slot, BuildBlobIdHasher>,
+    sorted: Vec<Entry>,
+    /// `fanout[b]` is the first position in `sorted` of bucket `b`; one more at the end.
+    fanout: Vec<u32>,
+    fanout_bits: u32,
+    recent: HashMap<(BlobType, BlobId), Slot, BuildBlobIdHasher>,
+}
+
+/// Builds an [`Index`] from many index files at once, as opening a repository does:
+/// entries are collected, then sorted once, which is cheaper than adding them one by
+/// one. The first location of a blob wins, as with [`Index::add_pack`].
+#[derive(Default)]
+pub struct IndexBuilder {
+    index: Index,
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for IndexBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexBuilder")
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IndexBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the entries of `pack`.
+    pub fn add_pack(&mut self, pack: ObjectId, entries: &[PackEntry]) {
+        let number = self.index.pack_number(pack);
+        if number & TREE_BIT != 0 {
+            // Beyond 2^31 packs: the slow path keeps them in the hash map.
+            self.index.add_pack(pack, entries);
+            return;
+        }
+        self.entries.extend(entries.iter().map(|e| {
+            let slot = Slot {
+                pack: number,
+                offset: e.offset,
+                length: e.length,
+                raw_len: e.raw_len,
+            };
+            Entry::new(e.blob_type, &e.id, &slot)
+        }));
+    }
+
+    /// Adds every pack of an index file.
+    pub fn add_file(&mut self, file: &IndexFile) {
+        for p in &file.packs {
+            self.add_pack(p.id, &p.entries);
+        }
+    }
+
+    /// The index.
+    pub fn finish(self) -> Index {
+        let Self {
+            mut index,
+            mut entries,
+        } = self;
+        // Stable: of equal blobs, the one added first stays first, and is kept.
+        entries.sort_by(Entry::cmp);
+        entries.dedup_by(|later, first| later.cmp(first).is_eq());
+        entries.shrink_to_fit();
+        // (Beyond 2^31 packs only.) A blob also in the table keeps the table's location.
+        index.recent.retain(|(t, id), _| {
+            let tree = *t == BlobType::Tree;
+            entries
+                .binary_search_by(|e| e.cmp_key(&id.0, tree))
+                .is_err()
+        });
+        index.sorted = entries;
+        index.build_fanout();
+        index
+    }
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("packs", &self.packs.len())
+            .field("blobs", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Index {
@@ -181,15 +355,21 @@ impl Index {
     /// (the other copy is redundant and left for prune).
     pub fn add_pack(&mut self, pack: ObjectId, entries: &[PackEntry]) {
         let number = self.pack_number(pack);
-        self.blobs.reserve(entries.len());
+        self.recent.reserve(entries.len());
         for e in entries {
+            if self.find_sorted(e.blob_type, &e.id).is_some() {
+                continue;
+            }
             let slot = Slot {
                 pack: number,
                 offset: e.offset,
                 length: e.length,
                 raw_len: e.raw_len,
             };
-            self.blobs.entry((e.blob_type, e.id)).or_insert(slot);
+            self.recent.entry((e.blob_type, e.id)).or_insert(slot);
+        }
+        if self.recent.len() >= MERGE_AT_LEAST.max(self.sorted.len() / 2) {
+            self.compact();
         }
     }
 
@@ -197,6 +377,83 @@ impl Index {
     pub fn add_file(&mut self, file: &IndexFile) {
         for p in &file.packs {
             self.add_pack(p.id, &p.entries);
+        }
+    }
+
+    /// Moves the blobs added since the last merge into the sorted table, where each
+    /// costs 48 bytes instead of a hash map entry's 80 or more. Call it after adding
+    /// many blobs (loading a repository's index); lookups work either way.
+    pub fn compact(&mut self) {
+        if self.recent.is_empty() {
+            return;
+        }
+        // A pack number that reaches the tree flag (over 2^31 packs) cannot be packed
+        // into an entry: such blobs stay in the hash map.
+        let mut added: Vec<Entry> = Vec::with_capacity(self.recent.len());
+        self.recent.retain(|(t, id), s| {
+            if s.pack & TREE_BIT != 0 {
+                return true;
+            }
+            added.push(Entry::new(*t, id, s));
+            false
+        });
+        self.recent.shrink_to_fit();
+        added.sort_unstable_by(Entry::cmp);
+        // Merge from the back, in place: the table grows by the added entries and each
+        // step fills the highest free position with the larger of the two candidates.
+        let (m, r) = (self.sorted.len(), added.len());
+        self.sorted.reserve_exact(r);
+        self.sorted.extend_from_slice(&added);
+        let (mut i, mut j) = (m, r);
+        while j > 0 {
+            let k = i + j - 1;
+            if i > 0 && self.sorted[i - 1].cmp(&added[j - 1]).is_gt() {
+                self.sorted[k] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[k] = added[j - 1];
+                j -= 1;
+            }
+        }
+        self.build_fanout();
+    }
+
+    /// Four to eight entries per bucket on average, at most 2^24 buckets.
+    fn build_fanout(&mut self) {
+        let n = self.sorted.len();
+        let bits = (usize::BITS - (n / 8).leading_zeros()).min(24);
+        let buckets = 1usize << bits;
+        let mut fanout = Vec::with_capacity(buckets + 1);
+        let mut pos = 0usize;
+        for b in 0..buckets {
+            while pos < n && bucket(&self.sorted[pos].id, bits) < b {
+                pos += 1;
+            }
+            fanout.push(pos as u32);
+        }
+        fanout.push(n as u32);
+        self.fanout = fanout;
+        self.fanout_bits = bits;
+    }
+
+    fn find_sorted(&self, blob_type: BlobType, id: &BlobId) -> Option<&Entry> {
+        let b = bucket(&id.0, self.fanout_bits);
+        let lo = *self.fanout.get(b)? as usize;
+        let hi = *self.fanout.get(b + 1)? as usize;
+        let tree = blob_type == BlobType::Tree;
+        // A bucket holds a few entries: a scan beats a binary search.
+        self.sorted
+            .get(lo..hi)?
+            .iter()
+            .find(|e| e.cmp_key(&id.0, tree).is_ge())
+            .filter(|e| e.cmp_key(&id.0, tree).is_eq())
+    }
+
+    fn slot(&self, blob_type: BlobType, id: &BlobId) -> Option<Slot> {
+        match self.find_sorted(blob_type, id) {
+            Some(e) => Some(e.slot()),
+            None if self.recent.is_empty() => None,
+            None => self.recent.get(&(blob_type, *id)).copied(),
         }
     }
 
@@ -212,22 +469,23 @@ impl Index {
 
     /// The location of a blob.
     pub fn get(&self, blob_type: BlobType, id: &BlobId) -> Option<BlobLocation> {
-        self.location(blob_type, self.blobs.get(&(blob_type, *id))?)
+        self.location(blob_type, &self.slot(blob_type, id)?)
     }
 
     /// Whether a blob is indexed.
     pub fn contains(&self, blob_type: BlobType, id: &BlobId) -> bool {
-        self.blobs.contains_key(&(blob_type, *id))
+        self.find_sorted(blob_type, id).is_some()
+            || (!self.recent.is_empty() && self.recent.contains_key(&(blob_type, *id)))
     }
 
     /// Number of distinct blobs.
     pub fn len(&self) -> usize {
-        self.blobs.len()
+        self.sorted.len() + self.recent.len()
     }
 
     /// True if no blob is indexed.
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.len() == 0
     }
 
     /// Every pack an index file named, including packs whose blobs are all indexed
@@ -238,9 +496,15 @@ impl Index {
 
     /// Every indexed blob and its location, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
-        self.blobs
+        let sorted = self
+            .sorted
             .iter()
-            .filter_map(|((t, id), s)| Some((*id, self.location(*t, s)?)))
+            .filter_map(|e| Some((BlobId(e.id), self.location(e.blob_type(), &e.slot())?)));
+        let recent = self
+            .recent
+            .iter()
+            .filter_map(|((t, id), s)| Some((*id, self.location(*t, s)?)));
+        sorted.chain(recent)
     }
 }
 
@@ -289,5 +553,79 @@ mod tests {
         );
         assert_eq!(index.packs(), &[p1, p2]);
         assert_eq!(index.iter().count(), 1);
+        // The same once merged into the sorted table.
+        index.compact();
+        index.add_pack(p2, &[entry(BlobType::Data, 5, 80)]);
+        let loc = index.get(BlobType::Data, &BlobId([5; 32])).unwrap();
+        assert_eq!((loc.pack, loc.offset), (p1, 40));
+        assert_eq!(index.len(), 1);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The index answers like a map where the first location of each (type, id)
+        /// wins, whatever the mix of adds and merges: ids drawn from a small space so
+        /// that repeats, shared first bytes and both types of one id all occur.
+        #[test]
+        fn behaves_like_a_first_wins_map(
+            ops in proptest::collection::vec(
+                (proptest::collection::vec((any::<bool>(), 0u16..600, 40u32..1000), 0..300), any::<bool>()),
+                1..12,
+            ),
+        ) {
+            let mut index = Index::new();
+            let mut model: HashMap<(BlobType, [u8; 32]), (ObjectId, u32)> = HashMap::new();
+            let id_of = |n: u16| {
+                let mut id = [0u8; 32];
+                // Few distinct first bytes: buckets hold many entries.
+                id[0] = (n % 3) as u8;
+                id[1..3].copy_from_slice(&n.to_be_bytes());
+                id[31] = (n % 7) as u8;
+                id
+            };
+            for (k, (entries, compact)) in ops.into_iter().enumerate() {
+                let pack = ObjectId::from_bytes([k as u8 + 1; 32]);
+                let entries: Vec<PackEntry> = entries
+                    .into_iter()
+                    .map(|(tree, n, offset)| PackEntry {
+                        blob_type: if tree { BlobType::Tree } else { BlobType::Data },
+                        id: BlobId(id_of(n)),
+                        offset,
+                        length: 100,
+                        raw_len: u32::from(n),
+                    })
+                    .collect();
+                for e in &entries {
+                    model.entry((e.blob_type, e.id.0)).or_insert((pack, e.offset));
+                }
+                index.add_pack(pack, &entries);
+                if compact {
+                    index.compact();
+                }
+                prop_assert_eq!(index.len(), model.len());
+            }
+            for n in 0..600u16 {
+                for t in [BlobType::Data, BlobType::Tree] {
+                    let id = BlobId(id_of(n));
+                    let got = index.get(t, &id).map(|l| (l.pack, l.offset));
+                    prop_assert_eq!(got, model.get(&(t, id.0)).copied());
+                    prop_assert_eq!(index.contains(t, &id), got.is_some());
+                }
+            }
+            let mut listed: Vec<(BlobType, [u8; 32], ObjectId, u32)> = index
+                .iter()
+                .map(|(id, l)| (l.blob_type, id.0, l.pack, l.offset))
+                .collect();
+            listed.sort_by_key(|e| (e.1, e.0 == BlobType::Tree));
+            let mut expected: Vec<(BlobType, [u8; 32], ObjectId, u32)> = model
+                .iter()
+                .map(|((t, id), (p, o))| (*t, *id, *p, *o))
+                .collect();
+            expected.sort_by_key(|e| (e.1, e.0 == BlobType::Tree));
+            prop_assert_eq!(listed, expected);
+        }
     }
 }

@@ -71,7 +71,7 @@ pub use compression::{
 pub use config::{ChunkerSettings, Config, DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE};
 pub use error::RepoError;
 pub use header::{FORMAT_VERSION, HEADER_LEN, Header, MAGIC, ObjectType};
-pub use index::{BlobLocation, Index, IndexFile, IndexedPack};
+pub use index::{BlobLocation, Index, IndexBuilder, IndexFile, IndexedPack};
 pub use key_text::{ExportedKey, KeyTextFormat, PAPER_LINE_BYTES, PaperKeyReader, encode_key_text};
 pub use keyfile::{KeyInfo, KeySlot};
 pub use lock::{DeletionPlan, Holder, LockRecord};
