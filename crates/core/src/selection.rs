@@ -157,7 +157,9 @@ impl FilterRule {
             Some(p) => (p, true),
             None => (rest, false),
         };
-        (!pattern.trim().is_empty()).then(|| Self {
+        // Only an empty pattern is no rule: `to_line` writes any other as it is, also
+        // one of whitespace only (a file may be named by a vertical tab).
+        (!pattern.is_empty()).then(|| Self {
             pattern: pattern.to_owned(),
             include,
             case_insensitive,
@@ -360,6 +362,17 @@ mod tests {
             let rule = FilterRule { pattern, include, case_insensitive };
             proptest::prop_assert_eq!(FilterRule::from_line(&rule.to_line()), Some(rule));
         }
+    }
+
+    #[test]
+    fn whitespace_patterns_round_trip() {
+        // Found by the property test: a pattern of one vertical tab was dropped.
+        for pattern in ["\u{b}", "\t", " x "] {
+            let rule = FilterRule::exclude(pattern);
+            assert_eq!(FilterRule::from_line(&rule.to_line()), Some(rule));
+        }
+        assert_eq!(FilterRule::from_line("- "), None);
+        assert_eq!(FilterRule::from_line(""), None);
     }
 
     #[test]
