@@ -152,9 +152,13 @@ impl LocalBackend {
             else {
                 continue; // temporary files and foreign names are not objects
             };
-            let meta = entry
-                .metadata()
-                .map_err(|e| self.err("list", &entry.path(), e))?;
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Removed between the directory read and this look: not there any more,
+                // as if the listing had come a moment later (lock records come and go).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err("list", &entry.path(), e)),
+            };
             if meta.is_file() {
                 out.push((id, meta.len()));
             }

@@ -2,14 +2,16 @@
 //!
 //! The calling thread walks the snapshot's trees and creates every directory entry:
 //! directories, files (opened, empty), hard links, symlinks and special files. Worker
-//! threads fill the opened files with content (authenticated blob by blob) and set their
-//! metadata through the descriptor. Because workers never create or remove entries, a
+//! threads take the opened files in batches, fill them with content read pack by pack
+//! (see `batch`; every entry authenticated), and set their metadata through the
+//! descriptor. Because workers never create or remove entries, a
 //! directory's own metadata (times, mode) is applied as soon as the walk leaves it.
 //!
 //! Every file-system call is relative to an open directory and never follows a symlink
 //! (see `dir_handle`); names come from trees whose decoder refuses `/`, `.`, `..` and
 //! NUL. Nothing can be written outside the target.
 
+mod batch;
 mod entries;
 mod writer;
 
@@ -22,8 +24,9 @@ use std::sync::{Arc, Mutex};
 use arca_repo::{Node, NodeKind};
 use crossbeam_channel::bounded;
 
+use self::batch::{BATCH_BYTES, BATCH_FILES, QUEUED_FILES, restore_batch};
 use self::entries::Walker;
-use self::writer::{FileJob, restore_file};
+use self::writer::FileJob;
 use crate::dir_handle::{DirHandle, raise_open_file_limit};
 use crate::metadata::{ApplyWarnings, OwnerPolicy, Target, apply};
 use crate::progress::{CancelToken, RestoreProgress};
@@ -250,13 +253,25 @@ impl Repository {
         let counts = Mutex::new(WorkerCounts::default());
         let mut summary = RestoreSummary::default();
         let walked: Result<()> = std::thread::scope(|s| {
-            let (tx, rx) = bounded::<FileJob>(threads * 4);
+            let (tx, rx) = bounded::<FileJob>((threads * BATCH_FILES).min(QUEUED_FILES));
             for _ in 0..threads {
                 let (rx, ctx, counts) = (rx.clone(), &ctx, &counts);
                 s.spawn(move || {
-                    for job in rx {
+                    // Whatever files are queued, up to a batch, go together (see `batch`).
+                    while let Ok(first) = rx.recv() {
+                        let mut bytes = first.node.size;
+                        let mut jobs = vec![first];
+                        while jobs.len() < BATCH_FILES && bytes < BATCH_BYTES {
+                            match rx.try_recv() {
+                                Ok(job) => {
+                                    bytes += job.node.size;
+                                    jobs.push(job);
+                                }
+                                Err(_) => break,
+                            }
+                        }
                         if !ctx.cancelled() {
-                            restore_file(ctx, job, counts);
+                            restore_batch(ctx, jobs, counts);
                         }
                     }
                 });

@@ -3,12 +3,13 @@
 //! was written; set the file's metadata through its descriptor.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arca_repo::Node;
 
+use super::batch::write_at;
 use super::{Ctx, WorkerCounts};
 use crate::dir_handle::DirHandle;
 use crate::metadata::Target;
@@ -68,38 +69,6 @@ fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, String> {
         .map_err(|e| format!("cannot read: {e}"))
 }
 
-/// Block size for finding holes: the usual file-system block.
-const HOLE_BLOCK: usize = 4096;
-
-/// Writes `data` at the current offset, seeking over every aligned run of all-zero
-/// blocks instead of writing it, so the file system leaves a hole there. Returns whether
-/// it left any hole (the caller must then set the file's length).
-fn write_sparse(mut file: &File, data: &[u8]) -> std::io::Result<bool> {
-    let mut hole = false;
-    let mut rest = data;
-    while !rest.is_empty() {
-        let zeros = rest
-            .chunks(HOLE_BLOCK)
-            .take_while(|b| b.len() == HOLE_BLOCK && b.iter().all(|&x| x == 0))
-            .count()
-            * HOLE_BLOCK;
-        if zeros > 0 {
-            file.seek(SeekFrom::Current(zeros as i64))?;
-            hole = true;
-            rest = &rest[zeros..];
-            continue;
-        }
-        let data_len = rest
-            .chunks(HOLE_BLOCK)
-            .take_while(|b| b.len() < HOLE_BLOCK || b.iter().any(|&x| x != 0))
-            .map(<[u8]>::len)
-            .sum::<usize>();
-        file.write_all(&rest[..data_len])?;
-        rest = &rest[data_len..];
-    }
-    Ok(hole)
-}
-
 fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
     let node = &job.node;
     let mut file = &job.file;
@@ -122,17 +91,20 @@ fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
             return Err("restore stopped".to_owned());
         }
         let data = ctx.repo.load_data_blob(id).map_err(|e| e.to_string())?;
-        if ctx.options.sparse {
-            hole |= write_sparse(file, &data).map_err(|e| format!("cannot write: {e}"))?;
-        } else {
-            file.write_all(&data)
-                .map_err(|e| format!("cannot write: {e}"))?;
-        }
+        hole |= write_at(file, &data, written, ctx.options.sparse)
+            .map_err(|e| format!("cannot write: {e}"))?;
         written += data.len() as u64;
         ctx.progress.bytes_written(data.len() as u64);
     }
+    complete(ctx, job, hole, written)?;
+    Ok(Outcome::Written(written))
+}
+
+/// Finishes a file whose content is written: its length (a trailing hole has no bytes
+/// written after it), the size check, the optional read-back, the metadata.
+fn complete(ctx: &Ctx<'_>, job: &FileJob, hole: bool, written: u64) -> Result<(), String> {
+    let (file, node) = (&job.file, &job.node);
     if hole {
-        // A trailing hole has no bytes written after it; setting the length makes it.
         file.set_len(written)
             .map_err(|e| format!("cannot set length: {e}"))?;
     }
@@ -148,8 +120,40 @@ fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
         );
     }
     ctx.apply_metadata(Target::File(file), &job.path, node)
-        .map_err(|e| format!("cannot set metadata: {e}"))?;
-    Ok(Outcome::Written(written))
+        .map_err(|e| format!("cannot set metadata: {e}"))
+}
+
+/// Records a file filled by a batch (see `batch`): completes it, or on `error` removes
+/// it, so that no wrong or partial content stays under its name.
+pub(crate) fn finish_file(
+    ctx: &Ctx<'_>,
+    job: FileJob,
+    error: Option<String>,
+    hole: bool,
+    written: u64,
+    counts: &Mutex<WorkerCounts>,
+) {
+    let result = match error {
+        Some(message) => Err(message),
+        None => complete(ctx, &job, hole, written),
+    };
+    match result {
+        Ok(()) => {
+            let mut c = lock(counts);
+            c.files += 1;
+            c.bytes += written;
+            if ctx.options.verify {
+                c.verified += 1;
+            }
+            drop(c);
+            ctx.progress.file_done(&job.path);
+        }
+        Err(message) => {
+            drop(job.file);
+            let _ = job.dir.unlink(&job.node.name);
+            ctx.fail(&job.path, message);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -164,17 +168,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let file = File::create(&path).unwrap();
-        let mut data = vec![0u8; 64 * HOLE_BLOCK + 100];
+        let block = 4096;
+        let mut data = vec![0u8; 64 * block + 100];
         data[5] = 1;
-        data[HOLE_BLOCK * 40 + 7] = 2;
-        assert!(write_sparse(&file, &data).unwrap());
+        data[block * 40 + 7] = 2;
+        // Written in two pieces at their offsets, the second first.
+        let half = 32 * block + 10;
+        assert!(write_at(&file, &data[half..], half as u64, true).unwrap());
+        assert!(write_at(&file, &data[..half], 0, true).unwrap());
         file.set_len(data.len() as u64).unwrap();
         let mut back = Vec::new();
         File::open(&path).unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
-        assert!(std::fs::metadata(&path).unwrap().blocks() * 512 < 16 * HOLE_BLOCK as u64);
-        // Data only: no hole.
+        assert!(std::fs::metadata(&path).unwrap().blocks() * 512 < 16 * block as u64);
+        // Data only: no hole; without `sparse`, zeros are written.
         let other = File::create(dir.path().join("g")).unwrap();
-        assert!(!write_sparse(&other, &[1u8; 10_000]).unwrap());
+        assert!(!write_at(&other, &[1u8; 10_000], 0, true).unwrap());
+        let dense = File::create(dir.path().join("h")).unwrap();
+        assert!(!write_at(&dense, &vec![0u8; 64 * block], 0, false).unwrap());
     }
 }
