@@ -4,19 +4,8 @@ use std::sync::Arc;
 use arca_backends::{Call, Intercept, MemoryBackend, WriteBackend};
 
 use super::*;
+use crate::testing::random_bytes;
 use crate::{BackupOptions, CheckOptions, NoProgress, RestoreOptions, SnapshotInfo};
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,

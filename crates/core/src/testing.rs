@@ -26,9 +26,27 @@ pub(crate) fn fast_init(pack_size: u32) -> InitOptions {
 /// A new repository in memory with passphrase `pw`, and its backend (to open it again
 /// or to damage it).
 pub(crate) fn memory_repository() -> (Arc<dyn WriteBackend>, Repository) {
+    memory_repository_with(InitOptions::default().pack_size)
+}
+
+/// [`memory_repository`] with packs of `pack_size` bytes.
+pub(crate) fn memory_repository_with(pack_size: u32) -> (Arc<dyn WriteBackend>, Repository) {
     let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
-    let init = fast_init(InitOptions::default().pack_size);
-    Repository::init(backend.clone(), b"pw", &init).unwrap_or_else(|e| panic!("{e}"));
+    Repository::init(backend.clone(), b"pw", &fast_init(pack_size))
+        .unwrap_or_else(|e| panic!("{e}"));
     let repo = Repository::open(backend.clone(), b"pw").unwrap_or_else(|e| panic!("{e}"));
     (backend, repo)
+}
+
+/// Deterministic incompressible bytes (xorshift64) for `seed`: distinct content per seed.
+pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use arca_backends::{FileKind, ObjectId};
-use arca_repo::{BlobId, BlobType, Index, IndexedPack, Node, NodeKind, Repo, Snapshot, Tree};
+use arca_repo::{BlobId, Index, IndexedPack, Node, NodeKind, Repo, Snapshot, Tree};
 
 use super::archiver::Archiver;
 use super::reader::queue_tree;
@@ -34,9 +34,11 @@ pub(crate) struct Checkpoints {
     pub(crate) current: Option<ObjectId>,
     /// How many checkpoints this backup wrote.
     pub(crate) written: u64,
-    /// Index files the checkpoints wrote, and the packs they name.
+    /// Index files the checkpoints wrote, the packs they name, and those packs as an
+    /// index (to look up what the checkpoints reference).
     pub(crate) index_files: Vec<ObjectId>,
     pub(crate) packs: Vec<IndexedPack>,
+    session: Index,
     /// Checkpoints this backup replaced but could not remove (left for `forget`).
     pub(crate) warnings: Vec<String>,
 }
@@ -53,6 +55,7 @@ impl Checkpoints {
             written: 0,
             index_files: Vec::new(),
             packs: Vec::new(),
+            session: Index::new(),
             warnings: Vec::new(),
         }
     }
@@ -104,27 +107,6 @@ impl Checkpoints {
     }
 }
 
-/// Stored size of the blobs referenced so far that `packs` or `index` hold.
-fn stored_so_far(
-    unresolved: &HashMap<(BlobType, BlobId), u64>,
-    packs: &[IndexedPack],
-    index: &Index,
-) -> u64 {
-    let mut session = Index::new();
-    for p in packs {
-        session.add_pack(p.id, &p.entries);
-    }
-    unresolved
-        .iter()
-        .filter_map(|((t, id), count)| {
-            session
-                .get(*t, id)
-                .or_else(|| index.get(*t, id))
-                .map(|loc| u64::from(loc.length) * count)
-        })
-        .sum()
-}
-
 impl Archiver<'_> {
     /// Writes a checkpoint if one is due. Called between entries of the walk.
     pub(super) fn checkpoint_if_due(&mut self) -> Result<()> {
@@ -149,10 +131,13 @@ impl Archiver<'_> {
         let packs = self.saver.take_written();
         // 3. The snapshot.
         let mut cp = checkpoints.borrow_mut();
+        for p in &packs {
+            cp.session.add_pack(p.id, &p.entries);
+        }
+        // Every blob referenced so far is stored now: one that is not would make the
+        // checkpoint unrestorable, and fails the backup instead.
         let mut counts = self.counts.clone();
-        let mut all_packs = cp.packs.clone();
-        all_packs.extend(packs.iter().cloned());
-        counts.stored_known += stored_so_far(&self.unresolved, &all_packs, self.index);
+        counts.stored_known += super::resolve_stored(&self.unresolved, &cp.session, self.index)?;
         let mut snapshot = cp.template.clone();
         snapshot.tree = root;
         snapshot.summary = super::summary(

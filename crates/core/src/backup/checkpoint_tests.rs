@@ -1,25 +1,13 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arca_backends::{FileKind, MemoryBackend, WriteBackend};
+use arca_backends::FileKind;
 
 use crate::progress::{BackupProgress, CancelToken, FileStatus};
+use crate::testing::random_bytes;
 use crate::{
     BackupOptions, CheckOptions, ErrorKind, NoProgress, Repository, RestoreOptions, SnapshotInfo,
 };
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// 60 files of distinct content in three directories (one nested), each one chunk.
 fn source(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -34,13 +22,6 @@ fn source(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         }
     }
     files
-}
-
-fn repository() -> (Arc<dyn WriteBackend>, Repository) {
-    let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
-    Repository::init(backend.clone(), b"pw", &crate::testing::fast_init(1 << 20)).unwrap();
-    let repo = Repository::open(backend.clone(), b"pw").unwrap();
-    (backend, repo)
 }
 
 /// Cancels the backup once `after` files are done.
@@ -115,7 +96,7 @@ fn a_finished_backup_replaces_its_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     let files = source(&src);
-    let (_, mut repo) = repository();
+    let (_, mut repo) = crate::testing::memory_repository_with(1 << 20);
     let options = BackupOptions {
         checkpoint_interval: Some(std::time::Duration::ZERO),
         threads: 2,
@@ -143,7 +124,7 @@ fn an_interrupted_backup_leaves_a_checkpoint_the_next_one_resumes_from() {
     // Files changed less than a second before a backup started are read again by the
     // next one (design.md §15): let them settle.
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let (backend, mut repo) = repository();
+    let (backend, mut repo) = crate::testing::memory_repository_with(1 << 20);
     let token = CancelToken::new();
     let progress = CancelAfter {
         after: 30,

@@ -252,19 +252,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::testing::random_bytes as noise;
     use crate::{BackupOptions, NoProgress, RestoreOptions};
-
-    fn noise(len: usize, mut x: u64) -> Vec<u8> {
-        x |= 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
 
     /// Small files side by side (some identical: one chunk in many places), a sparse
     /// file and a file spanning several reads restore exactly; a damaged chunk fails its

@@ -35,7 +35,19 @@ enum Outcome {
 
 /// Restores one file, recording the outcome in `counts` or an error in `ctx`.
 pub(crate) fn restore_file(ctx: &Ctx<'_>, job: FileJob, counts: &Mutex<WorkerCounts>) {
-    match write_file(ctx, &job) {
+    let outcome = write_file(ctx, &job);
+    record(ctx, job, outcome, counts);
+}
+
+/// Records how a file ended: counted and reported done, or, on error, removed (never
+/// leave wrong or partial content behind under the file's name) and reported.
+fn record(
+    ctx: &Ctx<'_>,
+    job: FileJob,
+    outcome: Result<Outcome, String>,
+    counts: &Mutex<WorkerCounts>,
+) {
+    match outcome {
         Ok(outcome) => {
             let mut c = lock(counts);
             match outcome {
@@ -52,7 +64,6 @@ pub(crate) fn restore_file(ctx: &Ctx<'_>, job: FileJob, counts: &Mutex<WorkerCou
             ctx.progress.file_done(&job.path);
         }
         Err(message) => {
-            // Never leave wrong or partial content behind under the file's name.
             drop(job.file);
             let _ = job.dir.unlink(&job.node.name);
             ctx.fail(&job.path, message);
@@ -124,7 +135,7 @@ fn complete(ctx: &Ctx<'_>, job: &FileJob, hole: bool, written: u64) -> Result<()
 }
 
 /// Records a file filled by a batch (see `batch`): completes it, or on `error` removes
-/// it, so that no wrong or partial content stays under its name.
+/// it.
 pub(crate) fn finish_file(
     ctx: &Ctx<'_>,
     job: FileJob,
@@ -133,27 +144,11 @@ pub(crate) fn finish_file(
     written: u64,
     counts: &Mutex<WorkerCounts>,
 ) {
-    let result = match error {
+    let outcome = match error {
         Some(message) => Err(message),
-        None => complete(ctx, &job, hole, written),
+        None => complete(ctx, &job, hole, written).map(|()| Outcome::Written(written)),
     };
-    match result {
-        Ok(()) => {
-            let mut c = lock(counts);
-            c.files += 1;
-            c.bytes += written;
-            if ctx.options.verify {
-                c.verified += 1;
-            }
-            drop(c);
-            ctx.progress.file_done(&job.path);
-        }
-        Err(message) => {
-            drop(job.file);
-            let _ = job.dir.unlink(&job.node.name);
-            ctx.fail(&job.path, message);
-        }
-    }
+    record(ctx, job, outcome, counts);
 }
 
 #[cfg(test)]
