@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Backup throughput to each remote backend over loopback, as a ratio of the same backup
-# to a local repository in the same run (the issue's goal: at least 0.70).
+# Backup and restore throughput to each remote backend over loopback, as a ratio of the
+# same to a local repository in the same run (the issue's goal for backup: at least 0.70).
 #
 #   bash benches/remote-throughput.sh [SOURCE_DIR] [RUNS]
+#
+# Each backup is followed by `arca restore latest` into tmpfs ($ARCA_BENCH_RESTORE_DIR,
+# default /dev/shm/arca-bench-restore), checked against the source with `diff -r`. With
+# ARCA_BENCH_BASE=/path/to/another/arca, that binary's restore of the same repository is
+# timed too, right before (to compare two versions of restore in one run).
 #
 # SOURCE_DIR defaults to the Linux 6.1 tree from Debian's linux-source-6.1 package,
 # extracted once under $ARCA_BENCH_DIR (default /tmp/arca-bench). Each run makes a fresh
@@ -64,7 +69,19 @@ read -r -a backends <<< "${ARCA_BENCH_BACKENDS:-local sftp s3s moto}"
 size=$(du -sb "$src" | cut -f1)
 # Every backup reads the tree from the page cache: read it once before timing.
 find "$src" -type f -print0 | xargs -0 cat > /dev/null
-declare -A times
+restore_dir="${ARCA_BENCH_RESTORE_DIR:-/dev/shm/arca-bench-restore}"
+declare -A times rtimes btimes
+# Times `$1 restore latest` into $restore_dir, checks it, prints the seconds.
+timed_restore() {
+    rm -rf "$restore_dir"
+    local start end
+    start=$(date +%s.%N)
+    "$1" restore -q --no-progress latest --target "$restore_dir"
+    end=$(date +%s.%N)
+    diff -r -q "$restore_dir$src" "$src" >&2
+    rm -rf "$restore_dir"
+    awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
+}
 for run in $(seq "$runs"); do
     # Rotate the order, so that no backend always runs first or last.
     k=$(( (run - 1) % ${#backends[@]} ))
@@ -78,7 +95,15 @@ for run in $(seq "$runs"); do
         end=$(date +%s.%N)
         t=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
         times[$b]="${times[$b]:-} $t"
-        printf '%s run %s: %.2f s\n' "$b" "$run" "$t" >&2
+        printf '%s run %s: backup %.2f s\n' "$b" "$run" "$t" >&2
+        if [ -n "${ARCA_BENCH_BASE:-}" ]; then
+            t=$(timed_restore "$ARCA_BENCH_BASE")
+            btimes[$b]="${btimes[$b]:-} $t"
+            printf '%s run %s: restore with %s %.2f s\n' "$b" "$run" "$ARCA_BENCH_BASE" "$t" >&2
+        fi
+        t=$(timed_restore "$arca")
+        rtimes[$b]="${rtimes[$b]:-} $t"
+        printf '%s run %s: restore %.2f s\n' "$b" "$run" "$t" >&2
         [ "$b" = local ] && rm -rf "$ARCA_REPOSITORY"
     done
     # Free the servers' storage between runs.
@@ -88,10 +113,19 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 local_median=$(echo "${times[local]}" | median)
+local_restore=$(echo "${rtimes[local]}" | median)
 printf '\nsource: %s (%s MiB), %s runs, median seconds\n' "$src" "$((size >> 20))" "$runs"
-printf '%-8s %9s %10s %9s\n' backend seconds "MB/s" "vs local"
+printf '%-8s %9s %10s %9s %9s %9s' backend backup "MB/s" "vs local" restore "vs local"
+[ -n "${ARCA_BENCH_BASE:-}" ] && printf ' %9s %9s' "base" "vs base"
+printf '\n'
 for b in "${backends[@]}"; do
     m=$(echo "${times[$b]}" | median)
-    awk -v b="$b" -v m="$m" -v s="$size" -v l="$local_median" \
-        'BEGIN { printf "%-8s %9.2f %10.1f %9.2f\n", b, m, s / m / 1e6, l / m }'
+    r=$(echo "${rtimes[$b]}" | median)
+    awk -v b="$b" -v m="$m" -v s="$size" -v l="$local_median" -v r="$r" -v lr="$local_restore" \
+        'BEGIN { printf "%-8s %9.2f %10.1f %9.2f %9.2f %9.2f", b, m, s / m / 1e6, l / m, r, lr / r }'
+    if [ -n "${ARCA_BENCH_BASE:-}" ]; then
+        o=$(echo "${btimes[$b]}" | median)
+        awk -v o="$o" -v r="$r" 'BEGIN { printf " %9.2f %9.2f", o, r / o }'
+    fi
+    printf '\n'
 done

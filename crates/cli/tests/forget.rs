@@ -178,11 +178,18 @@ fn older_than_tags_and_explicit_ids() {
     assert_eq!(ids(&env).len(), 1);
     // A policy and names together are refused; so is no policy at all (exit 2).
     let (last, _) = ids(&env)[0].clone();
-    env.expect(1, &["forget", &last, "--keep-last", "1"]);
+    // Usage errors all (exit 2), found before the repository is opened.
+    env.expect(2, &["forget", &last, "--keep-last", "1"]);
     let out = env.expect(2, &["forget"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--keep"));
-    env.expect(1, &["forget", "--keep-daily", "-2"]);
-    env.expect(1, &["forget", "--keep-within", "10x"]);
+    env.expect(2, &["forget", "--keep-daily", "-2"]);
+    env.expect(2, &["forget", "--keep-within", "10x"]);
+    env.expect(2, &["forget", "--group-by", "colour"]);
+    // An empty tag would keep nothing while looking like a rule.
+    for tags in ["", "a,", ",a"] {
+        let out = env.expect(2, &["forget", "--keep-tag", tags]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("empty tag"));
+    }
     assert_eq!(ids(&env).len(), 1);
 }
 

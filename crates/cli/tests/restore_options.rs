@@ -380,3 +380,35 @@ fn owners_by_name_or_number() {
         assert_eq!((numbered.uid(), numbered.gid()), (4242, 4343));
     }
 }
+
+/// Restore keeps its open files within a small limit of open files (each file waiting
+/// for content is an open descriptor): 400 files under `ulimit -n 64`, with one worker
+/// so that the walk, which only creates files, runs ahead of it.
+#[test]
+fn restore_fits_a_small_open_file_limit() {
+    let env = Env::new();
+    let src = env.path("src");
+    for i in 0..400 {
+        write(
+            &src.join(format!("d{}/f{i:03}", i % 3)),
+            &bytes(60_000 + i, i as u64),
+        );
+    }
+    env.init();
+    env.backup(&[&src]);
+    let target = env.path("out");
+    let out = env
+        .command("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_arca"))
+        .args(["restore", "latest", "--threads", "1"])
+        .args(["--target", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
+}

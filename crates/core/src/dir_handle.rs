@@ -345,6 +345,13 @@ pub(crate) fn raise_open_file_limit() {
     });
 }
 
+/// The process's limit of open files (after [`raise_open_file_limit`]); 1024 if it
+/// cannot be read.
+pub(crate) fn open_file_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;

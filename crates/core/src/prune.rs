@@ -38,6 +38,10 @@ pub struct PruneOptions {
     pub lock_wait: Duration,
     /// Set to stop early (the repository stays valid).
     pub cancel: CancelToken,
+    /// With `dry_run`: snapshots to count as removed, so that the plan shows what
+    /// forgetting them would free (`forget --prune --dry-run`). Ignored otherwise: a
+    /// prune that changes anything sees every snapshot.
+    pub dry_run_without: Vec<ObjectId>,
 }
 
 impl Default for PruneOptions {
@@ -48,6 +52,7 @@ impl Default for PruneOptions {
             dry_run: false,
             lock_wait: Duration::ZERO,
             cancel: CancelToken::new(),
+            dry_run_without: Vec::new(),
         }
     }
 }
@@ -258,7 +263,7 @@ impl Repository {
     fn survey(&self, options: &PruneOptions, report: &mut PruneReport) -> Result<Survey> {
         let (mut index, files) = self.fresh_index()?;
         let mut orphans: Option<(Index, Vec<IndexedPack>)> = None;
-        let used = self.used_blobs(&index, &mut orphans, &options.cancel, report)?;
+        let used = self.used_blobs(&index, &mut orphans, options, report)?;
         let missing: HashSet<&(BlobType, BlobId)> = used
             .iter()
             .filter(|(t, id)| !index.contains(*t, id))
@@ -322,10 +327,15 @@ impl Repository {
         &self,
         index: &Index,
         orphans: &mut Option<(Index, Vec<IndexedPack>)>,
-        cancel: &CancelToken,
+        options: &PruneOptions,
         report: &mut PruneReport,
     ) -> Result<HashSet<(BlobType, BlobId)>> {
-        let list = self.snapshots_lenient()?;
+        let cancel = &options.cancel;
+        let mut list = self.snapshots_lenient()?;
+        if options.dry_run {
+            list.snapshots
+                .retain(|s| !options.dry_run_without.contains(&s.id));
+        }
         if let Some((id, e)) = list.damaged.first() {
             return Err(Error::new(
                 ErrorKind::Corrupt,

@@ -358,6 +358,29 @@ impl Repo {
         blob::decode_entry(&self.opener, entry, expected, object)
     }
 
+    /// Authenticates and decodes the pack entry `bytes` of blob `id` stored at `loc`,
+    /// checking its plaintext length against the index.
+    ///
+    /// # Errors
+    /// [`RepoError::Corrupt`] naming the blob and pack.
+    pub fn decode_blob(
+        &self,
+        bytes: &[u8],
+        blob_type: BlobType,
+        id: &BlobId,
+        loc: &BlobLocation,
+    ) -> Result<Vec<u8>, RepoError> {
+        let object = format!("{blob_type} blob {id} in pack {}", loc.pack);
+        let (_, plain) = self.decode_entry(bytes, Some((blob_type, *id)), &object)?;
+        if plain.len() != loc.raw_len as usize {
+            return Err(RepoError::corrupt(
+                &object,
+                format!("{} bytes, the index says {}", plain.len(), loc.raw_len),
+            ));
+        }
+        Ok(plain)
+    }
+
     /// Reads one blob from its pack. Tree blobs come from the cache when there is one:
     /// their (small) pack is fetched whole once and kept.
     ///
@@ -369,17 +392,7 @@ impl Repo {
         id: &BlobId,
         loc: &BlobLocation,
     ) -> Result<Vec<u8>, RepoError> {
-        let object = format!("{blob_type} blob {id} in pack {}", loc.pack);
-        let decode = |bytes: &[u8]| -> Result<Vec<u8>, RepoError> {
-            let (_, plain) = self.decode_entry(bytes, Some((blob_type, *id)), &object)?;
-            if plain.len() != loc.raw_len as usize {
-                return Err(RepoError::corrupt(
-                    &object,
-                    format!("{} bytes, the index says {}", plain.len(), loc.raw_len),
-                ));
-            }
-            Ok(plain)
-        };
+        let decode = |bytes: &[u8]| self.decode_blob(bytes, blob_type, id, loc);
         let (offset, length) = (u64::from(loc.offset), u64::from(loc.length));
         if let (Some(cache), BlobType::Tree) = (&self.cache, blob_type) {
             let range = loc.offset as usize..(loc.offset as usize + loc.length as usize);
@@ -391,7 +404,10 @@ impl Repo {
             }
             let pack = self.backend.read_full(FileKind::Pack, &loc.pack)?;
             let bytes = pack.get(range).ok_or_else(|| {
-                RepoError::corrupt(&object, format!("pack {} is too short", loc.pack))
+                RepoError::corrupt(
+                    format!("{blob_type} blob {id} in pack {}", loc.pack),
+                    format!("pack {} is too short", loc.pack),
+                )
             })?;
             let plain = decode(bytes)?;
             cache.put(FileKind::Pack, &loc.pack, &pack);

@@ -1,8 +1,8 @@
 //! Snapshots: what was backed up, when, from where, and the root tree.
 //!
-//! Payload: `version (u16 LE) = 3 || postcard(Snapshot)`. Version 2 lacks the last field
-//! (`checkpoint`), version 1 also `summary.changed_during_read` and `notes`; both are
-//! still read.
+//! Payload: `version (u16 LE) || postcard(Snapshot)`. Version 3 (checkpoints) has every
+//! field; version 2 (complete snapshots, still written for them) lacks the last,
+//! `checkpoint`; version 1 also `summary.changed_during_read` and `notes`.
 
 use serde::{Deserialize, Serialize};
 
@@ -107,12 +107,20 @@ impl Snapshot {
         self.summary.errors > 0
     }
 
-    /// Encodes the payload.
+    /// Encodes the payload: version 3 for a checkpoint, version 2 otherwise (the same
+    /// bytes without the trailing `checkpoint = false`), so that arca versions that
+    /// predate checkpoints keep reading every complete snapshot.
     ///
     /// # Errors
     /// Only if serialization fails.
     pub fn encode(&self) -> Result<Vec<u8>, RepoError> {
-        encode_versioned(SNAPSHOT_VERSION, self)
+        let mut out = encode_versioned(SNAPSHOT_VERSION, self)?;
+        if !self.checkpoint {
+            // postcard writes `false` as one zero byte, last.
+            out.pop();
+            out[..2].copy_from_slice(&2u16.to_le_bytes());
+        }
+        Ok(out)
     }
 
     /// Decodes a payload.

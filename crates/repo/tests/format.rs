@@ -209,9 +209,11 @@ fn snapshot_golden_bytes() {
 
     snap.summary.changed_during_read = 2;
     snap.notes = vec!["/home/alice/log: changed while read".into()];
-    // Version 2 payloads decode as complete (not checkpoint) snapshots.
+    // Version 2 payloads decode as complete (not checkpoint) snapshots, and complete
+    // snapshots are still written as version 2.
     let v2 = hex::decode(GOLDEN_SNAPSHOT_V2).unwrap();
     assert_eq!(Snapshot::decode(&v2, "snapshot").unwrap(), snap);
+    assert_eq!(hex::encode(snap.encode().unwrap()), GOLDEN_SNAPSHOT_V2);
 
     snap.checkpoint = true;
     let bytes = snap.encode().unwrap();

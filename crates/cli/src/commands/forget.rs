@@ -20,57 +20,62 @@ first, each on its own as in restic: a snapshot kept by one rule still counts fo
 others. --keep-within* count back from the group's newest snapshot. A snapshot no rule
 keeps is removed. Counts of -1 mean unlimited. Durations: 24h, 10d, 2w, 6m (months), 2y.
 forget removes snapshot files only; the data they alone used stays until `arca prune`.")]
+#[command(group(clap::ArgGroup::new("policy").multiple(true).args([
+    "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
+    "keep_within", "keep_within_hourly", "keep_within_daily", "keep_within_weekly",
+    "keep_within_monthly", "keep_within_yearly", "keep_tag", "older_than",
+])))]
 pub struct Args {
     /// Snapshots to remove (id, prefix or \"latest\"); no policy applies then
-    #[arg(value_name = "SNAPSHOT")]
+    #[arg(value_name = "SNAPSHOT", conflicts_with = "policy")]
     snapshots: Vec<String>,
 
     /// Keep the N newest snapshots
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    keep_last: Option<String>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count)]
+    keep_last: Option<KeepCount>,
     /// Keep the newest snapshot of each of the N newest hours (-1: all)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    keep_hourly: Option<String>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count)]
+    keep_hourly: Option<KeepCount>,
     /// Keep the newest snapshot of each of the N newest days (-1: all)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    keep_daily: Option<String>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count)]
+    keep_daily: Option<KeepCount>,
     /// Keep the newest snapshot of each of the N newest ISO weeks (-1: all)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    keep_weekly: Option<String>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count)]
+    keep_weekly: Option<KeepCount>,
     /// Keep the newest snapshot of each of the N newest months (-1: all)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    keep_monthly: Option<String>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count)]
+    keep_monthly: Option<KeepCount>,
     /// Keep the newest snapshot of each of the N newest years (-1: all)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    keep_yearly: Option<String>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_count)]
+    keep_yearly: Option<KeepCount>,
     /// Keep every snapshot taken within DURATION before the newest one
-    #[arg(long, value_name = "DURATION")]
-    keep_within: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    keep_within: Option<KeepSpan>,
     /// Keep the newest snapshot of each hour within DURATION
-    #[arg(long, value_name = "DURATION")]
-    keep_within_hourly: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    keep_within_hourly: Option<KeepSpan>,
     /// Keep the newest snapshot of each day within DURATION
-    #[arg(long, value_name = "DURATION")]
-    keep_within_daily: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    keep_within_daily: Option<KeepSpan>,
     /// Keep the newest snapshot of each week within DURATION
-    #[arg(long, value_name = "DURATION")]
-    keep_within_weekly: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    keep_within_weekly: Option<KeepSpan>,
     /// Keep the newest snapshot of each month within DURATION
-    #[arg(long, value_name = "DURATION")]
-    keep_within_monthly: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    keep_within_monthly: Option<KeepSpan>,
     /// Keep the newest snapshot of each year within DURATION
-    #[arg(long, value_name = "DURATION")]
-    keep_within_yearly: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    keep_within_yearly: Option<KeepSpan>,
     /// Keep snapshots with tag T; `a,b` needs both (repeatable: any)
-    #[arg(long, value_name = "T")]
-    keep_tag: Vec<String>,
+    #[arg(long, value_name = "T", value_parser = parse_tag_list)]
+    keep_tag: Vec<Vec<String>>,
     /// Remove only snapshots older than WHEN (3D, 2W, 6M, 1Y, 2026-01-10, ...)
-    #[arg(long, value_name = "WHEN")]
-    older_than: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    older_than: Option<arca_core::Timestamp>,
 
     /// Decide per group of snapshots with the same host, paths and/or tags
-    #[arg(long, value_name = "FIELDS", default_value = "host,paths")]
-    group_by: String,
+    #[arg(long, value_name = "FIELDS", default_value = "host,paths", value_parser = parse_group_by)]
+    group_by: GroupBy,
 
     #[command(flatten)]
     select: super::SnapshotArgs,
@@ -118,36 +123,52 @@ struct ForgetJson {
     removed: usize,
 }
 
-fn count(v: &Option<String>) -> anyhow::Result<Option<KeepCount>> {
-    Ok(v.as_deref().map(KeepCount::parse).transpose()?)
+// Value parsers: a bad value is a usage error (exit 2), found before the repository
+// is opened.
+fn parse_count(text: &str) -> Result<KeepCount, String> {
+    KeepCount::parse(text).map_err(|e| e.to_string())
 }
 
-fn span(v: &Option<String>) -> anyhow::Result<Option<KeepSpan>> {
-    Ok(v.as_deref().map(KeepSpan::parse).transpose()?)
+fn parse_span(text: &str) -> Result<KeepSpan, String> {
+    KeepSpan::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_group_by(text: &str) -> Result<GroupBy, String> {
+    GroupBy::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_when(text: &str) -> Result<arca_core::Timestamp, String> {
+    parse_time(text).map_err(|e| e.to_string())
+}
+
+/// `a,b`: snapshots with both tags. An empty tag (an unset variable, a stray comma)
+/// would keep nothing while looking like a rule, so it is refused.
+fn parse_tag_list(text: &str) -> Result<Vec<String>, String> {
+    let tags: Vec<String> = text.split(',').map(|t| t.trim().to_owned()).collect();
+    if tags.iter().any(String::is_empty) {
+        return Err(format!("{text:?} has an empty tag"));
+    }
+    Ok(tags)
 }
 
 impl Args {
-    fn policy(&self) -> anyhow::Result<KeepPolicy> {
+    fn policy(&self) -> KeepPolicy {
         let mut p = KeepPolicy::default();
-        p.last = count(&self.keep_last)?;
-        p.hourly = count(&self.keep_hourly)?;
-        p.daily = count(&self.keep_daily)?;
-        p.weekly = count(&self.keep_weekly)?;
-        p.monthly = count(&self.keep_monthly)?;
-        p.yearly = count(&self.keep_yearly)?;
-        p.within = span(&self.keep_within)?;
-        p.within_hourly = span(&self.keep_within_hourly)?;
-        p.within_daily = span(&self.keep_within_daily)?;
-        p.within_weekly = span(&self.keep_within_weekly)?;
-        p.within_monthly = span(&self.keep_within_monthly)?;
-        p.within_yearly = span(&self.keep_within_yearly)?;
-        p.tags = self
-            .keep_tag
-            .iter()
-            .map(|l| l.split(',').map(str::trim).map(str::to_owned).collect())
-            .collect();
-        p.older_than = self.older_than.as_deref().map(parse_time).transpose()?;
-        Ok(p)
+        p.last = self.keep_last;
+        p.hourly = self.keep_hourly;
+        p.daily = self.keep_daily;
+        p.weekly = self.keep_weekly;
+        p.monthly = self.keep_monthly;
+        p.yearly = self.keep_yearly;
+        p.within = self.keep_within;
+        p.within_hourly = self.keep_within_hourly;
+        p.within_daily = self.keep_within_daily;
+        p.within_weekly = self.keep_within_weekly;
+        p.within_monthly = self.keep_within_monthly;
+        p.within_yearly = self.keep_within_yearly;
+        p.tags = self.keep_tag.clone();
+        p.older_than = self.older_than;
+        p
     }
 }
 
@@ -197,8 +218,7 @@ fn print_text(groups: &[GroupJson]) -> anyhow::Result<()> {
 }
 
 pub fn run(g: &GlobalArgs, a: &Args, cancel: &arca_core::CancelToken) -> anyhow::Result<u8> {
-    let policy = a.policy()?;
-    let group_by = GroupBy::parse(&a.group_by)?;
+    let policy = a.policy();
     let filter = a.select.filter()?;
     if a.snapshots.is_empty() && policy.is_empty() {
         output::message(
@@ -209,7 +229,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &arca_core::CancelToken) -> anyhow:
     let prune_options = a.prune_options.options(a.dry_run, cancel)?;
     let mut repo = g.open()?;
     let (groups, doomed): (Vec<GroupJson>, Vec<ObjectId>) = if a.snapshots.is_empty() {
-        let plan = repo.forget_plan(&policy, group_by, &filter)?;
+        let plan = repo.forget_plan(&policy, a.group_by, &filter)?;
         let mut doomed = Vec::new();
         let groups = plan
             .into_iter()
@@ -231,9 +251,6 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &arca_core::CancelToken) -> anyhow:
             .collect();
         (groups, doomed)
     } else {
-        if !policy.is_empty() {
-            anyhow::bail!("give snapshots to forget or a retention policy, not both");
-        }
         let named = repo.find_snapshots(&a.snapshots, &filter)?;
         let group = GroupJson {
             host: None,
@@ -249,6 +266,9 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &arca_core::CancelToken) -> anyhow:
         repo.forget_snapshots(&doomed)?
     };
     let pruned = if a.prune {
+        let mut prune_options = prune_options;
+        // A dry run removed nothing: let the prune plan count the doomed as gone.
+        prune_options.dry_run_without = doomed.clone();
         Some(repo.prune(&prune_options)?)
     } else {
         None

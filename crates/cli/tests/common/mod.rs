@@ -54,7 +54,13 @@ impl Env {
     /// The binary, with a clean environment: repository and password set, nothing else
     /// from the caller's ARCA_* variables.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
+        self.command(env!("CARGO_BIN_EXE_arca"))
+    }
+
+    /// `program` (a shell or `script` wrapping the binary) with the environment of
+    /// [`Env::cmd`].
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new(program);
         c.env_remove("ARCA_PASSWORD_FILE")
             .env("ARCA_PASSWORD", PASSWORD)
             .env("ARCA_CACHE_DIR", self.dir.path().join("cache"))

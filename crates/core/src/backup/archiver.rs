@@ -109,7 +109,7 @@ pub(crate) struct Archiver<'a> {
     pub(crate) blobs: Sender<BlobJob>,
     pub(crate) done: Receiver<FileDone>,
     /// Checkpoints to write, if the backup writes them, and the session they check.
-    pub(super) checkpoints: Option<&'a std::cell::RefCell<Checkpoints>>,
+    pub(super) checkpoints: Option<&'a mut Checkpoints>,
     pub(super) session: Option<&'a LockGuard>,
     /// Files sent to the workers whose result has not arrived.
     in_flight: usize,
@@ -731,6 +731,17 @@ impl<'a> Archiver<'a> {
         self.complete(dir)
     }
 
+    /// Encodes the tree of directory `path` holding `nodes`, queues it for storing, and
+    /// returns its id.
+    pub(super) fn queue_dir_tree(&mut self, path: &Path, nodes: Vec<Node>) -> Result<BlobId> {
+        let tree = Tree::new(nodes)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+        let bytes = tree.encode()?;
+        let id = self.repo.blob_id(&bytes);
+        queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+        Ok(id)
+    }
+
     /// Writes the tree of `dir` if it is complete, then of each ancestor that becomes
     /// complete in turn.
     fn complete(&mut self, mut dir: u64) -> Result<()> {
@@ -750,11 +761,7 @@ impl<'a> Archiver<'a> {
                     )
                 }));
             }
-            let tree = Tree::new(st.nodes.into_iter().flatten().collect())
-                .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", st.path.display())))?;
-            let bytes = tree.encode()?;
-            let id = self.repo.blob_id(&bytes);
-            queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+            let id = self.queue_dir_tree(&st.path, st.nodes.into_iter().flatten().collect())?;
             self.count_stored(BlobType::Tree, &id);
             let Some((parent, slot)) = st.parent else {
                 self.root = Some(id);

@@ -8,15 +8,13 @@
 //! backup is killed, the checkpoint remains: it restores what it holds, and the next
 //! backup takes it as its parent, so what it holds is neither read nor uploaded again.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use arca_backends::{FileKind, ObjectId};
-use arca_repo::{BlobId, Index, IndexedPack, Node, NodeKind, Repo, Snapshot, Tree};
+use arca_repo::{BlobId, Index, IndexedPack, Node, NodeKind, Repo, Snapshot};
 
 use super::archiver::Archiver;
-use super::reader::queue_tree;
 use super::{INDEX_FILE_MAX_BLOBS, index_files};
 use crate::{Error, ErrorKind, LockGuard, Result};
 
@@ -89,8 +87,12 @@ impl Checkpoints {
         packs: Vec<IndexedPack>,
         snapshot: Snapshot,
     ) -> Result<()> {
-        // The same order as a finished backup: packs, index, session still valid,
-        // snapshot (§13, §19).
+        // The same order as a finished backup (§13, §19): packs; session still valid,
+        // index; session still valid, snapshot. A backup whose record is gone writes
+        // neither: a prune may have deleted its unindexed packs.
+        if let Some(session) = session {
+            session.check()?;
+        }
         for file in index_files(&packs, INDEX_FILE_MAX_BLOBS) {
             self.index_files.push(repo.save_index(&file)?);
         }
@@ -110,16 +112,19 @@ impl Checkpoints {
 impl Archiver<'_> {
     /// Writes a checkpoint if one is due. Called between entries of the walk.
     pub(super) fn checkpoint_if_due(&mut self) -> Result<()> {
-        let Some(checkpoints) = self.checkpoints else {
+        let Some(cp) = self.checkpoints.take() else {
             return Ok(());
         };
-        if !checkpoints.borrow().due() {
-            return Ok(());
-        }
-        self.write_checkpoint(checkpoints)
+        let result = if cp.due() {
+            self.write_checkpoint(cp)
+        } else {
+            Ok(())
+        };
+        self.checkpoints = Some(cp);
+        result
     }
 
-    fn write_checkpoint(&mut self, checkpoints: &RefCell<Checkpoints>) -> Result<()> {
+    fn write_checkpoint(&mut self, cp: &mut Checkpoints) -> Result<()> {
         // 1. Let every file in flight finish, so that each node placed so far is
         //    complete, and every blob claimed so far reach a pack.
         self.drain_files()?;
@@ -129,19 +134,19 @@ impl Archiver<'_> {
         self.saver.wait_settled(self.abort)?;
         self.saver.flush()?;
         let packs = self.saver.take_written();
-        // 3. The snapshot.
-        let mut cp = checkpoints.borrow_mut();
+        // 3. The snapshot. Every blob referenced so far is stored now: one that is not
+        //    would make the checkpoint unrestorable, and fails the backup instead.
+        //    What is resolved is counted once and for all.
         for p in &packs {
             cp.session.add_pack(p.id, &p.entries);
         }
-        // Every blob referenced so far is stored now: one that is not would make the
-        // checkpoint unrestorable, and fails the backup instead.
-        let mut counts = self.counts.clone();
-        counts.stored_known += super::resolve_stored(&self.unresolved, &cp.session, self.index)?;
+        self.counts.stored_known +=
+            super::resolve_stored(&self.unresolved, &cp.session, self.index)?;
+        self.unresolved.clear();
         let mut snapshot = cp.template.clone();
         snapshot.tree = root;
         snapshot.summary = super::summary(
-            &counts,
+            &self.counts,
             super::added(&self.saver.stats),
             cp.started.elapsed(),
         );
@@ -182,11 +187,7 @@ impl Archiver<'_> {
                 })
                 .collect();
             let (path, parent) = (st.path.clone(), st.parent);
-            let tree = Tree::new(nodes)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
-            let bytes = tree.encode()?;
-            let id = self.repo.blob_id(&bytes);
-            queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+            let id = self.queue_dir_tree(&path, nodes)?;
             match parent {
                 Some(at) => {
                     trees.insert(at, id);

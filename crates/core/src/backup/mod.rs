@@ -14,7 +14,6 @@ mod scan;
 mod sources;
 mod stream;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
@@ -253,12 +252,10 @@ impl Repository {
         let abort = Abort::new(options.cancel.clone());
         let scan_done = AtomicBool::new(false);
         let saver = self.saver(options);
-        let checkpoints = options
+        let mut checkpoints = options
             .checkpoint_interval
             .filter(|_| !options.dry_run)
-            .map(|every| {
-                RefCell::new(Checkpoints::new(every, prep.started, prep.template.clone()))
-            });
+            .map(|every| Checkpoints::new(every, prep.started, prep.template.clone()));
         let root_entries = if sources.len() == 1 && sources[0] == Path::new("/") {
             None
         } else {
@@ -302,7 +299,7 @@ impl Repository {
             if let Some(t) = parent_time {
                 archiver.set_parent_time(t);
             }
-            archiver.checkpoints = checkpoints.as_ref();
+            archiver.checkpoints = checkpoints.as_mut();
             archiver.session = prep.session.as_ref();
             let result = archiver.run(root_entries, previous_root).map(|mut w| {
                 w.top.retain(|(path, _)| sources.contains(path));
@@ -317,13 +314,7 @@ impl Repository {
             result
         });
         let (walked, stored) = drain(saver, walked, &abort);
-        self.commit(
-            prep,
-            walked,
-            stored,
-            options,
-            checkpoints.map(RefCell::into_inner),
-        )
+        self.commit(prep, walked, stored, options, checkpoints)
     }
 
     /// Whether the parent snapshot (root tree `parent`) holds exactly the nodes `top`

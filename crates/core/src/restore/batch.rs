@@ -8,8 +8,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
-use arca_backends::{FileKind, ObjectId};
-use arca_repo::BlobType;
+use arca_backends::FileKind;
+use arca_repo::{BlobId, BlobLocation, BlobType};
 
 use super::writer::{FileJob, finish_file, restore_file};
 use super::{Ctx, WorkerCounts};
@@ -19,22 +19,39 @@ use super::{Ctx, WorkerCounts};
 const MAX_GAP: u64 = 256 << 10;
 /// No single read spans more than this.
 const MAX_READ: u64 = 8 << 20;
-/// A batch holds at most this many files, or this much content. Every queued file is
-/// an open descriptor: with the queue (at most [`QUEUED_FILES`]) and a batch per
-/// worker, a restore stays well within a limit of 1024 open files.
-pub(crate) const BATCH_FILES: usize = 64;
-pub(crate) const QUEUED_FILES: usize = 256;
+/// A batch holds at most this many files, or this much content.
+const BATCH_FILES: usize = 64;
 pub(crate) const BATCH_BYTES: u64 = 32 << 20;
+
+/// How many opened files may wait for the workers, and how many each worker takes at
+/// once. Every such file is an open descriptor: together they take at most a quarter of
+/// the process's limit of open files (`limit`), leaving the rest to directories, the
+/// storage and everything else.
+pub(crate) fn file_budget(limit: u64, threads: usize) -> (usize, usize) {
+    let budget = usize::try_from(limit / 4)
+        .unwrap_or(usize::MAX)
+        .clamp(8, 1024);
+    let queued = budget / 2;
+    let batch = (budget / 2 / threads.max(1)).clamp(1, BATCH_FILES);
+    (queued, batch)
+}
 
 /// One chunk to place: where it is stored, and where it goes.
 struct Piece {
-    pack: ObjectId,
-    offset: u64,
-    length: u64,
-    raw_len: u64,
-    id: arca_repo::BlobId,
+    loc: BlobLocation,
+    id: BlobId,
     job: usize,
     at: u64,
+}
+
+impl Piece {
+    fn offset(&self) -> u64 {
+        u64::from(self.loc.offset)
+    }
+
+    fn end(&self) -> u64 {
+        self.offset() + u64::from(self.loc.length)
+    }
 }
 
 /// A file being filled: its job, whether it failed, and whether it has holes.
@@ -68,10 +85,7 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
             match ctx.repo.index.get(BlobType::Data, id) {
                 Some(loc) => {
                     pieces.push(Piece {
-                        pack: loc.pack,
-                        offset: u64::from(loc.offset),
-                        length: u64::from(loc.length),
-                        raw_len: u64::from(loc.raw_len),
+                        loc,
                         id: *id,
                         job: n,
                         at,
@@ -85,7 +99,7 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
             }
         }
     }
-    pieces.sort_unstable_by_key(|p| (p.pack, p.offset, p.job, p.at));
+    pieces.sort_unstable_by_key(|p| (p.loc.pack, p.loc.offset, p.job, p.at));
     let mut rest = &pieces[..];
     while !rest.is_empty() {
         if ctx.cancelled() {
@@ -109,11 +123,14 @@ fn run_len(pieces: &[Piece]) -> usize {
     let Some(first) = pieces.first() else {
         return 0;
     };
-    let mut end = first.offset + first.length;
+    let mut end = first.end();
     let mut n = 1;
     for p in &pieces[1..] {
-        let new_end = end.max(p.offset + p.length);
-        if p.pack != first.pack || p.offset > end + MAX_GAP || new_end - first.offset > MAX_READ {
+        let new_end = end.max(p.end());
+        if p.loc.pack != first.loc.pack
+            || p.offset() > end + MAX_GAP
+            || new_end - first.offset() > MAX_READ
+        {
             break;
         }
         end = new_end;
@@ -131,17 +148,13 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
     if run.iter().all(|p| files[p.job].error.is_some()) {
         return;
     }
-    let start = first.offset;
-    let end = run
-        .iter()
-        .map(|p| p.offset + p.length)
-        .max()
-        .unwrap_or(start);
-    let span = ctx
-        .repo
-        .repo
-        .backend()
-        .read_range(FileKind::Pack, &first.pack, start, end - start);
+    let start = first.offset();
+    let end = run.iter().map(Piece::end).max().unwrap_or(start);
+    let span =
+        ctx.repo
+            .repo
+            .backend()
+            .read_range(FileKind::Pack, &first.loc.pack, start, end - start);
     let span = match span {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -160,10 +173,10 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
         // The same chunk at several places: decode it once.
         if decoded
             .as_ref()
-            .is_none_or(|(offset, _)| *offset != p.offset)
+            .is_none_or(|(offset, _)| *offset != p.offset())
         {
             match decode_piece(ctx, &span, start, p) {
-                Ok(plain) => decoded = Some((p.offset, plain)),
+                Ok(plain) => decoded = Some((p.offset(), plain)),
                 Err(message) => {
                     f.error = Some(message);
                     decoded = None;
@@ -186,24 +199,19 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
 }
 
 fn decode_piece(ctx: &Ctx<'_>, span: &[u8], start: u64, p: &Piece) -> Result<Vec<u8>, String> {
-    let object = format!("data blob {} in pack {}", p.id, p.pack);
-    let from = (p.offset - start) as usize;
+    let from = (p.offset() - start) as usize;
     let bytes = span
-        .get(from..from + p.length as usize)
-        .ok_or_else(|| format!("{object}: the pack is too short"))?;
-    let (_, plain) = ctx
+        .get(from..from + p.loc.length as usize)
+        .ok_or_else(|| {
+            format!(
+                "data blob {} in pack {}: the pack is too short",
+                p.id, p.loc.pack
+            )
+        })?;
+    ctx.repo
         .repo
-        .repo
-        .decode_entry(bytes, Some((BlobType::Data, p.id)), &object)
-        .map_err(|e| e.to_string())?;
-    if plain.len() as u64 != p.raw_len {
-        return Err(format!(
-            "{object}: {} bytes, the index says {}",
-            plain.len(),
-            p.raw_len
-        ));
-    }
-    Ok(plain)
+        .decode_blob(bytes, BlobType::Data, &p.id, &p.loc)
+        .map_err(|e| e.to_string())
 }
 
 /// Block size for finding holes: the usual file-system block.
@@ -253,6 +261,24 @@ mod tests {
 
     use super::*;
     use crate::testing::random_bytes as noise;
+
+    #[test]
+    fn open_files_stay_within_a_quarter_of_the_limit() {
+        for limit in [64u64, 256, 1024, 4096, 1 << 20] {
+            for threads in [1usize, 2, 8, 64, 512] {
+                let (queued, batch) = file_budget(limit, threads);
+                assert!((1..=BATCH_FILES).contains(&batch));
+                let open = (queued + batch * threads) as u64;
+                // At the floor (8 files, one per worker) tiny limits may be exceeded
+                // only by the one file each worker needs.
+                assert!(
+                    open <= (limit / 4).max(8) + threads as u64,
+                    "{limit} {threads}: {open}"
+                );
+            }
+        }
+        assert_eq!(file_budget(1024, 2), (128, 64));
+    }
     use crate::{BackupOptions, NoProgress, RestoreOptions};
 
     /// Small files side by side (some identical: one chunk in many places), a sparse

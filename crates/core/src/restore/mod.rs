@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use arca_repo::{Node, NodeKind};
 use crossbeam_channel::bounded;
 
-use self::batch::{BATCH_BYTES, BATCH_FILES, QUEUED_FILES, restore_batch};
+use self::batch::{BATCH_BYTES, file_budget, restore_batch};
 use self::entries::Walker;
 use self::writer::FileJob;
-use crate::dir_handle::{DirHandle, raise_open_file_limit};
+use crate::dir_handle::{DirHandle, open_file_limit, raise_open_file_limit};
 use crate::metadata::{ApplyWarnings, OwnerPolicy, Target, apply};
 use crate::progress::{CancelToken, RestoreProgress};
 use crate::repository::SnapshotInfo;
@@ -253,7 +253,8 @@ impl Repository {
         let counts = Mutex::new(WorkerCounts::default());
         let mut summary = RestoreSummary::default();
         let walked: Result<()> = std::thread::scope(|s| {
-            let (tx, rx) = bounded::<FileJob>((threads * BATCH_FILES).min(QUEUED_FILES));
+            let (queued, batch) = file_budget(open_file_limit(), threads);
+            let (tx, rx) = bounded::<FileJob>(queued);
             for _ in 0..threads {
                 let (rx, ctx, counts) = (rx.clone(), &ctx, &counts);
                 s.spawn(move || {
@@ -261,7 +262,7 @@ impl Repository {
                     while let Ok(first) = rx.recv() {
                         let mut bytes = first.node.size;
                         let mut jobs = vec![first];
-                        while jobs.len() < BATCH_FILES && bytes < BATCH_BYTES {
+                        while jobs.len() < batch && bytes < BATCH_BYTES {
                             match rx.try_recv() {
                                 Ok(job) => {
                                     bytes += job.node.size;

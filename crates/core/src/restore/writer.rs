@@ -82,7 +82,7 @@ fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, String> {
 
 fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
     let node = &job.node;
-    let mut file = &job.file;
+    let file = &job.file;
     if job.existing {
         if holds(ctx, file, node)? {
             ctx.progress.bytes_written(node.size);
@@ -90,10 +90,9 @@ fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
                 .map_err(|e| format!("cannot set metadata: {e}"))?;
             return Ok(Outcome::AlreadyCorrect);
         }
+        // Content is written at its offsets (no file position involved).
         file.set_len(0)
             .map_err(|e| format!("cannot truncate: {e}"))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| format!("cannot seek: {e}"))?;
     }
     let mut written = 0u64;
     let mut hole = false;
