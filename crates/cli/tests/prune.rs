@@ -188,3 +188,38 @@ fn backups_in_other_processes_survive_concurrent_prunes() {
         assert_same(&manifest(src), &manifest(&restored(&out, src)));
     }
 }
+
+/// A record in `locks/` that cannot be read counts as a live session: prune deletes
+/// nothing and says why; plain `unlock` keeps it; `unlock --all` removes it, and the
+/// next prune deletes what waited.
+#[test]
+fn an_unreadable_lock_record_is_named_and_removed_by_unlock_all() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("big"), &bytes(300_000, 1));
+    env.init();
+    env.backup(&[&src]);
+    std::fs::remove_file(src.join("big")).unwrap();
+    write(&src.join("small"), b"x");
+    env.backup(&[&src]);
+    let garbage = "ab".repeat(32);
+    std::fs::write(env.repo.join("locks").join(&garbage), b"not a record").unwrap();
+    let report = env.json(&["forget", "--keep-last", "1", "--prune"]);
+    assert_eq!(report["packs_deleted"], 0, "{report}");
+    assert!(report["packs_waiting"].as_u64().unwrap() > 0, "{report}");
+    let why = report["waiting_for"].to_string();
+    assert!(
+        why.contains(&garbage) && why.contains("cannot be read") && why.contains("unlock --all"),
+        "{why}"
+    );
+    env.ok(&["unlock"]);
+    assert!(env.repo.join("locks").join(&garbage).exists());
+    let out = env.ok(&["unlock", "--all"]);
+    assert!(
+        out.contains(&format!("removed unreadable record {garbage}")),
+        "{out}"
+    );
+    let report = env.json(&["prune"]);
+    assert!(report["packs_deleted"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
+}

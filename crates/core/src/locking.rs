@@ -6,8 +6,7 @@
 //! Deleting data never depends on clocks: `prune` deletes a pack only once every
 //! session that was registered when it condemned the pack is gone. Staleness (a dead
 //! process on this host, or a record not refreshed for [`STALE_AFTER`]) is only
-//! reported, and acted on by `arca unlock`; records of dead processes on this host are
-//! removed by `prune` itself.
+//! reported, and acted on by `arca unlock`: nothing removes a record automatically.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -69,6 +68,38 @@ pub struct Locks {
     pub unreadable: Vec<(ObjectId, String)>,
 }
 
+impl Locks {
+    /// The sessions of the holders, but `own`.
+    pub(crate) fn sessions_except(&self, own: Option<[u8; 16]>) -> Vec<[u8; 16]> {
+        self.holders
+            .iter()
+            .map(|l| l.holder.session)
+            .filter(|s| Some(*s) != own)
+            .collect()
+    }
+
+    /// Why deletions wait: each holder of one of `sessions` (with what makes it look
+    /// stale, if anything, and how to remove it), and each record that cannot be read
+    /// (which counts as a live session of unknown identity).
+    pub(crate) fn blockers(&self, sessions: &[[u8; 16]]) -> Vec<String> {
+        let holders = self
+            .holders
+            .iter()
+            .filter(|l| sessions.contains(&l.holder.session))
+            .map(|l| match &l.stale {
+                Some(why) => format!(
+                    "{} (looks stale: {why}; `arca unlock` removes it)",
+                    l.describe()
+                ),
+                None => l.describe(),
+            });
+        let unreadable = self.unreadable.iter().map(|(id, why)| {
+            format!("record {id} that cannot be read ({why}; `arca unlock --all` removes it)")
+        });
+        holders.chain(unreadable).collect()
+    }
+}
+
 /// Why `holder` looks abandoned, judged from this host.
 fn staleness(holder: &Holder, now: Timestamp) -> Option<String> {
     // A pid means the same process only on the same host, since the same boot, in the
@@ -76,15 +107,15 @@ fn staleness(holder: &Holder, now: Timestamp) -> Option<String> {
     let here = holder.hostname == crate::system::hostname()
         && holder.boot_id == boot_id()
         && holder.pid_namespace == pid_namespace();
-    if here && holder.pid != std::process::id() {
-        let pid = i32::try_from(holder.pid).ok()?;
-        let gone = matches!(
+    if here
+        && holder.pid != std::process::id()
+        && let Ok(pid) = i32::try_from(holder.pid)
+        && matches!(
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
             Err(nix::errno::Errno::ESRCH)
-        );
-        if gone {
-            return Some(format!("process {} on this host is gone", holder.pid));
-        }
+        )
+    {
+        return Some(format!("process {} on this host is gone", holder.pid));
     }
     let age = now.secs.saturating_sub(holder.refreshed.secs);
     (age > STALE_AFTER.as_secs() as i64).then(|| {
@@ -369,6 +400,25 @@ impl Repository {
     /// Storage errors listing them.
     pub fn locks(&self) -> Result<Locks> {
         read_locks(&self.repo)
+    }
+
+    /// Removes the records in `locks/` that cannot be read (damaged, or written by a
+    /// newer arca): each counts as a live session and keeps prune from deleting, so
+    /// only when no other arca process uses the repository. Returns their ids and why
+    /// they could not be read.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn remove_unreadable_locks(&self) -> Result<Vec<(ObjectId, String)>> {
+        let mut removed = Vec::new();
+        for (id, why) in read_locks(&self.repo)?.unreadable {
+            match self.repo.backend().remove(FileKind::Lock, &id) {
+                Ok(()) => removed.push((id, why)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes stale session and lock records (all of them with `all`); deletion plans

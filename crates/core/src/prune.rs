@@ -18,9 +18,9 @@ use arca_repo::{
     PackBuilder, PackEntry,
 };
 
-use crate::backup::{INDEX_FILE_MAX_BLOBS, index_files};
+use crate::backup::write_index;
 use crate::locking::read_locks;
-use crate::repository::load_index;
+use crate::repository::{LoadedIndex, load_index};
 use crate::{CancelToken, Error, ErrorKind, Repository, Result};
 
 /// How `prune` works.
@@ -95,7 +95,8 @@ pub struct PruneReport {
     pub packs_waiting: u64,
     /// Their bytes.
     pub bytes_waiting: u64,
-    /// The sessions they wait for.
+    /// What they wait for: each running session (a stale-looking one with how to remove
+    /// it), and each record in `locks/` that cannot be read.
     pub waiting_for: Vec<String>,
     /// Condemned packs kept after all because a snapshot written meanwhile needs them.
     pub packs_rescued: u64,
@@ -125,17 +126,14 @@ impl Repository {
         // 1. Earlier plans whose sessions have all ended: decided before the survey, so
         // that the survey sees every snapshot those sessions wrote (§19). A record that
         // cannot be read may be a live session: then no plan is ready.
-        let locks = read_locks(&self.repo)?;
-        let live: HashSet<[u8; 16]> = locks
-            .holders
-            .iter()
-            .map(|l| l.holder.session)
-            .filter(|s| Some(*s) != own)
-            .collect();
+        let mut locks = read_locks(&self.repo)?;
+        let live: HashSet<[u8; 16]> = locks.sessions_except(own).into_iter().collect();
         let unknown_sessions = !locks.unreadable.is_empty();
-        let (ready, waiting): (Vec<_>, Vec<_>) = locks.plans.into_iter().partition(|(_, plan)| {
-            !unknown_sessions && plan.sessions.iter().all(|s| !live.contains(s))
-        });
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut locks.plans)
+            .into_iter()
+            .partition(|(_, plan)| {
+                !unknown_sessions && plan.sessions.iter().all(|s| !live.contains(s))
+            });
         let (index, index_file_ids, used) = self.survey(options, &mut report)?;
         let sizes: HashMap<ObjectId, u64> = self.repo.list(FileKind::Pack)?.into_iter().collect();
         report.packs_total = sizes.len() as u64;
@@ -151,16 +149,11 @@ impl Repository {
                 report.bytes_waiting += sizes.get(&pack).copied().unwrap_or(0);
             }
         }
-        report.waiting_for = locks
-            .holders
+        let waited_for: Vec<[u8; 16]> = waiting
             .iter()
-            .filter(|l| {
-                waiting
-                    .iter()
-                    .any(|(_, p)| p.sessions.contains(&l.holder.session))
-            })
-            .map(|l| l.describe())
+            .flat_map(|(_, p)| p.sessions.iter().copied())
             .collect();
+        report.waiting_for = locks.blockers(&waited_for);
         if !options.dry_run && !ready.is_empty() {
             check_lock(lock.as_ref())?;
             self.execute_plans(&ready, &index, &sizes, &mut report)?;
@@ -169,12 +162,18 @@ impl Repository {
         // 2. What to condemn now.
         let packs = packs_of(&index);
         let plan = classify(&packs, &used, &sizes, &in_plans, options, &mut report);
-        if options.dry_run || options.cancel.is_cancelled() {
+        if options.cancel.is_cancelled() {
+            return Err(Error::interrupted());
+        }
+        if options.dry_run {
             return Ok(report);
         }
         if plan.delete.is_empty() && plan.repack.is_empty() {
-            self.index = index;
-            self.index_files = index_file_ids;
+            self.install_index(LoadedIndex {
+                index,
+                files: index_file_ids,
+                errors: Vec::new(),
+            });
             return Ok(report);
         }
         let new_packs = self.repack(&plan.repack, &packs, &used, &options.cancel, &mut report)?;
@@ -188,9 +187,7 @@ impl Repository {
             .filter(|p| !condemned.contains(&p.id))
             .collect();
         kept.extend(new_packs);
-        for file in index_files(&kept, INDEX_FILE_MAX_BLOBS) {
-            self.repo.save_index(&file)?;
-        }
+        write_index(&self.repo, &kept)?;
         for id in &index_file_ids {
             match self.repo.backend().remove(FileKind::Index, id) {
                 Err(e) if !e.is_not_found() => return Err(e.into()),
@@ -200,12 +197,7 @@ impl Repository {
 
         // 4. The plan, naming the sessions running now.
         let now = read_locks(&self.repo)?;
-        let sessions: Vec<[u8; 16]> = now
-            .holders
-            .iter()
-            .map(|l| l.holder.session)
-            .filter(|s| Some(*s) != own)
-            .collect();
+        let sessions = now.sessions_except(own);
         let record = DeletionPlan {
             created: crate::system::now(),
             sessions: sessions.clone(),
@@ -225,24 +217,17 @@ impl Repository {
                 .iter()
                 .map(|p| sizes.get(p).copied().unwrap_or(0))
                 .sum::<u64>();
-            let live = read_locks(&self.repo)?;
-            report.waiting_for = live
-                .holders
-                .iter()
-                .filter(|l| sessions.contains(&l.holder.session))
-                .map(|l| l.describe())
-                .collect();
+            report.waiting_for = now.blockers(&sessions);
         }
-        let (index, files) = self.fresh_index()?;
-        self.index = index;
-        self.index_files = files;
+        let loaded = self.fresh_index()?;
+        self.install_index(loaded);
         drop(lock);
         Ok(report)
     }
 
     /// The index as the repository holds it now, and the files it came from. Damaged
     /// index files make pruning unsafe (their packs would look unindexed).
-    fn fresh_index(&self) -> Result<(Index, Vec<ObjectId>)> {
+    fn fresh_index(&self) -> Result<LoadedIndex> {
         let loaded = load_index(&self.repo)?;
         if let Some((id, e)) = loaded.errors.first() {
             return Err(Error::new(
@@ -252,7 +237,7 @@ impl Repository {
                 ),
             ));
         }
-        Ok((loaded.index, loaded.files))
+        Ok(loaded)
     }
 
     /// The index as the repository holds it, the files it came from, and every blob
@@ -261,7 +246,11 @@ impl Repository {
     /// the index before a prune condemned them may have committed a snapshot using
     /// them.
     fn survey(&self, options: &PruneOptions, report: &mut PruneReport) -> Result<Survey> {
-        let (mut index, files) = self.fresh_index()?;
+        let LoadedIndex {
+            mut index,
+            mut files,
+            ..
+        } = self.fresh_index()?;
         let mut orphans: Option<(Index, Vec<IndexedPack>)> = None;
         let used = self.used_blobs(&index, &mut orphans, options, report)?;
         let missing: HashSet<&(BlobType, BlobId)> = used
@@ -293,9 +282,8 @@ impl Repository {
         }
         report.packs_rescued += rescued.len() as u64;
         if !options.dry_run {
-            for file in index_files(&rescued, INDEX_FILE_MAX_BLOBS) {
-                self.repo.save_index(&file)?;
-            }
+            // Loaded index files from now on: step 3 replaces them with the rest.
+            files.extend(write_index(&self.repo, &rescued)?);
         }
         for p in &rescued {
             index.add_pack(p.id, &p.entries);
@@ -363,10 +351,17 @@ impl Repository {
                 orphans.as_ref().map_or(index, |(found, _)| found)
             };
             let tree = self.repo.load_tree(source, &tree_id).map_err(|e| {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("cannot read tree {tree_id} ({e}); prune would lose data: run arca check first"),
-                )
+                // Damage needs `arca check`; a storage failure keeps its own kind (and
+                // exit code): the prune can simply run again.
+                let e = Error::from(e);
+                if e.kind() == ErrorKind::Corrupt {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("cannot read tree {tree_id} ({e}); prune would lose data: run arca check first"),
+                    )
+                } else {
+                    e
+                }
             })?;
             for node in tree.into_nodes() {
                 if let Some(sub) = node.subtree
@@ -548,9 +543,8 @@ fn classify(
     report: &mut PruneReport,
 ) -> Plan {
     let indexed: HashSet<ObjectId> = packs.iter().map(|p| p.id).collect();
-    // Each used blob counts as used in one pack only (the first, in id order); other
-    // copies are unused.
-    let mut counted: HashSet<(BlobType, BlobId)> = HashSet::new();
+    // `packs` holds each blob once, where the index locates it (the first location
+    // loaded); other copies are not listed, so their bytes count in no pack's figures.
     let mut delete = Vec::new();
     let mut partial: Vec<(ObjectId, u64, u64)> = Vec::new();
     for p in packs {
@@ -560,7 +554,7 @@ fn classify(
         let (mut used_bytes, mut unused_bytes) = (0u64, 0u64);
         for e in &p.entries {
             let key = (e.blob_type, e.id);
-            if used.contains(&key) && counted.insert(key) {
+            if used.contains(&key) {
                 used_bytes += u64::from(e.length);
                 report.used_blobs += 1;
             } else {

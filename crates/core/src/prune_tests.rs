@@ -301,3 +301,49 @@ fn a_long_lived_handle_reloads_an_index_prune_rewrote() {
     assert!(second.snapshot.summary.bytes_added_raw >= 2 << 20);
     f.check();
 }
+
+/// How many index entries name each pack, over every index file.
+fn index_entries_per_pack(repo: &Repository) -> std::collections::HashMap<ObjectId, usize> {
+    let mut count = std::collections::HashMap::new();
+    for (id, _) in repo.repo.list(FileKind::Index).unwrap() {
+        for p in repo.repo.load_index(&id).unwrap().packs {
+            *count.entry(p.id).or_default() += p.entries.len();
+        }
+    }
+    count
+}
+
+/// A prune that rescues packs and also deletes others replaces the index files it
+/// wrote for the rescue along with the ones it loaded: no pack is indexed twice.
+#[test]
+fn a_rescue_and_a_deletion_in_one_prune_leave_each_pack_indexed_once() {
+    let f = Fixture::new();
+    let old = random_bytes(2 << 20, 11);
+    write(&f.src, "old", &old);
+    let first = f.backup();
+    std::fs::remove_file(f.src.join("old")).unwrap();
+    let gone = random_bytes(2 << 20, 12);
+    write(&f.src, "gone", &gone);
+    let second = f.backup();
+    std::fs::remove_file(f.src.join("gone")).unwrap();
+    write(&f.src, "new", b"new");
+    let third = f.backup();
+    let repo = f.open();
+    repo.forget_snapshots(&[first.id]).unwrap();
+    // "old" is condemned beside a running backup that then brings it back.
+    let running = repo.begin_session("backup").unwrap();
+    f.open().prune(&PruneOptions::default()).unwrap();
+    repo.repo.save_snapshot(&first.snapshot).unwrap();
+    drop(running);
+    // Now "gone" goes while "old" is rescued, in one run.
+    repo.forget_snapshots(&[second.id]).unwrap();
+    let report = f.open().prune(&PruneOptions::default()).unwrap();
+    assert!(report.packs_rescued > 0, "{report:?}");
+    assert!(report.packs_deleted > 0, "{report:?}");
+    let repo = f.open();
+    let entries: usize = repo.index.iter().count();
+    let per_pack = index_entries_per_pack(&repo);
+    assert_eq!(per_pack.values().sum::<usize>(), entries, "{per_pack:?}");
+    f.check();
+    f.restores(&third, &[("new", b"new")]);
+}

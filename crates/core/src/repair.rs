@@ -5,7 +5,7 @@ use std::time::Duration;
 use arca_backends::{FileKind, ObjectId};
 use arca_repo::IndexedPack;
 
-use crate::backup::{INDEX_FILE_MAX_BLOBS, index_files};
+use crate::backup::write_index;
 use crate::repository::load_index;
 use crate::{CancelToken, Error, Repository, Result};
 
@@ -72,10 +72,7 @@ impl Repository {
             }
         }
         lock.check()?;
-        for file in index_files(&indexed, INDEX_FILE_MAX_BLOBS) {
-            self.repo.save_index(&file)?;
-            report.index_files_written += 1;
-        }
+        report.index_files_written += write_index(&self.repo, &indexed)?.len() as u64;
         for id in &old_files {
             match self.repo.backend().remove(FileKind::Index, id) {
                 Ok(()) => report.index_files_removed += 1,
@@ -84,9 +81,7 @@ impl Repository {
             }
         }
         let loaded = load_index(&self.repo)?;
-        self.index = loaded.index;
-        self.index_errors = loaded.errors;
-        self.index_files = loaded.files;
+        self.install_index(loaded);
         drop(lock);
         Ok(report)
     }
@@ -165,9 +160,7 @@ impl Repository {
                 if let Some(s) = &session {
                     s.check()?;
                 }
-                for file in index_files(&written, INDEX_FILE_MAX_BLOBS) {
-                    self.repo.save_index(&file)?;
-                }
+                write_index(&self.repo, &written)?;
                 let id = self.repo.save_snapshot(&snapshot)?;
                 last.new = Some(id);
                 if forget {
@@ -187,24 +180,28 @@ impl Repository {
         lost: &mut Vec<String>,
     ) -> Result<arca_repo::BlobId> {
         use arca_repo::{BlobType, NodeKind, Tree};
+        // Only damage (a damaged or missing tree or pack) loses a directory; any other
+        // failure (the storage unreachable, a timeout) stops the repair, which must not
+        // write a snapshot without data that is merely out of reach.
         let open = |id: arca_repo::BlobId, path: String, lost: &mut Vec<String>| {
             let (nodes, changed) = match self.load_tree(&id) {
                 Ok(tree) => (tree.into_nodes(), false),
-                Err(e) => {
+                Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
                     lost.push(format!("{path}/ (directory unreadable: {e})"));
                     (Vec::new(), true)
                 }
+                Err(e) => return Err(e),
             };
-            Frame {
+            Ok(Frame {
                 old: id,
                 path,
                 left_out: vec![false; nodes.len()],
                 nodes,
                 next: 0,
                 changed,
-            }
+            })
         };
-        let mut stack = vec![open(root, String::new(), lost)];
+        let mut stack = vec![open(root, String::new(), lost)?];
         loop {
             let Some(frame) = stack.last_mut() else {
                 return Ok(root);
@@ -223,7 +220,7 @@ impl Repository {
                             frame.changed = true;
                         }
                     } else {
-                        let child = open(sub, path, lost);
+                        let child = open(sub, path, lost)?;
                         stack.push(child);
                     }
                 } else if node
@@ -268,5 +265,81 @@ impl Repository {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use arca_backends::{
+        BackendError, Call, ErrorKind as StorageErrorKind, Intercept, MemoryBackend, WriteBackend,
+    };
+
+    use super::*;
+    use crate::{BackupOptions, NoProgress};
+
+    /// A tree that cannot be read because the storage is unreachable is not lost:
+    /// `repair snapshots --forget` stops with the error and keeps the snapshot.
+    #[test]
+    fn unreachable_trees_are_not_repaired_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/a"), crate::testing::random_bytes(5000, 1)).unwrap();
+        std::fs::write(src.join("b"), crate::testing::random_bytes(5000, 2)).unwrap();
+        let memory: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
+        Repository::init(memory.clone(), b"pw", &crate::testing::fast_init(1 << 20)).unwrap();
+        let mut repo = Repository::open(memory.clone(), b"pw").unwrap();
+        repo.backup(
+            std::slice::from_ref(&src),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
+        // Lose the data packs, so that the snapshot needs repair.
+        let trees: Vec<ObjectId> = repo
+            .index
+            .iter()
+            .filter(|(_, l)| l.blob_type == arca_repo::BlobType::Tree)
+            .map(|(_, l)| l.pack)
+            .collect();
+        for (id, _) in memory.list(FileKind::Pack).unwrap() {
+            if !trees.contains(&id) {
+                memory.remove(FileKind::Pack, &id).unwrap();
+            }
+        }
+        let unreachable = Arc::new(AtomicBool::new(false));
+        let flag = unreachable.clone();
+        let backend: Arc<dyn WriteBackend> = Arc::new(Intercept::new(
+            memory.clone(),
+            Box::new(move |call| match call {
+                Call::Read(FileKind::Pack, _) if flag.load(Ordering::SeqCst) => Err(
+                    BackendError::new(StorageErrorKind::Transient, "read", "pack", "timed out"),
+                ),
+                _ => Ok(()),
+            }),
+        ));
+        let mut repo = Repository::open(backend, b"pw").unwrap();
+        repo.repair_index(std::time::Duration::ZERO, &crate::CancelToken::new())
+            .unwrap();
+        let before = repo.snapshots().unwrap();
+        unreachable.store(true, Ordering::SeqCst);
+        let err = repo.repair_snapshots(true, false).unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        unreachable.store(false, Ordering::SeqCst);
+        let after = repo.snapshots().unwrap();
+        assert_eq!(
+            after.iter().map(|s| s.id).collect::<Vec<_>>(),
+            before.iter().map(|s| s.id).collect::<Vec<_>>(),
+            "nothing written, nothing forgotten"
+        );
+        // Reachable again, the repair leaves out the lost files only.
+        let repaired = repo.repair_snapshots(true, false).unwrap();
+        assert_eq!(repaired.len(), 1);
+        let lost = &repaired[0].lost;
+        assert_eq!(lost.len(), 2, "{lost:?}");
+        assert!(lost.iter().all(|l| !l.contains("unreadable")), "{lost:?}");
     }
 }

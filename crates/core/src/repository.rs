@@ -376,10 +376,15 @@ impl Repository {
             return Ok(false);
         }
         let loaded = load_index(&self.repo)?;
+        self.install_index(loaded);
+        Ok(true)
+    }
+
+    /// Makes `loaded` the index this handle uses.
+    pub(crate) fn install_index(&mut self, loaded: LoadedIndex) {
         self.index = loaded.index;
         self.index_errors = loaded.errors;
         self.index_files = loaded.files;
-        Ok(true)
     }
 
     /// The metadata cache's directory, if one is in use.

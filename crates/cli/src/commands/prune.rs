@@ -204,7 +204,8 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
 #[command(after_help = "\
 Examples:
   arca unlock            # records of dead processes, or not refreshed for 30 minutes
-  arca unlock --all      # every record: only when no arca process uses the repository
+  arca unlock --all      # every record, also unreadable ones: only when no arca
+                         # process uses the repository
 
 A record is stale when its process is gone (on this host) or it was not refreshed for
 30 minutes. Removing the record of a backup that still runs makes that backup fail
@@ -229,8 +230,21 @@ pub fn unlock(g: &GlobalArgs, a: &UnlockArgs) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         ))?;
     }
+    // Records that cannot be read count as live sessions of unknown identity: only
+    // --all removes them.
+    let unreadable = if a.all {
+        repo.remove_unreadable_locks()?
+    } else {
+        Vec::new()
+    };
+    for (id, why) in &unreadable {
+        output::line(format!("removed unreadable record {id}: {why}"))?;
+    }
     if !g.quiet {
-        output::message(format!("removed {} record(s)", removed.len()));
+        output::message(format!(
+            "removed {} record(s)",
+            removed.len() + unreadable.len()
+        ));
     }
     Ok(exit::OK)
 }

@@ -15,7 +15,6 @@ use arca_backends::{FileKind, ObjectId};
 use arca_repo::{BlobId, Index, IndexedPack, Node, NodeKind, Repo, Snapshot};
 
 use super::archiver::Archiver;
-use super::{INDEX_FILE_MAX_BLOBS, index_files};
 use crate::{Error, ErrorKind, LockGuard, Result};
 
 /// What checkpoints need and what they did; shared between the archiver (which writes
@@ -93,9 +92,7 @@ impl Checkpoints {
         if let Some(session) = session {
             session.check()?;
         }
-        for file in index_files(&packs, INDEX_FILE_MAX_BLOBS) {
-            self.index_files.push(repo.save_index(&file)?);
-        }
+        self.index_files.extend(super::write_index(repo, &packs)?);
         self.packs.extend(packs);
         if let Some(session) = session {
             session.check()?;

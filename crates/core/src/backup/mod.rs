@@ -631,16 +631,22 @@ impl Repository {
         })
     }
 
-    /// Writes index files naming `packs` (already durable).
-    /// Writes index files for `packs` and remembers them as part of the loaded index
-    /// (see [`Repository::reload_index_if_rewritten`]).
+    /// Writes index files for `packs` (already durable) and remembers them as part of
+    /// the loaded index (see [`Repository::reload_index_if_rewritten`]).
     fn save_index(&mut self, packs: &[IndexedPack]) -> Result<()> {
-        for file in index_files(packs, INDEX_FILE_MAX_BLOBS) {
-            let id = self.repo.save_index(&file)?;
-            self.index_files.push(id);
-        }
+        let ids = write_index(&self.repo, packs)?;
+        self.index_files.extend(ids);
         Ok(())
     }
+}
+
+/// Writes index files naming `packs` (already durable), at most
+/// [`INDEX_FILE_MAX_BLOBS`] entries each; returns their ids.
+pub(crate) fn write_index(repo: &arca_repo::Repo, packs: &[IndexedPack]) -> Result<Vec<ObjectId>> {
+    index_files(packs, INDEX_FILE_MAX_BLOBS)
+        .iter()
+        .map(|file| Ok(repo.save_index(file)?))
+        .collect()
 }
 
 /// Groups the entries of `packs` into index files of at most `max` entries each, in
