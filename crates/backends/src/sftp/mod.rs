@@ -18,7 +18,7 @@ use ssh2::{OpenFlags, OpenType, RenameFlags, Sftp};
 
 pub use config::{SftpConfig, SftpConfigError};
 
-use session::{Fail, Pool, sftp_status};
+use session::{Channel, Fail, Pool, sftp_status};
 
 use crate::{BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, WriteBackend};
 
@@ -113,7 +113,7 @@ impl SftpBackend {
 
     fn write_in(
         &self,
-        sftp: &Sftp,
+        sftp: &Channel<'_>,
         kind: FileKind,
         id: &ObjectId,
         data: &[u8],
@@ -146,7 +146,7 @@ impl SftpBackend {
                 0o600,
                 OpenType::File,
             )?;
-            file.write_all(data)?;
+            file.write_all(data).map_err(|e| sftp.io_failure(e))?;
             match file.fsync() {
                 // Servers without fsync@openssh.com answer "operation unsupported" (8).
                 Err(e) if sftp_status(&e) != Some(8) => return Err(e.into()),
@@ -166,7 +166,12 @@ impl SftpBackend {
         Ok(())
     }
 
-    fn read_in(&self, sftp: &Sftp, path: &Path, range: Option<(u64, u64)>) -> Result<Bytes, Fail> {
+    fn read_in(
+        &self,
+        sftp: &Channel<'_>,
+        path: &Path,
+        range: Option<(u64, u64)>,
+    ) -> Result<Bytes, Fail> {
         let mut file = sftp.open(path)?;
         let size = file.stat()?.size.unwrap_or(0);
         let (offset, length) = range.unwrap_or((0, size));
@@ -190,7 +195,7 @@ impl SftpBackend {
             file.seek(SeekFrom::Start(offset))?;
         }
         let mut buf = vec![0u8; length];
-        file.read_exact(&mut buf)?;
+        file.read_exact(&mut buf).map_err(|e| sftp.io_failure(e))?;
         Ok(Bytes::from(buf))
     }
 }

@@ -116,6 +116,56 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
+/// A pooled connection as an operation sees it: its SFTP channel (what it derefs to),
+/// and its session, to tell why a transfer through `std::io` failed.
+pub(super) struct Channel<'a> {
+    sftp: &'a Sftp,
+    session: &'a Session,
+}
+
+impl std::ops::Deref for Channel<'_> {
+    type Target = Sftp;
+
+    fn deref(&self) -> &Sftp {
+        self.sftp
+    }
+}
+
+impl Channel<'_> {
+    /// Classifies a failed read or write through `std::io`, which loses the SFTP
+    /// status. Call it at once, before anything else runs on the connection: the
+    /// session's last error is then this failure's.
+    pub(super) fn io_failure(&self, e: std::io::Error) -> Fail {
+        let answered = ssh2::Error::last_session_error(self.session)
+            .is_some_and(|last| last.code() == ErrorCode::Session(LIBSSH2_ERROR_SFTP_PROTOCOL));
+        if refused(e.kind(), answered) {
+            Fail::Refused(format!("the server refused: {e}"))
+        } else {
+            Fail::Io(e)
+        }
+    }
+}
+
+/// libssh2's "the server answered with an SFTP status".
+const LIBSSH2_ERROR_SFTP_PROTOCOL: i32 = -31;
+
+/// Whether an I/O failure of kind `kind` was the server refusing the transfer (disk
+/// full, permission denied: permanent), given whether the session's last error is an
+/// SFTP status. A timeout or a broken connection never is, whatever the session says.
+fn refused(kind: std::io::ErrorKind, answered: bool) -> bool {
+    use std::io::ErrorKind as K;
+    let broken = matches!(
+        kind,
+        K::TimedOut
+            | K::WouldBlock
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::UnexpectedEof
+    );
+    answered && !broken
+}
+
 /// Idle connections, reused by later calls.
 pub(super) struct Pool {
     config: SftpConfig,
@@ -145,7 +195,7 @@ impl Pool {
         &self,
         operation: &'static str,
         object: &dyn Fn() -> String,
-        f: impl FnOnce(&Sftp) -> Result<T, Fail>,
+        f: impl FnOnce(&Channel<'_>) -> Result<T, Fail>,
     ) -> Result<T, BackendError> {
         let taken = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,16 +206,11 @@ impl Pool {
             Some(conn) => conn,
             None => self.connect(operation)?,
         };
-        let mut result = f(&conn.sftp);
+        let result = f(&Channel {
+            sftp: &conn.sftp,
+            session: &conn.session,
+        });
         conn.used = std::time::Instant::now();
-        // Reads and writes through `std::io` lose the SFTP status; the session still
-        // knows whether the server answered one (-31: LIBSSH2_ERROR_SFTP_PROTOCOL).
-        if let Err(Fail::Io(e)) = &result
-            && ssh2::Error::last_session_error(&conn.session)
-                .is_some_and(|last| last.code() == ErrorCode::Session(-31))
-        {
-            result = Err(Fail::Refused(format!("the server refused: {e}")));
-        }
         let keep = match &result {
             Ok(_) => true,
             Err(fail) => fail.leaves_connection_usable(),
@@ -330,7 +375,22 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{base64, refused};
+
+    #[test]
+    fn only_an_answered_failure_that_is_no_broken_connection_is_a_refusal() {
+        use std::io::ErrorKind as K;
+        assert!(refused(K::Other, true), "disk full, permission denied");
+        assert!(!refused(K::Other, false), "a failure of the connection");
+        for broken in [
+            K::TimedOut,
+            K::ConnectionReset,
+            K::BrokenPipe,
+            K::UnexpectedEof,
+        ] {
+            assert!(!refused(broken, true), "{broken:?}");
+        }
+    }
 
     #[test]
     fn base64_matches_openssh_fingerprints() {
