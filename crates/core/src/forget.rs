@@ -38,10 +38,8 @@ impl Repository {
     pub fn forget_snapshots(&self, ids: &[ObjectId]) -> Result<usize> {
         let mut removed = 0;
         for id in ids {
-            match self.repo.backend().remove(FileKind::Snapshot, id) {
-                Ok(()) => removed += 1,
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
+            if self.repo.remove_if_present(FileKind::Snapshot, id)? {
+                removed += 1;
             }
         }
         Ok(removed)
@@ -86,10 +84,8 @@ impl Repository {
         let mut changed = snapshot.snapshot.clone();
         changed.tags = tags;
         let id = self.repo.save_snapshot(&changed)?;
-        match self.repo.backend().remove(FileKind::Snapshot, &snapshot.id) {
-            Err(e) if !e.is_not_found() => return Err(e.into()),
-            _ => {}
-        }
+        self.repo
+            .remove_if_present(FileKind::Snapshot, &snapshot.id)?;
         Ok(Some(id))
     }
 }

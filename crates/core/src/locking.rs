@@ -412,10 +412,8 @@ impl Repository {
     pub fn remove_unreadable_locks(&self) -> Result<Vec<(ObjectId, String)>> {
         let mut removed = Vec::new();
         for (id, why) in read_locks(&self.repo)?.unreadable {
-            match self.repo.backend().remove(FileKind::Lock, &id) {
-                Ok(()) => removed.push((id, why)),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
+            if self.repo.remove_if_present(FileKind::Lock, &id)? {
+                removed.push((id, why));
             }
         }
         Ok(removed)
@@ -429,12 +427,8 @@ impl Repository {
     pub fn unlock(&self, all: bool) -> Result<Vec<LockInfo>> {
         let mut removed = Vec::new();
         for l in read_locks(&self.repo)?.holders {
-            if all || l.stale.is_some() {
-                match self.repo.backend().remove(FileKind::Lock, &l.id) {
-                    Ok(()) => removed.push(l),
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
-                }
+            if (all || l.stale.is_some()) && self.repo.remove_if_present(FileKind::Lock, &l.id)? {
+                removed.push(l);
             }
         }
         Ok(removed)

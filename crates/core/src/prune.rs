@@ -189,10 +189,7 @@ impl Repository {
         kept.extend(new_packs);
         write_index(&self.repo, &kept)?;
         for id in &index_file_ids {
-            match self.repo.backend().remove(FileKind::Index, id) {
-                Err(e) if !e.is_not_found() => return Err(e.into()),
-                _ => {}
-            }
+            self.repo.remove_if_present(FileKind::Index, id)?;
         }
 
         // 4. The plan, naming the sessions running now.
@@ -319,7 +316,16 @@ impl Repository {
         report: &mut PruneReport,
     ) -> Result<HashSet<(BlobType, BlobId)>> {
         let cancel = &options.cancel;
+        // A snapshot that vanished between listing and reading may have been rewritten
+        // (`tag` writes the new file, then removes the old): list again, so that the
+        // survey sees one of them.
         let mut list = self.snapshots_lenient()?;
+        for _ in 0..5 {
+            if !list.vanished {
+                break;
+            }
+            list = self.snapshots_lenient()?;
+        }
         if options.dry_run {
             list.snapshots
                 .retain(|s| !options.dry_run_without.contains(&s.id));
@@ -388,21 +394,14 @@ impl Repository {
         let indexed: HashSet<ObjectId> = index.packs().iter().copied().collect();
         for (_, plan) in plans {
             for pack in plan.pack_ids().filter(|p| !indexed.contains(p)) {
-                match self.repo.backend().remove(FileKind::Pack, &pack) {
-                    Ok(()) => {
-                        report.packs_deleted += 1;
-                        report.bytes_freed += sizes.get(&pack).copied().unwrap_or(0);
-                    }
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
+                if self.repo.remove_if_present(FileKind::Pack, &pack)? {
+                    report.packs_deleted += 1;
+                    report.bytes_freed += sizes.get(&pack).copied().unwrap_or(0);
                 }
             }
         }
         for (id, _) in plans {
-            match self.repo.backend().remove(FileKind::Lock, id) {
-                Err(e) if !e.is_not_found() => return Err(e.into()),
-                _ => {}
-            }
+            self.repo.remove_if_present(FileKind::Lock, id)?;
         }
         Ok(())
     }

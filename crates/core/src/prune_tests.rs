@@ -347,3 +347,42 @@ fn a_rescue_and_a_deletion_in_one_prune_leave_each_pack_indexed_once() {
     f.check();
     f.restores(&third, &[("new", b"new")]);
 }
+
+/// A snapshot rewritten by `tag` while prune reads the snapshots (the old file gone
+/// before it is read, the new one not in the listing) is still seen: prune lists again.
+#[test]
+fn a_snapshot_retagged_during_the_survey_keeps_its_data() {
+    let f = Fixture::new();
+    let data = random_bytes(2 << 20, 21);
+    write(&f.src, "data", &data);
+    let first = f.backup();
+    let inner = f.backend.clone();
+    let target = first.id;
+    let once = std::sync::Mutex::new(Some(first.clone()));
+    let hooked: Arc<dyn WriteBackend> = Arc::new(Intercept::new(
+        f.backend.clone(),
+        Box::new(move |call| {
+            if let Call::Read(FileKind::Snapshot, id) = call
+                && *id == target
+                && let Some(snapshot) = once.lock().unwrap_or_else(|e| e.into_inner()).take()
+            {
+                let r = Repository::open(inner.clone(), b"pw").unwrap();
+                r.retag(&snapshot, None, &["kept".to_owned()], &[]).unwrap();
+            }
+            Ok(())
+        }),
+    ));
+    let report = Repository::open(hooked, b"pw")
+        .unwrap()
+        .prune(&PruneOptions {
+            max_unused: 0.0,
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert_eq!(report.snapshots, 1, "{report:?}");
+    assert_eq!(report.packs_deleted, 0, "{report:?}");
+    f.check();
+    let retagged = f.open().find_snapshot("latest").unwrap();
+    assert_eq!(retagged.snapshot.tags, vec!["kept".to_owned()]);
+    f.restores(&retagged, &[("data", &data)]);
+}

@@ -74,10 +74,8 @@ impl Repository {
         lock.check()?;
         report.index_files_written += write_index(&self.repo, &indexed)?.len() as u64;
         for id in &old_files {
-            match self.repo.backend().remove(FileKind::Index, id) {
-                Ok(()) => report.index_files_removed += 1,
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
+            if self.repo.remove_if_present(FileKind::Index, id)? {
+                report.index_files_removed += 1;
             }
         }
         let loaded = load_index(&self.repo)?;

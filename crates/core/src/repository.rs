@@ -75,6 +75,9 @@ pub struct SnapshotList {
     pub snapshots: Vec<SnapshotInfo>,
     /// Snapshot files that could not be read, with why.
     pub damaged: Vec<(ObjectId, Error)>,
+    /// Some listed snapshot was removed before it was read (a concurrent `forget`, or
+    /// `tag`, which writes the new file first): a new listing may show its successor.
+    pub(crate) vanished: bool,
 }
 
 /// Totals over the whole repository.
@@ -463,11 +466,12 @@ impl Repository {
         }
         let mut out = Vec::with_capacity(ids.len());
         let mut damaged = Vec::new();
+        let mut vanished = false;
         for (id, _) in ids {
             match self.repo.load_snapshot(&id) {
                 Ok(snapshot) => out.push(SnapshotInfo { id, snapshot }),
                 // Removed between listing and reading (a concurrent forget or tag).
-                Err(RepoError::Backend(e)) if e.is_not_found() => {}
+                Err(RepoError::Backend(e)) if e.is_not_found() => vanished = true,
                 Err(e) => damaged.push((id, e.into())),
             }
         }
@@ -475,6 +479,7 @@ impl Repository {
         Ok(SnapshotList {
             snapshots: out,
             damaged,
+            vanished,
         })
     }
 

@@ -358,6 +358,19 @@ impl Repo {
         blob::decode_entry(&self.opener, entry, expected, object)
     }
 
+    /// Removes object `id` of `kind`; one already gone (removed by a concurrent
+    /// command) is not an error. Returns whether this call removed it.
+    ///
+    /// # Errors
+    /// Storage errors other than not-found.
+    pub fn remove_if_present(&self, kind: FileKind, id: &ObjectId) -> Result<bool, RepoError> {
+        match self.backend.remove(kind, id) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Authenticates and decodes the pack entry `bytes` of blob `id` stored at `loc`,
     /// checking its plaintext length against the index.
     ///

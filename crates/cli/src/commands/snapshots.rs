@@ -75,6 +75,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     let arca_core::SnapshotList {
         snapshots: list,
         damaged,
+        ..
     } = repo.snapshots_lenient()?;
     let filter = a.select.filter()?.absolute()?;
     let list: Vec<_> = list

@@ -68,12 +68,10 @@ impl Checkpoints {
         let Some(id) = self.current.take() else {
             return;
         };
-        match repo.backend().remove(FileKind::Snapshot, &id) {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => self.warnings.push(format!(
+        if let Err(e) = repo.remove_if_present(FileKind::Snapshot, &id) {
+            self.warnings.push(format!(
                 "checkpoint snapshot {id} could not be removed ({e}); `arca forget` removes it"
-            )),
+            ));
         }
     }
 
