@@ -525,3 +525,32 @@ fn a_paper_key_typed_on_a_terminal_is_checked_line_by_line() {
     assert!(screen.contains("restored key"), "{screen}");
     assert_eq!(fs::read(&key).unwrap(), original);
 }
+
+/// A damaged slot in `keys/` is named by `key list` and can be removed by its id.
+#[test]
+fn a_damaged_key_slot_can_be_removed() {
+    let env = Env::new();
+    env.init();
+    let mut add = env.cmd();
+    add.args(["key", "add"])
+        .args(FAST)
+        .env("ARCA_NEW_PASSWORD", "second password");
+    assert!(add.output().unwrap().status.success());
+    let current = env.json(&["key", "list"]);
+    let other = current
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let slot = env.repo.join("keys").join(&other);
+    let bytes = fs::read(&slot).unwrap();
+    fs::write(&slot, &bytes[..30]).unwrap();
+    fails(&env.run(&["key", "list"]), 1, &[&other[..8]]);
+    env.ok(&["key", "remove", &other[..12]]);
+    assert!(!slot.exists());
+    assert_eq!(env.json(&["key", "list"]).as_array().unwrap().len(), 1);
+}

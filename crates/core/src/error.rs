@@ -150,10 +150,10 @@ impl From<RepoError> for Error {
                     RepoError::NotFound { .. } => ErrorKind::RepositoryNotFound,
                     RepoError::WrongPassword => ErrorKind::WrongPassword,
                     RepoError::NoKeySlots { .. } => ErrorKind::KeyFileRequired,
-                    RepoError::Corrupt { .. }
-                    | RepoError::BlobNotFound(_)
-                    | RepoError::ForeignKey { .. } => ErrorKind::Corrupt,
-                    RepoError::KeyText { .. } => ErrorKind::InvalidInput,
+                    RepoError::Corrupt { .. } | RepoError::BlobNotFound(_) => ErrorKind::Corrupt,
+                    RepoError::KeyText { .. } | RepoError::ForeignKey { .. } => {
+                        ErrorKind::InvalidInput
+                    }
                     RepoError::UnsupportedVersion { .. } => ErrorKind::UnsupportedVersion,
                     RepoError::InvalidInput(_) => ErrorKind::InvalidInput,
                     _ => ErrorKind::Io,

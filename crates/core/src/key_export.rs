@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arca_backends::{FileKind, ObjectId, WriteBackend};
-use arca_repo::{ExportedKey, KeyTextFormat, Repo, RepoError, encode_key_text};
+use arca_repo::{ExportedKey, KeyTextFormat, Repo, encode_key_text};
 
 use crate::{Error, ErrorKind, Repository, Result};
 
@@ -139,18 +139,8 @@ impl Repository {
             ));
         }
         let object = "the imported key";
-        let repo = Repo::open_with_slot(backend, passphrase, slot.clone(), object).map_err(
-            |e| match e {
-                RepoError::WrongPassword => Error::new(
-                    ErrorKind::WrongPassword,
-                    format!("wrong password: it does not open {object}"),
-                ),
-                RepoError::ForeignKey { repository, .. } => Error::invalid(format!(
-                    "{object} belongs to another repository ({repository}), not to the one at {location}"
-                )),
-                other => other.into(),
-            },
-        )?;
+        let repo = Repo::open_with_slot(backend, passphrase, slot.clone(), object)
+            .map_err(|e| crate::repository::slot_error(e, object, &location))?;
         if existing.is_none() {
             match destination {
                 KeyDestination::Repository => repo.store_key_slot(&slot)?,

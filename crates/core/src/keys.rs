@@ -32,6 +32,11 @@ pub struct KeyEntry {
 }
 
 impl Repository {
+    /// The id of the key slot that opened the repository.
+    pub fn key_id(&self) -> ObjectId {
+        self.repo.key_id()
+    }
+
     /// The key file the repository was opened with, if its key came from one.
     pub fn key_file(&self) -> Option<&Path> {
         self.key_file.as_deref()
@@ -43,14 +48,8 @@ impl Repository {
     /// # Errors
     /// Storage errors; `Corrupt` for a damaged slot.
     pub fn keys(&self) -> Result<Vec<KeyEntry>> {
-        let mut ids: Vec<ObjectId> = self
-            .repo
-            .list(FileKind::Key)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        ids.sort();
-        let mut keys = ids
+        let mut keys = self
+            .key_ids()?
             .into_iter()
             .map(|id| {
                 let slot = self.repo.load_key_slot(&id)?;
@@ -89,8 +88,27 @@ impl Repository {
         Ok(self.repo.create_key_slot(passphrase, kdf, &info)?)
     }
 
+    /// The ids of the slots in `keys/`, sorted (nothing is read but the listing, so a
+    /// damaged slot is listed too).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn key_ids(&self) -> Result<Vec<ObjectId>> {
+        let mut ids: Vec<ObjectId> = self
+            .repo
+            .list(FileKind::Key)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Whether `keys/` holds no slot: the repository opens only with key files.
-    fn keys_outside_only(&self) -> Result<bool> {
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn keys_outside_only(&self) -> Result<bool> {
         Ok(self.repo.list(FileKind::Key)?.is_empty())
     }
 
@@ -131,17 +149,14 @@ impl Repository {
     /// [`Repository::change_passphrase`] instead), and for a key file's slot (arca does
     /// not delete files it did not create: delete the file).
     ///
+    /// Only the listing is read, so a damaged slot can be removed too.
+    ///
     /// # Errors
     /// `InvalidInput` in the cases above; `NotFound` for an unknown id; storage errors.
     pub fn remove_key(&self, id: &ObjectId) -> Result<()> {
-        let keys = self.keys()?;
-        let in_repository = keys.iter().any(|k| k.id == *id && k.key_file.is_none());
-        if !in_repository {
-            if let Some(path) = keys
-                .iter()
-                .find(|k| k.id == *id)
-                .and_then(|k| k.key_file.as_ref())
-            {
+        let ids = self.key_ids()?;
+        if !ids.contains(id) {
+            if let Some(path) = self.key_file.as_ref().filter(|_| *id == self.repo.key_id()) {
                 return Err(Error::invalid(format!(
                     "key {id} is in key file {}, not in the repository: delete the file to remove it",
                     path.display()
@@ -149,7 +164,7 @@ impl Repository {
             }
             return Err(Error::new(ErrorKind::NotFound, format!("no key {id}")));
         }
-        if keys.len() == 1 {
+        if ids.len() + usize::from(self.key_file.is_some()) == 1 {
             return Err(Error::invalid(format!(
                 "key {id} is the repository's only key: removing it would make every backup unreadable"
             )));

@@ -196,21 +196,28 @@ fn open_with_key_file(
     Repo::peek_id(backend.as_ref())?;
     let slot = crate::key_file::read(path)?;
     let object = crate::key_file::object(path);
-    Repo::open_with_slot(backend, passphrase, slot, &object).map_err(|e| match e {
+    Repo::open_with_slot(backend, passphrase, slot, &object).map_err(|e| {
+        slot_error(
+            e,
+            &format!("{object} (or that file is not this repository's key)"),
+            &location,
+        )
+    })
+}
+
+/// The error of opening the repository at `location` with a key slot `object` (a key
+/// file, an imported key): each message names them.
+pub(crate) fn slot_error(e: RepoError, object: &str, location: &str) -> Error {
+    match e {
         RepoError::WrongPassword => Error::new(
             ErrorKind::WrongPassword,
-            format!(
-                "wrong password: it does not open {object} (or that file is not this repository's key)"
-            ),
+            format!("wrong password: it does not open {object}"),
         ),
-        RepoError::ForeignKey { repository, .. } => Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "{object} belongs to another repository ({repository}), not to the one at {location}"
-            ),
-        ),
+        RepoError::ForeignKey { object, repository } => Error::invalid(format!(
+            "{object} belongs to another repository ({repository}), not to the one at {location}"
+        )),
         other => other.into(),
-    })
+    }
 }
 
 impl std::fmt::Debug for Repository {

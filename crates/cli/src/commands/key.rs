@@ -169,7 +169,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
                     output::line(format!("added key {id} in key file {}", path.display()))?;
                 }
                 None => {
-                    if repo.keys()?.iter().all(|k| k.key_file.is_some()) {
+                    if repo.keys_outside_only()? {
                         bail!(
                             "the repository keeps its keys outside it, in key files: a password stored in the repository would open it without a key file; add a key file with --new-key-file FILE"
                         );
@@ -251,10 +251,11 @@ fn list(repo: &Repository, json: bool) -> anyhow::Result<()> {
 }
 
 fn remove(g: &GlobalArgs, repo: &Repository, prefix: &str) -> anyhow::Result<()> {
-    let keys = repo.keys()?;
-    let mut matches: Vec<ObjectId> = keys
-        .iter()
-        .map(|k| k.id)
+    // Ids only: a damaged slot can be removed too.
+    let mut matches: Vec<ObjectId> = repo
+        .key_ids()?
+        .into_iter()
+        .chain(repo.key_file().map(|_| repo.key_id()))
         .filter(|k| k.to_string().starts_with(prefix))
         .collect();
     // The key file's slot may also be in keys/ (imported): one id.
@@ -268,8 +269,7 @@ fn remove(g: &GlobalArgs, repo: &Repository, prefix: &str) -> anyhow::Result<()>
     };
     repo.remove_key(target)?;
     output::line(format!("removed key {target}"))?;
-    let left_inside = repo.keys()?.iter().any(|k| k.key_file.is_none());
-    if let (false, Some(path), false) = (left_inside, repo.key_file(), g.quiet) {
+    if let (true, Some(path), false) = (repo.keys_outside_only()?, repo.key_file(), g.quiet) {
         output::message(format!(
             "note: the repository now opens only with a key file, such as {}: keep a copy of it (arca key export --paper)",
             path.display()
