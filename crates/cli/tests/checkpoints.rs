@@ -80,7 +80,11 @@ fn a_killed_backup_resumes_from_its_checkpoint() {
     let newest = list.iter().max_by_key(|s| s["files"].as_u64()).unwrap();
     let id = newest["id"].as_str().unwrap().to_owned();
     assert!(env.ok(&["snapshots"]).contains("(checkpoint)"));
-    let out = env.expect(1, &["restore", "latest", "--target", "x"]);
+    let nowhere = env.path("nowhere");
+    let out = env.expect(
+        1,
+        &["restore", "latest", "--target", nowhere.to_str().unwrap()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only") && err.contains("checkpoint"), "{err}");
     let target = env.path("restored");
@@ -134,7 +138,10 @@ fn a_killed_backup_resumes_from_its_checkpoint() {
         text.contains("checkpoint superseded by a complete snapshot"),
         "{text}"
     );
-    env.ok(&["unlock", "--all"]);
+    // The killed backup's session record is stale (its process is gone): plain
+    // `unlock` removes it, so that prune may delete what it condemns.
+    let out = env.ok(&["unlock"]);
+    assert!(out.contains("removed session of backup"), "{out}");
     env.ok(&["forget", "-q", "--keep-last", "10", "--prune"]);
     let list = env.json(&["snapshots"]);
     assert_eq!(list.as_array().unwrap().len(), 1);

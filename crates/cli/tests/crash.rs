@@ -63,8 +63,8 @@ fn duration_of(env: &Env, args: &[&str]) -> Duration {
     started.elapsed()
 }
 
-/// Snapshots by id with the manifest of the tree each one holds.
-struct Known(BTreeMap<String, BTreeMap<PathBuf, Entry>>);
+/// Snapshots, oldest first, with the manifest of the tree each one holds.
+struct Known(Vec<(String, BTreeMap<PathBuf, Entry>)>);
 
 impl Known {
     fn add(&mut self, env: &Env, src: &Path) {
@@ -72,7 +72,7 @@ impl Known {
             .as_str()
             .unwrap()
             .to_owned();
-        self.0.insert(id, manifest(src));
+        self.0.push((id, manifest(src)));
     }
 
     /// The repository checks clean and the known snapshots still listed (the newest
@@ -119,66 +119,59 @@ fn change(src: &Path, rng: &mut Rng) {
     );
 }
 
-#[test]
-fn sigkill_anywhere_leaves_a_valid_repository() {
-    let env = Env::new();
-    let src = env.path("src");
-    make_tree(&src);
-    let mut rng = Rng(0x5eed_1234_abcd);
-    for _ in 0..4 {
-        change(&src, &mut rng);
-    }
-    env.init();
-    let mut known = Known(BTreeMap::new());
-    env.ok(&["backup", "-q", src.to_str().unwrap()]);
-    known.add(&env, &src);
-
-    let src_arg = src.to_str().unwrap().to_owned();
-    let commands = commands(&src_arg);
-    for (name, args) in &commands {
-        let mut killed = 0;
-        for point in 0..points() {
-            // Something to do: new data, a new snapshot, old ones to forget.
-            change(&src, &mut rng);
-            env.ok(&["backup", "-q", &src_arg]);
-            known.add(&env, &src);
-            change(&src, &mut rng);
-            // How long the command takes now, on a scratch copy would be exact; the
-            // duration of a backup of the same tree is close enough for all three.
-            let full = duration_of(&env, &["backup", "-q", "--dry-run", &src_arg]);
-            let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 2 + 1));
-            // Every other backup writes checkpoints (after each entry).
-            let mut args = args.clone();
-            if *name == "backup" && point % 2 == 1 {
-                args.extend(["--checkpoint-interval", "0"]);
-            }
-            if kill_after(&env, &args, delay) {
-                killed += 1;
-            }
-            let what = format!("{name} {args:?}, point {point}, after {delay:?}");
-            known.verify(&env, &src, &what, rng.next());
-        }
-        assert!(
-            killed * 3 >= points(),
-            "{name}: only {killed} of {} runs were killed",
-            points()
-        );
-        // The next command succeeds.
-        env.ok(&["backup", "-q", &src_arg]);
-        known.add(&env, &src);
-    }
-    env.ok(&["prune"]);
-    known.verify(&env, &src, "final prune", 0);
+/// A repository with a history, as both crash tests start, and what they do around
+/// each interrupted command.
+struct Series {
+    env: Env,
+    src: PathBuf,
+    src_arg: String,
+    rng: Rng,
+    known: Known,
 }
 
-/// The commands the crash tests interrupt.
-fn commands(src_arg: &str) -> [(&'static str, Vec<&str>); 3] {
-    [
-        ("backup", vec!["backup", "-q", src_arg]),
-        ("prune", vec!["prune", "-q", "--max-unused", "0%"]),
-        (
-            "forget --prune",
-            vec![
+impl Series {
+    fn new(seed: u64) -> Self {
+        let env = Env::new();
+        let src = env.path("src");
+        make_tree(&src);
+        let mut rng = Rng(seed);
+        for _ in 0..4 {
+            change(&src, &mut rng);
+        }
+        env.init();
+        let src_arg = src.to_str().unwrap().to_owned();
+        let mut known = Known(Vec::new());
+        env.ok(&["backup", "-q", &src_arg]);
+        known.add(&env, &src);
+        Self {
+            env,
+            src,
+            src_arg,
+            rng,
+            known,
+        }
+    }
+
+    /// Something for the next command to do: new data, a new snapshot, old ones to
+    /// forget.
+    fn prepare(&mut self) {
+        change(&self.src, &mut self.rng);
+        self.backup();
+        change(&self.src, &mut self.rng);
+    }
+
+    fn backup(&mut self) {
+        self.env.ok(&["backup", "-q", &self.src_arg]);
+        self.known.add(&self.env, &self.src);
+    }
+
+    /// The arguments of command `name` at `point`: every other backup writes
+    /// checkpoints (after each entry).
+    fn args<'a>(&'a self, name: &str, point: usize) -> Vec<&'a str> {
+        let mut args = match name {
+            "backup" => vec!["backup", "-q", self.src_arg.as_str()],
+            "prune" => vec!["prune", "-q", "--max-unused", "0%"],
+            _ => vec![
                 "forget",
                 "-q",
                 "--keep-last",
@@ -187,51 +180,84 @@ fn commands(src_arg: &str) -> [(&'static str, Vec<&str>); 3] {
                 "--max-unused",
                 "0%",
             ],
-        ),
-    ]
+        };
+        if name == "backup" && point % 2 == 1 {
+            args.extend(["--checkpoint-interval", "0"]);
+        }
+        args
+    }
+
+    fn verify(&mut self, what: &str) {
+        let pick = self.rng.next();
+        self.known.verify(&self.env, &self.src, what, pick);
+    }
+
+    /// After a command's series: the next backup succeeds, and after a last prune
+    /// everything still restores.
+    fn finish(mut self) {
+        self.backup();
+        self.env.ok(&["prune"]);
+        self.verify("final prune");
+    }
+}
+
+/// The commands the crash tests interrupt.
+const COMMANDS: [&str; 3] = ["backup", "prune", "forget --prune"];
+
+#[test]
+fn sigkill_anywhere_leaves_a_valid_repository() {
+    let mut series = Series::new(0x5eed_1234_abcd);
+    for name in COMMANDS {
+        let mut killed = 0;
+        for point in 0..points() {
+            series.prepare();
+            // How long the command takes now, on a scratch copy would be exact; the
+            // duration of a backup of the same tree is close enough for all three.
+            let full = duration_of(&series.env, &["backup", "-q", "--dry-run", &series.src_arg]);
+            let delay =
+                Duration::from_micros(series.rng.next() % (full.as_micros() as u64 * 2 + 1));
+            let args = series.args(name, point);
+            if kill_after(&series.env, &args, delay) {
+                killed += 1;
+            }
+            let what = format!("{name} {args:?}, point {point}, after {delay:?}");
+            series.verify(&what);
+        }
+        assert!(
+            killed * 3 >= points(),
+            "{name}: only {killed} of {} runs were killed",
+            points()
+        );
+        series.backup();
+    }
+    series.finish();
 }
 
 #[test]
 fn storage_faults_anywhere_leave_a_valid_repository() {
-    let env = Env::new();
-    let src = env.path("src");
-    make_tree(&src);
-    let mut rng = Rng(0xfa17_5eed_0042);
-    for _ in 0..4 {
-        change(&src, &mut rng);
-    }
-    env.init();
-    let mut known = Known(BTreeMap::new());
-    env.ok(&["backup", "-q", src.to_str().unwrap()]);
-    known.add(&env, &src);
-    let src_arg = src.to_str().unwrap().to_owned();
-    for (name, args) in &commands(&src_arg) {
+    let mut series = Series::new(0xfa17_5eed_0042);
+    for name in COMMANDS {
         let mut failed = 0;
         for point in 0..points() {
-            change(&src, &mut rng);
-            env.ok(&["backup", "-q", &src_arg]);
-            known.add(&env, &src);
-            change(&src, &mut rng);
+            series.prepare();
             // Either every call fails with some probability, without retries (a failed
             // write, a lost reply to a write that was stored, a read cut short), or the
             // storage refuses every write after some number of them.
-            let seed = rng.next();
+            let seed = series.rng.next();
             let plan = if point % 3 == 2 {
                 format!("permanent-after-writes={},seed={seed}", seed % 16)
             } else {
                 // A prune of a little new data makes few calls: fail them more often.
-                let per_mille = if *name == "prune" {
+                let per_mille = if name == "prune" {
                     40 + seed % 300
                 } else {
                     5 + seed % 120
                 };
                 format!("transient=0.{per_mille:03},lost-replies=0.5,seed={seed}")
             };
-            let mut args = args.clone();
-            if *name == "backup" && point % 2 == 1 {
-                args.extend(["--checkpoint-interval", "0"]);
-            }
-            let out = env
+            let args = series.args(name, point);
+            let out = series
+                .env
                 .cmd()
                 .args(&args)
                 .args(["--retries", "0", "--test-faults", &plan])
@@ -248,19 +274,17 @@ fn storage_faults_anywhere_leave_a_valid_repository() {
                 assert!(stderr.contains("injected fault"), "{what}: {stderr}");
                 assert_eq!(stderr.trim().lines().count(), 1, "{what}: {stderr}");
             }
-            // A failed prune may leave its exclusive lock's record behind only if it
-            // could not remove it (a lost reply); the next command must not need it.
-            env.ok(&["unlock"]);
-            known.verify(&env, &src, &what, rng.next());
+            // A record the failed command could not remove (a lost reply to its
+            // removal) belongs to a process that is gone: plain `unlock` removes it.
+            series.env.ok(&["unlock"]);
+            series.verify(&what);
         }
         assert!(
             failed * 4 >= points(),
             "{name}: only {failed} of {} runs failed",
             points()
         );
-        env.ok(&["backup", "-q", &src_arg]);
-        known.add(&env, &src);
+        series.backup();
     }
-    env.ok(&["prune"]);
-    known.verify(&env, &src, "final prune", 0);
+    series.finish();
 }

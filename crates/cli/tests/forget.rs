@@ -172,6 +172,14 @@ fn older_than_tags_and_explicit_ids() {
     let left: Vec<String> = ids(&env).into_iter().map(|(_, d)| d).collect();
     assert_eq!(left.len(), 2);
     assert_eq!(left[0], "2025-02-01");
+    // A limit written to the second means that second's start: the snapshot taken at
+    // 2025-02-01 00:00:00 is "at or after" it, and stays.
+    let plan = env.json(&["forget", "--older-than", "2025-02-01 00:00:00", "--dry-run"]);
+    let decisions = plan["groups"][0]["snapshots"].as_array().unwrap();
+    assert!(
+        decisions.iter().all(|d| d["action"] == "keep"),
+        "{decisions:?}"
+    );
     // Named snapshots go, whatever they are.
     let (first, _) = ids(&env)[0].clone();
     env.ok(&["forget", &first]);

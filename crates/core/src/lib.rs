@@ -101,7 +101,9 @@ pub use retention::{
     Decision, GroupBy, GroupDecisions, GroupKey, KeepCount, KeepPolicy, KeepSpan,
     apply as apply_policy,
 };
-pub use select::{SnapshotFilter, absolute, parse_interval, parse_time, parse_time_at};
+pub use select::{
+    SnapshotFilter, absolute, parse_interval, parse_time, parse_time_at, parse_time_start,
+};
 pub use selection::{Filter, FilterRule, PatternSet, read_files_from, read_filter_file};
 pub use verify::{Difference, VerifyOptions, VerifyReport};
 

@@ -140,6 +140,21 @@ pub fn parse_time(text: &str) -> Result<Timestamp> {
 /// # Errors
 /// [`ErrorKind::InvalidInput`] naming the text.
 pub fn parse_time_at(text: &str, now: Timestamp) -> Result<Timestamp> {
+    parse_time_in(text, now, 999_999_999)
+}
+
+/// As [`parse_time`], but a time written to the second stands for that second's start:
+/// for limits that keep what is taken at or after it (`forget --older-than`), and for
+/// setting a snapshot's time (`backup --time`).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] naming the text.
+pub fn parse_time_start(text: &str) -> Result<Timestamp> {
+    parse_time_in(text, crate::system::now(), 0)
+}
+
+/// [`parse_time_at`], with `nanos` for a time written to the second.
+fn parse_time_in(text: &str, now: Timestamp, nanos: u32) -> Result<Timestamp> {
     let t = text.trim();
     let bad = || {
         Error::invalid(format!(
@@ -161,7 +176,7 @@ pub fn parse_time_at(text: &str, now: Timestamp) -> Result<Timestamp> {
         } else {
             Timestamp {
                 secs: ts.secs,
-                nanos: 999_999_999,
+                nanos,
             }
         }
     };
@@ -277,6 +292,18 @@ mod tests {
         secs: 1_800_000_000,
         nanos: 0,
     };
+
+    #[test]
+    fn a_time_to_the_second_means_its_end_or_its_start() {
+        let end = parse_time_in("1700000000", NOW, 999_999_999).unwrap();
+        let start = parse_time_in("1700000000", NOW, 0).unwrap();
+        assert_eq!((end.secs, end.nanos), (1_700_000_000, 999_999_999));
+        assert_eq!((start.secs, start.nanos), (1_700_000_000, 0));
+        // A fraction is taken as written either way; intervals count from now.
+        let exact = parse_time_in("2023-11-14T22:13:20.5Z", NOW, 0).unwrap();
+        assert_eq!((exact.secs, exact.nanos), (1_700_000_000, 500_000_000));
+        assert_eq!(parse_time_in("1h", NOW, 0).unwrap().secs, NOW.secs - 3600);
+    }
 
     #[test]
     fn intervals_and_dates_parse() {

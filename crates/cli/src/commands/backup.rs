@@ -362,20 +362,12 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &CancelToken) -> anyhow::Result<u8>
         skip_if_unchanged: a.skip_if_unchanged,
         cancel: cancel.clone(),
         checkpoint_interval: a.checkpoint_interval,
+        // A time given to the second means that second's start.
         time: a
             .time
             .as_deref()
-            .map(arca_core::parse_time)
-            .transpose()?
-            // A time given to the second means that second's start.
-            .map(|t| arca_core::Timestamp {
-                secs: t.secs,
-                nanos: if a.time.as_deref().is_some_and(|w| w.contains('.')) {
-                    t.nanos
-                } else {
-                    0
-                },
-            }),
+            .map(arca_core::parse_time_start)
+            .transpose()?,
     };
     let done = std::sync::atomic::AtomicBool::new(false);
     let result = std::thread::scope(|s| {

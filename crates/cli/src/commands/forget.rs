@@ -1,6 +1,6 @@
 //! `arca forget`.
 
-use arca_core::{GroupBy, KeepCount, KeepPolicy, KeepSpan, ObjectId, SnapshotInfo, parse_time};
+use arca_core::{GroupBy, KeepCount, KeepPolicy, KeepSpan, ObjectId, SnapshotInfo};
 use serde::Serialize;
 
 use crate::app::GlobalArgs;
@@ -137,8 +137,10 @@ fn parse_group_by(text: &str) -> Result<GroupBy, String> {
     GroupBy::parse(text).map_err(|e| e.to_string())
 }
 
+/// A time to the second means its start: a snapshot taken within that second is "at or
+/// after" it and stays.
 fn parse_when(text: &str) -> Result<arca_core::Timestamp, String> {
-    parse_time(text).map_err(|e| e.to_string())
+    arca_core::parse_time_start(text).map_err(|e| e.to_string())
 }
 
 /// `a,b`: snapshots with both tags. An empty tag (an unset variable, a stray comma)
