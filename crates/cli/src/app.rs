@@ -100,37 +100,45 @@ impl GlobalArgs {
     /// allow it). `check` reads without it: it must see what the repository holds.
     pub fn open_cached(&self, cache: bool) -> anyhow::Result<Repository> {
         let location = self.location()?;
-        let backend = self.storage.open(&location)?;
         // Refuse early and clearly when there is no repository, before asking for a password.
-        if arca_core::Repository::exists(backend.as_ref())? {
-            let password = crate::password::obtain(self, false)?;
-            let mut options = if cache {
-                self.storage.open_options(&location)
-            } else {
-                arca_core::OpenOptions::default()
-            };
-            options.key_file = self.key_file.clone();
-            let repo = Repository::open_with(backend, password.as_bytes(), &options)
-                .map_err(key_file_hint)?;
-            if let (Some(dir), None) = (&options.cache_dir, repo.cache_dir()) {
-                output::message(format!(
-                    "warning: cannot use the cache directory {}; reading everything from the repository",
-                    dir.display()
-                ));
-            }
-            for (id, e) in repo.index_problems() {
-                output::message(format!(
-                    "warning: index {id} is unreadable and was skipped ({e}); run `arca check`"
-                ));
-            }
-            Ok(repo)
+        let backend = self.existing(self.storage.open(&location)?)?;
+        let password = crate::password::obtain(self, false)?;
+        let mut options = if cache {
+            self.storage.open_options(&location)
         } else {
-            Err(arca_core::Error::new(
-                arca_core::ErrorKind::RepositoryNotFound,
-                format!("no repository at {}", backend.location()),
-            )
-            .into())
+            arca_core::OpenOptions::default()
+        };
+        options.key_file = self.key_file.clone();
+        let repo =
+            Repository::open_with(backend, password.as_bytes(), &options).map_err(key_file_hint)?;
+        if let (Some(dir), None) = (&options.cache_dir, repo.cache_dir()) {
+            output::message(format!(
+                "warning: cannot use the cache directory {}; reading everything from the repository",
+                dir.display()
+            ));
         }
+        for (id, e) in repo.index_problems() {
+            output::message(format!(
+                "warning: index {id} is unreadable and was skipped ({e}); run `arca check`"
+            ));
+        }
+        Ok(repo)
+    }
+
+    /// `backend` if a repository is there; else `RepositoryNotFound` (exit 10), before
+    /// any password is asked for.
+    pub fn existing(
+        &self,
+        backend: std::sync::Arc<dyn arca_core::WriteBackend>,
+    ) -> anyhow::Result<std::sync::Arc<dyn arca_core::WriteBackend>> {
+        if arca_core::Repository::exists(backend.as_ref())? {
+            return Ok(backend);
+        }
+        Err(arca_core::Error::new(
+            arca_core::ErrorKind::RepositoryNotFound,
+            format!("no repository at {}", backend.location()),
+        )
+        .into())
     }
 }
 
@@ -189,7 +197,7 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     /// Manage the repository's passwords and key files: list, add, remove, passwd, export, import
     Key(commands::key::Args),
-    /// Repair a damaged repository: rebuild the index from the packs
+    /// Repair a damaged repository: rebuild the index, write snapshots without lost data
     Repair(commands::repair::Args),
 }
 

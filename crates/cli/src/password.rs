@@ -66,34 +66,16 @@ pub fn obtain(global: &GlobalArgs, confirm: bool) -> anyhow::Result<Zeroizing<St
     if let Some(path) = &global.password_file {
         return from_file(path);
     }
-    if let Some(pw) = std::env::var_os("ARCA_PASSWORD") {
-        let pw = Zeroizing::new(
-            pw.into_string()
-                .map_err(|_| anyhow::anyhow!("ARCA_PASSWORD is not UTF-8"))?,
-        );
-        if pw.is_empty() {
-            bail!("ARCA_PASSWORD is set but empty");
-        }
+    if let Some(pw) = from_env("ARCA_PASSWORD")? {
         return Ok(pw);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no password given: set ARCA_PASSWORD, or use --password-file or --password-command");
     }
-    let pw = Zeroizing::new(
-        rpassword::prompt_password("repository password: ").context("cannot read the password")?,
-    );
-    if pw.is_empty() {
-        bail!("the password is empty");
-    }
-    if confirm {
-        let again = Zeroizing::new(
-            rpassword::prompt_password("repeat password: ").context("cannot read the password")?,
-        );
-        if *again != *pw {
-            bail!("the passwords do not match");
-        }
-    }
-    Ok(pw)
+    prompt(
+        "repository password: ",
+        confirm.then_some("repeat password: "),
+    )
 }
 
 /// Obtains a new password (for `key add` and `key passwd`): from `file`, else
@@ -102,30 +84,42 @@ pub fn obtain_new(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
     if let Some(path) = file {
         return from_file(path);
     }
-    if let Some(pw) = std::env::var_os("ARCA_NEW_PASSWORD") {
-        let pw = Zeroizing::new(
-            pw.into_string()
-                .map_err(|_| anyhow::anyhow!("ARCA_NEW_PASSWORD is not UTF-8"))?,
-        );
-        if pw.is_empty() {
-            bail!("ARCA_NEW_PASSWORD is set but empty");
-        }
+    if let Some(pw) = from_env("ARCA_NEW_PASSWORD")? {
         return Ok(pw);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no new password given: use --new-password-file or set ARCA_NEW_PASSWORD");
     }
+    prompt("new password: ", Some("repeat new password: "))
+}
+
+/// The password in environment variable `var`, if set.
+fn from_env(var: &str) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let Some(pw) = std::env::var_os(var) else {
+        return Ok(None);
+    };
     let pw = Zeroizing::new(
-        rpassword::prompt_password("new password: ").context("cannot read the password")?,
+        pw.into_string()
+            .map_err(|_| anyhow::anyhow!("{var} is not UTF-8"))?,
     );
-    let again = Zeroizing::new(
-        rpassword::prompt_password("repeat new password: ").context("cannot read the password")?,
-    );
+    if pw.is_empty() {
+        bail!("{var} is set but empty");
+    }
+    Ok(Some(pw))
+}
+
+/// Asks for a password on the terminal (`label`), and again with `repeat` if given.
+fn prompt(label: &str, repeat: Option<&str>) -> anyhow::Result<Zeroizing<String>> {
+    let pw = Zeroizing::new(rpassword::prompt_password(label).context("cannot read the password")?);
     if pw.is_empty() {
         bail!("the password is empty");
     }
-    if *again != *pw {
-        bail!("the passwords do not match");
+    if let Some(repeat) = repeat {
+        let again =
+            Zeroizing::new(rpassword::prompt_password(repeat).context("cannot read the password")?);
+        if *again != *pw {
+            bail!("the passwords do not match");
+        }
     }
     Ok(pw)
 }

@@ -133,7 +133,25 @@ fn bad_flags_and_values() {
 #[test]
 fn every_command_has_help_with_examples() {
     let env = Env::new();
-    for cmd in ["init", "backup", "snapshots", "ls", "restore", "check"] {
+    for cmd in [
+        "init",
+        "backup",
+        "snapshots",
+        "ls",
+        "restore",
+        "check",
+        "dump",
+        "diff",
+        "find",
+        "verify",
+        "forget",
+        "prune",
+        "unlock",
+        "tag",
+        "stats",
+        "key",
+        "repair",
+    ] {
         let out = env.ok(&[cmd, "--help"]);
         assert!(
             out.contains("Examples:"),

@@ -91,6 +91,15 @@ fn exists_error(path: &Path, what: &str) -> Error {
     )
 }
 
+/// Whether `path` can become a new key file: refuses early (before a password is asked
+/// for, before anything is created) a path that exists or whose directory does not.
+///
+/// # Errors
+/// `AlreadyExists`, `NotFound`, naming the path.
+pub fn check_new_key_file(path: &Path) -> Result<()> {
+    check_new(path, "key file")
+}
+
 /// Refuses early, before anything is created, a `path` that exists or whose directory
 /// does not.
 ///

@@ -85,6 +85,7 @@ pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
 pub use find::FindSummary;
 pub use key_export::{ImportedKey, KeyDestination, parse_exported_key};
+pub use key_file::check_new_key_file;
 pub use keys::KeyEntry;
 pub use location::{BackendOptions, Location};
 pub use locking::{LockGuard, LockInfo, Locks, REFRESH_EVERY, STALE_AFTER};

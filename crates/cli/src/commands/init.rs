@@ -113,13 +113,8 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         bail!("a repository already exists at {}", backend.location());
     }
     // Before the password is asked for: init never overwrites a file.
-    if let Some(path) = &g.key_file
-        && path.symlink_metadata().is_ok()
-    {
-        bail!(
-            "key file {} already exists: arca never overwrites it",
-            path.display()
-        );
+    if let Some(path) = &g.key_file {
+        arca_core::check_new_key_file(path)?;
     }
     let password = crate::password::obtain(g, true)?;
     let repo = Repository::init(backend, password.as_bytes(), &options)?;

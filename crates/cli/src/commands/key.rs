@@ -158,12 +158,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
             let file = add.new.new_password_file.as_deref();
             match &add.new_key_file {
                 Some(path) => {
-                    if path.symlink_metadata().is_ok() {
-                        bail!(
-                            "key file {} already exists: arca never overwrites it",
-                            path.display()
-                        );
-                    }
+                    arca_core::check_new_key_file(path)?;
                     let pw = crate::password::obtain_new(file)?;
                     let id = repo.add_key_file(path, pw.as_bytes(), kdf)?;
                     output::line(format!("added key {id} in key file {}", path.display()))?;
@@ -279,14 +274,7 @@ fn remove(g: &GlobalArgs, repo: &Repository, prefix: &str) -> anyhow::Result<()>
 }
 
 fn import(g: &GlobalArgs, a: &ImportArgs) -> anyhow::Result<u8> {
-    let backend = g.backend()?;
-    if !Repository::exists(backend.as_ref())? {
-        return Err(arca_core::Error::new(
-            arca_core::ErrorKind::RepositoryNotFound,
-            format!("no repository at {}", backend.location()),
-        )
-        .into());
-    }
+    let backend = g.existing(g.backend()?)?;
     let wanted = a.paper.then_some(KeyTextFormat::Paper);
     let (source, text) = match &a.path {
         Some(path) => (

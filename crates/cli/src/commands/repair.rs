@@ -8,6 +8,12 @@ use crate::{exit, output};
 
 /// Repair a damaged repository
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  arca check --read-data                 # what is damaged, and which files it affects
+  arca repair index                      # an index of exactly the intact data
+  arca repair snapshots --dry-run        # which files each snapshot would lose
+  arca repair snapshots --forget         # repaired copies replace the damaged snapshots")]
 pub struct Args {
     #[command(subcommand)]
     command: RepairCommand,

@@ -7,6 +7,10 @@ use crate::{exit, output};
 
 /// Show how much the repository stores and how well it deduplicates
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  arca stats
+  arca stats --json | jq .dedup_ratio")]
 pub struct StatsArgs {
     /// Print the figures as JSON
     #[arg(long)]
