@@ -15,10 +15,10 @@ use std::time::Duration;
 use arca_backends::{FileKind, ObjectId};
 use arca_repo::{
     BlobId, BlobType, DeletionPlan, EncodedBlob, Index, IndexedPack, LockRecord, NodeKind,
-    PackBuilder, PackEntry,
+    PackEntry,
 };
 
-use crate::backup::write_index;
+use crate::backup::{BlobSaver, write_index};
 use crate::locking::read_locks;
 use crate::repository::{LoadedIndex, load_index};
 use crate::{CancelToken, Error, ErrorKind, Repository, Result};
@@ -417,23 +417,22 @@ impl Repository {
         cancel: &CancelToken,
         report: &mut PruneReport,
     ) -> Result<Vec<IndexedPack>> {
-        let target = self.repo.config().pack_size as usize;
         let wanted: HashMap<ObjectId, &[PackEntry]> = indexed
             .iter()
             .filter(|p| repack.contains(&p.id))
             .map(|p| (p.id, p.entries.as_slice()))
             .collect();
-        let mut copied: HashSet<(BlobType, BlobId)> = HashSet::new();
-        let mut builders: HashMap<BlobType, PackBuilder> = HashMap::new();
-        let mut written = Vec::new();
+        // The backup's saver packs the copies: against an empty index, so that its
+        // claims only keep one copy of each blob.
+        let none = Index::new();
+        let saver = BlobSaver::new(&self.repo, &none, self.repo.config().compression, false);
         for pack in repack {
             if cancel.is_cancelled() {
                 return Err(Error::interrupted());
             }
             let bytes = self.repo.backend().read_full(FileKind::Pack, pack)?;
             for e in wanted.get(pack).copied().unwrap_or_default() {
-                let key = (e.blob_type, e.id);
-                if !used.contains(&key) || copied.contains(&key) {
+                if !used.contains(&(e.blob_type, e.id)) || !saver.claim(e.blob_type, &e.id) {
                     continue;
                 }
                 let start = e.offset as usize;
@@ -443,56 +442,23 @@ impl Repository {
                         format!("pack {pack} is shorter than its index says"),
                     )
                 })?;
+                // Authenticated before it is copied: a damaged entry stops the prune.
                 let object = format!("{} blob {} in pack {pack}", e.blob_type, e.id);
                 self.repo
                     .decode_entry(entry, Some((e.blob_type, e.id)), &object)?;
-                let blob = EncodedBlob {
+                saver.store_encoded(EncodedBlob {
                     blob_type: e.blob_type,
                     id: e.id,
                     raw_len: e.raw_len,
                     bytes: entry.to_vec(),
-                };
-                let builder = match builders.entry(e.blob_type) {
-                    std::collections::hash_map::Entry::Occupied(b) => b.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(PackBuilder::new(new_pack_id()?, e.blob_type, target))
-                    }
-                };
-                let full = !builder.fits(&blob) || builder.len() + blob.bytes.len() > target;
-                if full && !builder.is_empty() {
-                    let done = std::mem::replace(
-                        builder,
-                        PackBuilder::new(new_pack_id()?, e.blob_type, target),
-                    );
-                    written.push(self.upload(done, report)?);
-                }
-                builder.push(&blob)?;
-                copied.insert(key);
+                })?;
             }
         }
-        for (_, builder) in builders {
-            if !builder.is_empty() {
-                written.push(self.upload(builder, report)?);
-            }
-        }
+        saver.flush()?;
+        let written = saver.take_written();
+        report.packs_written += written.len() as u64;
         Ok(written)
     }
-
-    fn upload(&self, builder: PackBuilder, report: &mut PruneReport) -> Result<IndexedPack> {
-        let pack = builder.finish();
-        self.repo.write_pack(&pack)?;
-        report.packs_written += 1;
-        Ok(IndexedPack {
-            id: pack.id,
-            entries: pack.entries,
-        })
-    }
-}
-
-fn new_pack_id() -> Result<ObjectId> {
-    let bytes = arca_crypto::random_array()
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot name a pack: {e}")))?;
-    Ok(ObjectId::from_bytes(bytes))
 }
 
 /// Fails if this prune's lock record was removed (`arca unlock`) while it ran: what it

@@ -386,3 +386,56 @@ fn a_snapshot_retagged_during_the_survey_keeps_its_data() {
     assert_eq!(retagged.snapshot.tags, vec!["kept".to_owned()]);
     f.restores(&retagged, &[("data", &data)]);
 }
+
+/// Partly used packs are repacked: within --max-repack-size only, into new packs
+/// holding each used blob once, and the data restores.
+#[test]
+fn partly_used_packs_are_repacked_within_the_budget() {
+    let f = Fixture::new();
+    let files: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|i| (format!("f{i:02}"), random_bytes(100_000, 100 + i)))
+        .collect();
+    for (name, data) in &files {
+        write(&f.src, name, data);
+    }
+    let first = f.backup();
+    // Half of the files go: their packs are half used.
+    for (name, _) in files.iter().step_by(2) {
+        std::fs::remove_file(f.src.join(name)).unwrap();
+    }
+    let second = f.backup();
+    f.open().forget_snapshots(&[first.id]).unwrap();
+    let all = |max_repack_size| PruneOptions {
+        max_unused: 0.0,
+        max_repack_size,
+        dry_run: true,
+        ..PruneOptions::default()
+    };
+    let within = f.open().prune(&all(Some(1))).unwrap();
+    assert_eq!(within.packs_to_repack, 0, "{within:?}");
+    let plan = f.open().prune(&all(None)).unwrap();
+    assert!(plan.packs_to_repack > 0, "{plan:?}");
+    let report = f
+        .open()
+        .prune(&PruneOptions {
+            dry_run: false,
+            ..all(None)
+        })
+        .unwrap();
+    assert!(report.packs_written > 0, "{report:?}");
+    assert_eq!(report.packs_waiting, 0, "{report:?}");
+    // Each kept blob is in exactly one pack, and nothing unused is left.
+    let repo = f.open();
+    let per_pack = index_entries_per_pack(&repo);
+    assert_eq!(per_pack.values().sum::<usize>(), repo.index.iter().count());
+    let again = f.open().prune(&all(None)).unwrap();
+    assert_eq!(again.unused_bytes, 0, "{again:?}");
+    f.check();
+    let kept: Vec<(&str, &[u8])> = files
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    f.restores(&second, &kept);
+}

@@ -122,7 +122,8 @@ pub struct Args {
 
     /// Write a checkpoint snapshot every DURATION (600 seconds, 10m, 1h): if the backup
     /// is interrupted, the checkpoint restores what was backed up so far, and the next
-    /// backup resumes from it instead of reading and uploading it again
+    /// backup resumes from it instead of reading and uploading it again. 0 writes one
+    /// between every two entries (for tests: each waits for the files being read)
     #[arg(long, value_name = "DURATION", value_parser = parse_checkpoint_interval)]
     checkpoint_interval: Option<std::time::Duration>,
 

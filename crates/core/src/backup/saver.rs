@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use arca_backends::ObjectId;
 use arca_repo::{
-    BlobId, BlobType, BuildBlobIdHasher, Compression, Index, IndexedPack, PackBuilder, Repo,
+    BlobId, BlobType, BuildBlobIdHasher, Compression, EncodedBlob, Index, IndexedPack, PackBuilder,
+    Repo,
 };
 
 use super::reader::Abort;
@@ -118,6 +119,14 @@ impl<'r> BlobSaver<'r> {
             BlobType::Tree => Compression::Zstd { level: 3 },
         };
         let blob = self.repo.encode_blob(blob_type, id, data, compression)?;
+        self.store_encoded(blob)
+    }
+
+    /// Packs a claimed blob already compressed and encrypted (an entry copied from
+    /// another pack, after authenticating it: prune's repacking); uploads the pack
+    /// when it is full.
+    pub(crate) fn store_encoded(&self, blob: EncodedBlob) -> Result<()> {
+        let blob_type = blob.blob_type;
         self.stats
             .raw_bytes
             .fetch_add(u64::from(blob.raw_len), Ordering::Relaxed);
