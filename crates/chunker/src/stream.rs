@@ -21,6 +21,10 @@ pub struct Chunks<'c, R> {
     /// How many bytes to try to hold before cutting: the maximum chunk size, or less
     /// when the stream is known to be shorter.
     want: usize,
+    /// Bytes the source is still expected to hold, plus one to see its end: reads are
+    /// no longer than this, so a small file costs a small buffer (the buffer is zeroed
+    /// before each read). Zero once the hint is used up (a file that grew).
+    expect_left: u64,
     eof: bool,
     failed: bool,
 }
@@ -45,6 +49,7 @@ impl<'c, R: Read> Chunks<'c, R> {
             reader,
             buf: BytesMut::with_capacity(hint.min(max.max(MIN_READ))),
             want: max,
+            expect_left: size_hint.saturating_add(1),
             eof: false,
             failed: false,
         }
@@ -54,7 +59,10 @@ impl<'c, R: Read> Chunks<'c, R> {
     fn fill(&mut self) -> io::Result<()> {
         while !self.eof && self.buf.len() < self.want {
             let missing = self.want - self.buf.len();
-            let read_len = missing.max(MIN_READ.min(self.want));
+            let mut read_len = missing.max(MIN_READ.min(self.want));
+            if self.expect_left > 0 {
+                read_len = read_len.min(usize::try_from(self.expect_left).unwrap_or(usize::MAX));
+            }
             let start = self.buf.len();
             self.buf.resize(start + read_len, 0);
             let got = loop {
@@ -68,6 +76,7 @@ impl<'c, R: Read> Chunks<'c, R> {
                 }
             };
             self.buf.truncate(start + got);
+            self.expect_left = self.expect_left.saturating_sub(got as u64);
             if got == 0 {
                 self.eof = true;
             }

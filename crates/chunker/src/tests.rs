@@ -193,6 +193,47 @@ fn read_errors_end_the_stream() {
     assert!(it.next().is_none());
 }
 
+/// A small file must not cost a maximum-size (zeroed) buffer per read: reads stay within
+/// the size hint plus one byte until the hint is used up, then grow for a file that grew.
+#[test]
+fn reads_are_sized_by_the_hint() {
+    struct Recording<'a> {
+        data: &'a [u8],
+        largest: usize,
+    }
+    impl Read for Recording<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            self.data.read(buf)
+        }
+    }
+    let chunker = Chunker::new(ChunkerParams::default(), table(0)).unwrap();
+    let data = pseudo_random(16_000, 5);
+    let mut reader = Recording {
+        data: &data,
+        largest: 0,
+    };
+    let total: usize = chunker
+        .chunks(&mut reader, 16_000)
+        .map(|c| c.unwrap().len())
+        .sum();
+    assert_eq!(total, 16_000);
+    assert_eq!(reader.largest, 16_001);
+
+    // The file grew past its hint: everything is still read, in reads larger than the hint.
+    let data = pseudo_random(3_000_000, 6);
+    let mut reader = Recording {
+        data: &data,
+        largest: 0,
+    };
+    let total: usize = chunker
+        .chunks(&mut reader, 16_000)
+        .map(|c| c.unwrap().len())
+        .sum();
+    assert_eq!(total, 3_000_000);
+    assert!(reader.largest > 16_001, "{}", reader.largest);
+}
+
 #[test]
 fn debug_does_not_print_the_table() {
     let chunker = Chunker::new(small_params(), table(0)).unwrap();
