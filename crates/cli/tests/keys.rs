@@ -560,3 +560,43 @@ fn a_damaged_key_slot_can_be_removed() {
     assert!(!slot.exists());
     assert_eq!(env.json(&["key", "list"]).as_array().unwrap().len(), 1);
 }
+
+/// `--kdf-lanes` sets the lanes of a new slot; `key list --json` reports each slot's cost.
+#[test]
+fn kdf_lanes_are_chosen_and_listed() {
+    let env = Env::new();
+    env.init();
+    let mut add = env.cmd();
+    add.args(["key", "add"])
+        .args(FAST)
+        .args(["--kdf-lanes", "3"])
+        .env("ARCA_NEW_PASSWORD", "second password");
+    assert!(add.output().unwrap().status.success());
+    let list = env.json(&["key", "list"]);
+    let mut lanes: Vec<(u64, u64, u64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kdf_lanes"].as_u64().unwrap(),
+                k["kdf_memory_kib"].as_u64().unwrap(),
+                k["kdf_iterations"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    lanes.sort_unstable();
+    // Env::init uses 1 MiB, 1 pass and the default 4 lanes.
+    assert_eq!(lanes, vec![(3, 1024, 1), (4, 1024, 1)]);
+    let text = stdout(&env.run(&["key", "list"]));
+    assert!(text.contains("3 lanes"), "{text}");
+
+    let mut bad = env.cmd();
+    bad.args(["key", "add"])
+        .args(FAST)
+        .args(["--kdf-lanes", "17"])
+        .env("ARCA_NEW_PASSWORD", "third password");
+    let out = bad.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--kdf-lanes"), "{}", stderr(&out));
+}

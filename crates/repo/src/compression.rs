@@ -140,6 +140,24 @@ fn zstd_compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
+thread_local! {
+    // Creating a decompression context per blob showed at 4% of an unchanged backup.
+    static UNZSTD: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn zstd_decompress(data: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    UNZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(data, raw_len),
+            None => zstd::bulk::decompress(data, raw_len),
+        }
+    })
+}
+
 fn smaller(out: Vec<u8>, input: &[u8]) -> Option<Vec<u8>> {
     (out.len() < input.len()).then_some(out)
 }
@@ -186,7 +204,7 @@ pub fn decompress(
 ) -> Result<Vec<u8>, RepoError> {
     let out = match method {
         Method::None => data.to_vec(),
-        Method::Zstd => zstd::bulk::decompress(data, raw_len)
+        Method::Zstd => zstd_decompress(data, raw_len)
             .map_err(|e| RepoError::corrupt(object, format!("zstd: {e}")))?,
         Method::Lz4 => lz4_flex::block::decompress(data, raw_len)
             .map_err(|e| RepoError::corrupt(object, format!("lz4: {e}")))?,

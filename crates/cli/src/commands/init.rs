@@ -39,13 +39,8 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "16M")]
     pack_size: String,
 
-    /// Argon2id memory for the key slot, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 32)]
-    kdf_memory: u32,
-
-    /// Argon2id passes for the key slot
-    #[arg(long, value_name = "N", default_value_t = 12)]
-    kdf_iterations: u32,
+    #[command(flatten)]
+    kdf: KdfArgs,
 
     /// Print the result as JSON
     #[arg(long)]
@@ -94,11 +89,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         )
     })?;
     let pack_size = u32::try_from(parse_size(&a.pack_size)?).context("--pack-size is too large")?;
-    let kdf = KdfParams {
-        memory_kib: a.kdf_memory.saturating_mul(1024),
-        iterations: a.kdf_iterations,
-        parallelism: 1,
-    };
+    let kdf = a.kdf.params();
     kdf.validate().context("invalid key derivation settings")?;
     let options = InitOptions {
         compression,
@@ -153,4 +144,32 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The Argon2id cost of a new key slot (`init`, `key add`, `key passwd`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct KdfArgs {
+    /// Argon2id memory for the key slot, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = KdfParams::default().memory_kib / 1024)]
+    kdf_memory: u32,
+
+    /// Argon2id passes for the key slot
+    #[arg(long, value_name = "N", default_value_t = KdfParams::default().iterations)]
+    kdf_iterations: u32,
+
+    /// Argon2id lanes for the key slot: computed on that many cores at once, so more
+    /// lanes unlock sooner at the same cost to an attacker
+    #[arg(long, value_name = "N", default_value_t = KdfParams::default().parallelism,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(KdfParams::MAX_PARALLELISM)))]
+    kdf_lanes: u32,
+}
+
+impl KdfArgs {
+    pub(crate) fn params(&self) -> KdfParams {
+        KdfParams {
+            memory_kib: self.kdf_memory.saturating_mul(1024),
+            iterations: self.kdf_iterations,
+            parallelism: self.kdf_lanes,
+        }
+    }
 }

@@ -11,6 +11,7 @@ use arca_core::{
 use serde::Serialize;
 
 use crate::app::{GlobalArgs, key_file_hint};
+use crate::commands::init::KdfArgs;
 use crate::{exit, output};
 
 /// Manage the repository's passwords (key slots), key files and exported keys
@@ -68,13 +69,8 @@ struct NewKey {
     #[arg(long, value_name = "FILE")]
     new_password_file: Option<PathBuf>,
 
-    /// Argon2id memory for the new slot, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 32)]
-    kdf_memory: u32,
-
-    /// Argon2id passes for the new slot
-    #[arg(long, value_name = "N", default_value_t = 12)]
-    kdf_iterations: u32,
+    #[command(flatten)]
+    kdf: KdfArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,11 +116,7 @@ struct ImportArgs {
 
 impl NewKey {
     fn kdf(&self) -> KdfParams {
-        KdfParams {
-            memory_kib: self.kdf_memory.saturating_mul(1024),
-            iterations: self.kdf_iterations,
-            parallelism: 1,
-        }
+        self.kdf.params()
     }
 }
 
@@ -134,6 +126,7 @@ struct KeyJson {
     current: bool,
     kdf_memory_kib: u32,
     kdf_iterations: u32,
+    kdf_lanes: u32,
     key_file: Option<String>,
 }
 
@@ -225,6 +218,7 @@ fn list(repo: &Repository, json: bool) -> anyhow::Result<()> {
                 current: k.current,
                 kdf_memory_kib: k.kdf.memory_kib,
                 kdf_iterations: k.kdf.iterations,
+                kdf_lanes: k.kdf.parallelism,
                 key_file: k.key_file.as_ref().map(|p| p.display().to_string()),
             })
             .collect();
@@ -232,11 +226,13 @@ fn list(repo: &Repository, json: bool) -> anyhow::Result<()> {
     }
     for k in keys {
         output::line(format!(
-            "{} {}  argon2id {} MiB x {}{}",
+            "{} {}  argon2id {} MiB x {}, {} lane{}{}",
             if k.current { "*" } else { " " },
             k.id,
             k.kdf.memory_kib / 1024,
             k.kdf.iterations,
+            k.kdf.parallelism,
+            if k.kdf.parallelism == 1 { "" } else { "s" },
             k.key_file
                 .map(|p| format!("  key file {}", p.display()))
                 .unwrap_or_default()
