@@ -294,6 +294,7 @@ fn xattrs_and_fifos_round_trip() {
         nix::sys::stat::Mode::from_bits_truncate(0o640),
     )
     .unwrap();
+    settle();
     env.init();
     let s = env.backup(&[&src]);
     assert_eq!(s["other_entries"], 1);
@@ -312,6 +313,22 @@ fn xattrs_and_fifos_round_trip() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     assert!(pipe.file_type().is_fifo());
     assert_eq!(pipe.permissions().mode() & 0o777, 0o640);
+
+    // An unchanged file keeps its attributes without their being listed again; a changed
+    // attribute changes the change time, and the next backup reads it.
+    let restored_comment = |name: &str| {
+        let out = env.path(name);
+        env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+        xattr::get(restored(&out, &src).join("tagged.txt"), "user.arca.comment").unwrap()
+    };
+    assert_eq!(env.backup(&[&src])["files_unchanged"], 1);
+    assert_eq!(restored_comment("out2").unwrap(), b"hello xattr");
+    xattr::set(src.join("tagged.txt"), "user.arca.comment", b"changed").unwrap();
+    env.backup(&[&src]);
+    assert_eq!(restored_comment("out3").unwrap(), b"changed");
+    xattr::remove(src.join("tagged.txt"), "user.arca.comment").unwrap();
+    env.backup(&[&src]);
+    assert_eq!(restored_comment("out4"), None);
 }
 
 #[test]

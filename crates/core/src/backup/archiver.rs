@@ -400,24 +400,36 @@ impl<'a> Archiver<'a> {
         {
             return Ok(None);
         }
-        let xattrs = match (&own_handle, &parent) {
-            (Some(h), _) => h.own_xattrs(),
-            (None, Some(p)) => p.xattrs(&entry.name),
-            (None, None) => Ok(Vec::new()),
-        };
-        match xattrs {
-            Ok(x) => node.xattrs = x,
-            Err(e) => self.warn(&path, format!("cannot read extended attributes: {e}")),
-        }
         let previous = self
             .dir_mut(dir)?
             .previous
             .as_ref()
             .and_then(|t| t.find(&entry.name))
             .cloned();
+        // Setting or removing an attribute changes the change time: an entry whose
+        // inode and change time are those of the parent snapshot's, settled before that
+        // snapshot began, has the attributes recorded there (listing them by path was a
+        // third of an unchanged backup's time).
+        let racy_limit = self.racy_limit;
+        let settled = |p: &Node| racy_limit.is_some_and(|limit| p.ctime < limit);
+        let same_attributes = previous.as_ref().filter(|p| {
+            p.kind == node.kind && p.inode == node.inode && p.ctime == node.ctime && settled(p)
+        });
+        if let Some(p) = same_attributes {
+            node.xattrs = p.xattrs.clone();
+        } else {
+            let xattrs = match (&own_handle, &parent) {
+                (Some(h), _) => h.own_xattrs(),
+                (None, Some(p)) => p.xattrs(&entry.name),
+                (None, None) => Ok(Vec::new()),
+            };
+            match xattrs {
+                Ok(x) => node.xattrs = x,
+                Err(e) => self.warn(&path, format!("cannot read extended attributes: {e}")),
+            }
+        }
         match node.kind {
             NodeKind::File => {
-                let settled = |p: &Node| self.racy_limit.is_some_and(|limit| p.ctime < limit);
                 let reusable = previous.as_ref().filter(|p| {
                     unchanged(p, &node)
                         && settled(p)
