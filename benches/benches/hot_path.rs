@@ -1,13 +1,18 @@
 //! The backup hot path on 64 MiB buffers: chunking, id hashing, compression, encryption,
-//! and their combination as a backup performs it (throughput in bytes/s); and lookups
-//! in the in-memory index, which dedup does once per chunk (lookups/s).
+//! and their combination as a backup performs it (throughput in bytes/s); lookups in the
+//! in-memory index, which dedup does once per chunk (lookups/s); tree encoding and
+//! decoding (nodes/s); pack assembly (bytes/s); and compression of small files on their
+//! own against the same files as one stream (the repository-size gap of issue 6).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use arca_benches::{gear_material, noise, spread_id, text};
 use arca_chunker::{Chunker, ChunkerParams, GearTable};
 use arca_crypto::{IdAlgorithm, IdHasher, MasterKey, Sealer};
-use arca_repo::{BlobId, BlobType, Compression, IndexBuilder, ObjectId, PackEntry, encode_blob};
+use arca_repo::{
+    BlobId, BlobType, Compression, IndexBuilder, Node, NodeKind, ObjectId, PackBuilder, PackEntry,
+    Timestamp, Tree, encode_blob,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const LEN: usize = 64 << 20;
@@ -184,8 +189,116 @@ fn index_lookup(c: &mut Criterion) {
     g.finish();
 }
 
+/// A directory of 1,000 files of one chunk each, as a backup encodes it and as restore,
+/// ls and the next backup decode it.
+fn tree_encoding(c: &mut Criterion) {
+    const NODES: u32 = 1000;
+    let nodes: Vec<Node> = (0..NODES)
+        .map(|i| {
+            let mut n = Node::new(format!("file-{i:05}.c"), NodeKind::File);
+            n.mode = 0o644;
+            n.uid = 1000;
+            n.gid = 1000;
+            n.user = "builder".into();
+            n.group = "builder".into();
+            n.size = 16_000 + u64::from(i);
+            n.mtime = Timestamp {
+                secs: 1_700_000_000 + i64::from(i),
+                nanos: i * 7919,
+            };
+            n.atime = n.mtime;
+            n.ctime = n.mtime;
+            n.inode = 4_000_000 + u64::from(i);
+            n.device = 2049;
+            n.links = 1;
+            n.content = vec![BlobId(spread_id(u64::from(i)))];
+            n
+        })
+        .collect();
+    let tree = Tree::new(nodes).unwrap();
+    let encoded = tree.encode().unwrap();
+    let mut g = c.benchmark_group("tree-1000-nodes");
+    g.throughput(Throughput::Elements(u64::from(NODES)));
+    g.bench_function("encode", |b| b.iter(|| tree.encode().unwrap().len()));
+    g.bench_function("decode", |b| {
+        b.iter(|| Tree::decode(&encoded, "bench").unwrap().nodes().len())
+    });
+    g.finish();
+}
+
+/// Appending sealed blobs to a 16 MiB pack and finishing it (the pack's bytes and its
+/// entry list), as the blob workers do under the pack lock.
+fn pack_assembly(c: &mut Criterion) {
+    let key = MasterKey::generate().unwrap();
+    let sealer = Sealer::new(key.encryption_key()).unwrap();
+    let blobs: Vec<_> = (0..64u64)
+        .map(|i| {
+            let data = noise(256 << 10, i + 20);
+            encode_blob(
+                &sealer,
+                BlobType::Data,
+                BlobId(spread_id(i)),
+                &data,
+                Compression::None,
+            )
+            .unwrap()
+        })
+        .collect();
+    let total: usize = blobs.iter().map(|b| b.bytes.len()).sum();
+    let mut g = c.benchmark_group("pack-assembly");
+    g.throughput(Throughput::Bytes(total as u64))
+        .sample_size(20);
+    g.bench_function("64x256KiB", |b| {
+        b.iter(|| {
+            let mut pack = PackBuilder::new(
+                ObjectId::from_bytes(spread_id(u64::MAX)),
+                BlobType::Data,
+                total + 4096,
+            );
+            for blob in &blobs {
+                pack.push(blob).unwrap();
+            }
+            pack.finish().entries.len()
+        })
+    });
+    g.finish();
+}
+
+/// 4 MiB of source-like text in 16 KiB files: compressed file by file (what a backup does
+/// today) and as one stream cut in 1 MiB pieces (what bundling small files would do).
+/// Reports throughput; the stored sizes print once to stderr.
+#[allow(clippy::print_stderr)] // the sizes are the point of this bench
+fn small_files(c: &mut Criterion) {
+    const FILE: usize = 16 << 10;
+    let data = text(4 << 20, 9);
+    let setting = Compression::default();
+    let stored = |piece: usize| -> usize {
+        data.chunks(piece)
+            .map(|p| {
+                arca_repo::compress(setting, p)
+                    .1
+                    .map_or(p.len(), |c| c.len())
+            })
+            .sum()
+    };
+    eprintln!(
+        "small files: 4 MiB of text stored as {} bytes file by file, {} bytes as 1 MiB pieces",
+        stored(FILE),
+        stored(1 << 20)
+    );
+    let mut g = c.benchmark_group("compress-small-files");
+    g.throughput(Throughput::Bytes(data.len() as u64))
+        .sample_size(10);
+    g.bench_function("16KiB-each", |b| b.iter(|| stored(FILE)));
+    g.bench_function("1MiB-pieces", |b| b.iter(|| stored(1 << 20)));
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    tree_encoding,
+    pack_assembly,
+    small_files,
     index_lookup,
     chunking,
     id_hashing,
