@@ -208,30 +208,24 @@ fn reads_are_sized_by_the_hint() {
         }
     }
     let chunker = Chunker::new(ChunkerParams::default(), table(0)).unwrap();
-    let data = pseudo_random(16_000, 5);
-    let mut reader = Recording {
-        data: &data,
-        largest: 0,
+    // (bytes chunked, largest read) for `len` bytes streamed with a hint of 16,000.
+    let stream = |len: usize, seed: u64| {
+        let data = pseudo_random(len, seed);
+        let mut reader = Recording {
+            data: &data,
+            largest: 0,
+        };
+        let total: usize = chunker
+            .chunks(&mut reader, 16_000)
+            .map(|c| c.unwrap().len())
+            .sum();
+        (total, reader.largest)
     };
-    let total: usize = chunker
-        .chunks(&mut reader, 16_000)
-        .map(|c| c.unwrap().len())
-        .sum();
-    assert_eq!(total, 16_000);
-    assert_eq!(reader.largest, 16_001);
-
+    assert_eq!(stream(16_000, 5), (16_000, 16_001));
     // The file grew past its hint: everything is still read, in reads larger than the hint.
-    let data = pseudo_random(3_000_000, 6);
-    let mut reader = Recording {
-        data: &data,
-        largest: 0,
-    };
-    let total: usize = chunker
-        .chunks(&mut reader, 16_000)
-        .map(|c| c.unwrap().len())
-        .sum();
+    let (total, largest) = stream(3_000_000, 6);
     assert_eq!(total, 3_000_000);
-    assert!(reader.largest > 16_001, "{}", reader.largest);
+    assert!(largest > 16_001, "{largest}");
 }
 
 #[test]
