@@ -76,6 +76,9 @@ class Arca(Tool):
         self.env["ARCA_PASSWORD"] = PASSWORD
         self.bin = args.arca
 
+    def version_cmd(self):
+        return [self.bin, "--version"]
+
     def init(self, repo):
         self.run([self.bin, "init", "-q", "-r", repo])
 
@@ -95,6 +98,9 @@ class Restic(Tool):
     def __init__(self, work, args):
         super().__init__(work, args)
         self.env["RESTIC_PASSWORD"] = PASSWORD
+
+    def version_cmd(self):
+        return ["restic", "version"]
 
     def init(self, repo):
         self.run(["restic", "init", "-q", "-r", repo])
@@ -116,6 +122,9 @@ class Borg(Tool):
         super().__init__(work, args)
         self.env["BORG_PASSPHRASE"] = PASSWORD
         self.env["BORG_BASE_DIR"] = os.path.join(work, "borg-base")
+
+    def version_cmd(self):
+        return ["borg", "--version"]
 
     def init(self, repo):
         self.run(["borg", "init", "-e", "repokey-blake2", repo])
@@ -141,6 +150,9 @@ class Bupstash(Tool):
         if not os.path.exists(key):
             subprocess.run(["bupstash", "new-key", "-o", key], check=True, env=self.env)
         self.env["BUPSTASH_KEY"] = key
+
+    def version_cmd(self):
+        return ["bupstash", "version"]
 
     def init(self, repo):
         self.run(["bupstash", "init", "-r", repo])
@@ -179,7 +191,7 @@ class SmallChange:
         self.new_file = os.path.join(source, "arca-compare-new.bin")
         self.big = big
         rng = random.Random(6)
-        self.tail = rng.randbytes(1536).hex().encode()[:2048]
+        self.tail = rng.randbytes(1024).hex().encode()  # 2 KiB of text
 
     def apply(self):
         for p in self.files:
@@ -290,7 +302,7 @@ def fmt(values):
     return f"{med:.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def table(results, tools, runs):
+def table(results, tools):
     peers = [t for t in tools if t != "arca"]
     head = ["step (median, min-max)", *tools]
     if "arca" in tools and peers:
@@ -303,12 +315,10 @@ def table(results, tools, runs):
             arca = statistics.median(vals["arca"])
             best = min((statistics.median(vals[t]), t) for t in peers if t in vals)
             ratio = arca / best[0] if best[0] > 0 else float("inf")
-            if goal[0] == "ratio":
-                met = ratio <= goal[1]
-                row += [f"{best[1]} {best[0]:.2f}", f"{ratio:.2f}", f"<= {goal[1]}x", "yes" if met else "no"]
-            else:
-                met = arca <= goal[1]
-                row += [f"{best[1]} {best[0]:.2f}", f"{ratio:.2f}", f"<= {goal[1]} {unit}", "yes" if met else "no"]
+            kind, bound = goal
+            met = (ratio if kind == "ratio" else arca) <= bound
+            bound_text = f"<= {bound}x" if kind == "ratio" else f"<= {bound} {unit}"
+            row += [f"{best[1]} {best[0]:.2f}", f"{ratio:.2f}", bound_text, "yes" if met else "no"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -347,20 +357,15 @@ def main():
             run_tool(instances[t], args, change, results, run + 1)
     size = du(args.source)
     print(f"\nLinux tree: {args.source} ({size / MIB:.1f} MiB); {args.runs} runs in {time.time() - started:.0f} s;"
-          f" versions: {versions(tools)}\n")
-    print(table(results, tools, args.runs))
+          f" versions: {versions(instances)}\n")
+    print(table(results, tools))
 
 
-def versions(tools):
+def versions(instances):
     out = []
-    for t in tools:
-        cmd = {"arca": [sys.argv[0]], "restic": ["restic", "version"], "borg": ["borg", "--version"],
-               "bupstash": ["bupstash", "version"]}[t]
-        if t == "arca":
-            out.append("arca (this tree)")
-            continue
-        v = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()
-        out.append(v[0] if v else t)
+    for tool in instances.values():
+        v = subprocess.run(tool.version_cmd(), capture_output=True, text=True).stdout.strip().splitlines()
+        out.append(v[0] if v else tool.name)
     return "; ".join(out)
 
 
