@@ -99,15 +99,21 @@ pub(crate) fn node_from_stat(name: &[u8], st: &FileStat, owners: &mut Owners) ->
     n
 }
 
+/// Whether `previous` and `current` are the same inode with no status change between
+/// them (same kind, inode and change time): its extended attributes are those recorded.
+pub(crate) fn same_inode_state(previous: &Node, current: &Node) -> bool {
+    previous.kind == current.kind
+        && previous.inode == current.inode
+        && previous.ctime == current.ctime
+}
+
 /// Whether `previous` still describes the file `current` describes, so its content can
 /// be reused without reading: same kind, size, modification and change time, and inode.
 pub(crate) fn unchanged(previous: &Node, current: &Node) -> bool {
-    previous.kind == NodeKind::File
-        && current.kind == NodeKind::File
+    current.kind == NodeKind::File
+        && same_inode_state(previous, current)
         && previous.size == current.size
         && previous.mtime == current.mtime
-        && previous.ctime == current.ctime
-        && previous.inode == current.inode
 }
 
 /// The attributes in which `old` and `new` differ, by the names `diff` and `verify`

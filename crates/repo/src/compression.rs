@@ -148,13 +148,11 @@ thread_local! {
 fn zstd_decompress(data: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
     UNZSTD.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new()?);
-        }
-        match slot.as_mut() {
-            Some(d) => d.decompress(data, raw_len),
-            None => zstd::bulk::decompress(data, raw_len),
-        }
+        let decompressor = match &mut *slot {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(data, raw_len)
     })
 }
 
@@ -284,6 +282,10 @@ mod tests {
         assert!(decompress(Method::Zstd, b"garbage", 10, "blob x").is_err());
         assert!(decompress(Method::Lz4, b"\xff\xff\xff", 10, "blob x").is_err());
         assert!(decompress(Method::None, b"abc", 4, "blob x").is_err());
+        // The thread's decompression context is reused: a failure must not spoil it.
+        let truncated = &out[..out.len() / 2];
+        assert!(decompress(m, truncated, text.len(), "blob x").is_err());
+        assert_eq!(decompress(m, &out, text.len(), "blob x").unwrap(), text);
     }
 
     proptest! {

@@ -21,7 +21,7 @@ use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
 use super::saver::BlobSaver;
 use super::sources::{Entry, is_cache_dir};
 use crate::dir_handle::DirHandle;
-use crate::metadata::{Owners, node_from_stat, unchanged};
+use crate::metadata::{Owners, node_from_stat, same_inode_state, unchanged};
 use crate::progress::{BackupProgress, FileStatus};
 use crate::selection::Selector;
 use crate::{Error, ErrorKind, LockGuard, Result};
@@ -412,9 +412,9 @@ impl<'a> Archiver<'a> {
         // third of an unchanged backup's time).
         let racy_limit = self.racy_limit;
         let settled = |p: &Node| racy_limit.is_some_and(|limit| p.ctime < limit);
-        let same_attributes = previous.as_ref().filter(|p| {
-            p.kind == node.kind && p.inode == node.inode && p.ctime == node.ctime && settled(p)
-        });
+        let same_attributes = previous
+            .as_ref()
+            .filter(|p| same_inode_state(p, &node) && settled(p));
         if let Some(p) = same_attributes {
             node.xattrs = p.xattrs.clone();
         } else {
