@@ -599,4 +599,13 @@ fn kdf_lanes_are_chosen_and_listed() {
     let out = bad.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--kdf-lanes"), "{}", stderr(&out));
+
+    // Bad settings are refused before a new password is asked for (none is available
+    // here, so asking first would fail on the password instead).
+    for command in ["add", "passwd"] {
+        let mut bad = env.cmd();
+        bad.args(["key", command, "--kdf-memory", "0"])
+            .env_remove("ARCA_NEW_PASSWORD");
+        fails(&bad.output().unwrap(), 1, &["key derivation", "memory"]);
+    }
 }

@@ -604,21 +604,6 @@ impl Repo {
         KeySlot::create(&self.master, passphrase, kdf, info)
     }
 
-    /// Adds a key slot for `passphrase` in `keys/`; returns its id.
-    ///
-    /// # Errors
-    /// Invalid KDF parameters; storage errors.
-    pub fn add_key(
-        &self,
-        passphrase: &[u8],
-        kdf: KdfParams,
-        info: &KeyInfo,
-    ) -> Result<ObjectId, RepoError> {
-        let slot = self.create_key_slot(passphrase, kdf, info)?;
-        self.store_key_slot(&slot)?;
-        Ok(slot.id)
-    }
-
     /// Writes `slot` into `keys/` (under its id; an existing file is never replaced).
     ///
     /// # Errors
@@ -708,11 +693,11 @@ impl NewRepo {
             slot,
         } = self;
         backend.create()?;
-        if slot_in_repository {
-            backend.write(FileKind::Key, &slot.id, Bytes::from(slot.encode()))?;
-        }
         let repository_id = config.repository_id;
         let repo = Repo::from_parts(backend, config, &master, slot)?;
+        if slot_in_repository {
+            repo.store_key_slot(repo.key_slot())?;
+        }
         let file = seal_file(
             &repo.sealer,
             ObjectType::Config,

@@ -89,8 +89,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         )
     })?;
     let pack_size = u32::try_from(parse_size(&a.pack_size)?).context("--pack-size is too large")?;
-    let kdf = a.kdf.params();
-    kdf.validate().context("invalid key derivation settings")?;
+    let kdf = a.kdf.params()?;
     let options = InitOptions {
         compression,
         id_algorithm,
@@ -165,11 +164,14 @@ pub(crate) struct KdfArgs {
 }
 
 impl KdfArgs {
-    pub(crate) fn params(&self) -> KdfParams {
-        KdfParams {
+    /// The settings, checked: a bad value is refused before any password is asked for.
+    pub(crate) fn params(&self) -> anyhow::Result<KdfParams> {
+        let kdf = KdfParams {
             memory_kib: self.kdf_memory.saturating_mul(1024),
             iterations: self.kdf_iterations,
             parallelism: self.kdf_lanes,
-        }
+        };
+        kdf.validate().context("invalid key derivation settings")?;
+        Ok(kdf)
     }
 }

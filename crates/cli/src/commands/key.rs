@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use arca_core::{
-    KdfParams, KeyDestination, KeyTextFormat, ObjectId, PaperKeyReader, Repository,
-    parse_exported_key,
+    KeyDestination, KeyTextFormat, ObjectId, PaperKeyReader, Repository, parse_exported_key,
 };
 use serde::Serialize;
 
@@ -114,12 +113,6 @@ struct ImportArgs {
     path: Option<PathBuf>,
 }
 
-impl NewKey {
-    fn kdf(&self) -> KdfParams {
-        self.kdf.params()
-    }
-}
-
 #[derive(Serialize)]
 struct KeyJson {
     id: String,
@@ -147,7 +140,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
     match &a.command {
         KeyCommand::List { json } => list(&repo, *json)?,
         KeyCommand::Add(add) => {
-            let kdf = add.new.kdf();
+            let kdf = add.new.kdf.params()?;
             let file = add.new.new_password_file.as_deref();
             match &add.new_key_file {
                 Some(path) => {
@@ -170,8 +163,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         }
         KeyCommand::Remove { id } => remove(g, &repo, id)?,
         KeyCommand::Passwd(new) => {
+            let kdf = new.kdf.params()?;
             let pw = crate::password::obtain_new(new.new_password_file.as_deref())?;
-            let id = repo.change_passphrase(pw.as_bytes(), new.kdf())?;
+            let id = repo.change_passphrase(pw.as_bytes(), kdf)?;
             match repo.key_file() {
                 Some(path) => output::line(format!(
                     "password changed; key file {} now holds key {id}",
