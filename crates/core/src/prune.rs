@@ -14,14 +14,18 @@ use std::time::Duration;
 
 use arca_backends::{FileKind, ObjectId};
 use arca_repo::{
-    BlobId, BlobType, DeletionPlan, EncodedBlob, Index, IndexedPack, LockRecord, NodeKind,
-    PackEntry,
+    BlobId, BlobLocation, BlobType, DeletionPlan, EncodedBlob, Index, IndexedPack, LockRecord,
+    NodeKind, PackEntry,
 };
 
 use crate::backup::{BlobSaver, write_index};
 use crate::locking::read_locks;
 use crate::repository::{LoadedIndex, load_index};
 use crate::{CancelToken, Error, ErrorKind, Repository, Result};
+
+/// How often prune lists the snapshots while one keeps vanishing between listing and
+/// reading (a rewrite by `tag`) before it gives up.
+const SNAPSHOT_LISTINGS: usize = 6;
 
 /// How `prune` works.
 #[derive(Debug, Clone)]
@@ -71,7 +75,8 @@ pub struct PruneReport {
     pub used_blobs: u64,
     /// Stored bytes of used blobs.
     pub used_bytes: u64,
-    /// Indexed blobs no snapshot needs (including extra copies).
+    /// Indexed blobs no snapshot needs, each counted once where the index locates it;
+    /// extra copies of a blob in other packs are counted in none of these figures.
     pub unused_blobs: u64,
     /// Their stored bytes.
     pub unused_bytes: u64,
@@ -320,11 +325,19 @@ impl Repository {
         // (`tag` writes the new file, then removes the old): list again, so that the
         // survey sees one of them.
         let mut list = self.snapshots_lenient()?;
-        for _ in 0..5 {
-            if !list.vanished {
-                break;
+        let mut tries = 1;
+        while list.vanished {
+            if tries == SNAPSHOT_LISTINGS {
+                // Surveying an incomplete list could condemn a rewritten snapshot's data.
+                return Err(Error::new(
+                    ErrorKind::Interrupted,
+                    format!(
+                        "snapshots kept vanishing while prune read them ({SNAPSHOT_LISTINGS} listings); nothing was deleted: run it again"
+                    ),
+                ));
             }
             list = self.snapshots_lenient()?;
+            tries += 1;
         }
         if options.dry_run {
             list.snapshots
@@ -442,10 +455,17 @@ impl Repository {
                         format!("pack {pack} is shorter than its index says"),
                     )
                 })?;
-                // Authenticated before it is copied: a damaged entry stops the prune.
-                let object = format!("{} blob {} in pack {pack}", e.blob_type, e.id);
+                // Authenticated (and its length checked, as the new index repeats it)
+                // before it is copied: a damaged entry stops the prune.
+                let location = BlobLocation {
+                    pack: *pack,
+                    blob_type: e.blob_type,
+                    offset: e.offset,
+                    length: e.length,
+                    raw_len: e.raw_len,
+                };
                 self.repo
-                    .decode_entry(entry, Some((e.blob_type, e.id)), &object)?;
+                    .decode_blob(entry, e.blob_type, &e.id, &location)?;
                 saver.store_encoded(EncodedBlob {
                     blob_type: e.blob_type,
                     id: e.id,

@@ -387,6 +387,38 @@ fn a_snapshot_retagged_during_the_survey_keeps_its_data() {
     f.restores(&retagged, &[("data", &data)]);
 }
 
+/// A snapshot that is listed but vanishes at every read (a rewrite that keeps racing
+/// the survey) stops prune before it deletes anything: an incomplete list of snapshots
+/// could condemn the rewritten snapshot's data.
+#[test]
+fn prune_gives_up_when_snapshots_keep_vanishing() {
+    let f = Fixture::new();
+    let data = random_bytes(1 << 20, 22);
+    write(&f.src, "data", &data);
+    let first = f.backup();
+    let target = first.id;
+    let vanishing: Arc<dyn WriteBackend> = Arc::new(Intercept::new(
+        f.backend.clone(),
+        Box::new(move |call| match call {
+            Call::Read(FileKind::Snapshot, id) if *id == target => Err(
+                arca_backends::BackendError::not_found("read", format!("snapshots/{id}")),
+            ),
+            _ => Ok(()),
+        }),
+    ));
+    let packs_before = f.backend.list(FileKind::Pack).unwrap().len();
+    let err = Repository::open(vanishing, b"pw")
+        .unwrap()
+        .prune(&PruneOptions::default())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert!(err.to_string().contains("kept vanishing"), "{err}");
+    assert_eq!(f.backend.list(FileKind::Pack).unwrap().len(), packs_before);
+    assert_eq!(f.backend.list(FileKind::Lock).unwrap().len(), 0);
+    f.check();
+    f.restores(&first, &[("data", &data)]);
+}
+
 /// Partly used packs are repacked: within --max-repack-size only, into new packs
 /// holding each used blob once, and the data restores.
 #[test]
