@@ -162,7 +162,8 @@ impl Repository {
                 let id = self.repo.save_snapshot(&snapshot)?;
                 last.new = Some(id);
                 if forget {
-                    self.repo.backend().remove(FileKind::Snapshot, &info.id)?;
+                    // A concurrent forget may have removed it already.
+                    self.repo.remove_if_present(FileKind::Snapshot, &info.id)?;
                 }
             }
         }
