@@ -72,7 +72,7 @@ impl<'r> BlobSaver<'r> {
 
     /// Returns true if the caller must store the blob: it is neither in the repository
     /// nor already claimed by this session. A `true` answer obliges the caller to call
-    /// [`BlobSaver::store`] (or fail the backup).
+    /// [`BlobSaver::store`] or [`BlobSaver::store_encoded`] (or fail the backup).
     pub(crate) fn claim(&self, blob_type: BlobType, id: &BlobId) -> bool {
         let mine =
             !self.index.contains(blob_type, id) && lock(&self.claimed).insert((blob_type, *id));
@@ -107,25 +107,30 @@ impl<'r> BlobSaver<'r> {
 
     /// Compresses, encrypts and packs a claimed blob; uploads the pack when it is full.
     pub(crate) fn store(&self, blob_type: BlobType, id: BlobId, data: &[u8]) -> Result<()> {
-        let result = self.pack_blob(blob_type, id, data);
-        self.settled.fetch_add(1, Ordering::SeqCst);
-        result
-    }
-
-    fn pack_blob(&self, blob_type: BlobType, id: BlobId, data: &[u8]) -> Result<()> {
         let compression = match blob_type {
             BlobType::Data => self.compression,
             // Trees are small, repetitive and read often: always zstd.
             BlobType::Tree => Compression::Zstd { level: 3 },
         };
-        let blob = self.repo.encode_blob(blob_type, id, data, compression)?;
-        self.store_encoded(blob)
+        let result = self
+            .repo
+            .encode_blob(blob_type, id, data, compression)
+            .map_err(Error::from)
+            .and_then(|blob| self.pack(blob));
+        self.settled.fetch_add(1, Ordering::SeqCst);
+        result
     }
 
     /// Packs a claimed blob already compressed and encrypted (an entry copied from
     /// another pack, after authenticating it: prune's repacking); uploads the pack
     /// when it is full.
     pub(crate) fn store_encoded(&self, blob: EncodedBlob) -> Result<()> {
+        let result = self.pack(blob);
+        self.settled.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    fn pack(&self, blob: EncodedBlob) -> Result<()> {
         let blob_type = blob.blob_type;
         self.stats
             .raw_bytes
