@@ -186,7 +186,9 @@ fn decision_json(s: &SnapshotInfo, keep: bool, reasons: &[String]) -> SnapshotDe
     }
 }
 
-fn print_text(groups: &[GroupJson]) -> anyhow::Result<()> {
+/// `by_policy`: the decisions come from retention rules (else from snapshots named on
+/// the command line, which give no reasons).
+fn print_text(groups: &[GroupJson], by_policy: bool) -> anyhow::Result<()> {
     for g in groups {
         let mut what = Vec::new();
         if let Some(h) = &g.host {
@@ -205,7 +207,8 @@ fn print_text(groups: &[GroupJson]) -> anyhow::Result<()> {
         };
         output::line(format!("{title}:"))?;
         for s in &g.snapshots {
-            let why = if s.checkpoint && s.reasons.is_empty() {
+            // The rules remove a checkpoint only once a newer complete snapshot exists.
+            let why = if by_policy && s.checkpoint && s.reasons.is_empty() {
                 "checkpoint superseded by a complete snapshot".to_owned()
             } else {
                 s.reasons.join(", ")
@@ -285,7 +288,7 @@ pub fn run(g: &GlobalArgs, a: &Args, cancel: &arca_core::CancelToken) -> anyhow:
             super::prune::print_report(report, true, g.quiet)?;
         }
     } else {
-        print_text(&groups)?;
+        print_text(&groups, a.snapshots.is_empty())?;
         if !g.quiet {
             output::message(if a.dry_run {
                 format!("would remove {} snapshot(s)", doomed.len())
