@@ -192,7 +192,8 @@ impl SftpBackend {
             )
         })?;
         if offset > 0 {
-            file.seek(SeekFrom::Start(offset))?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| sftp.io_failure(e))?;
         }
         let mut buf = vec![0u8; length];
         file.read_exact(&mut buf).map_err(|e| sftp.io_failure(e))?;

@@ -36,11 +36,8 @@ impl From<ssh2::Error> for Fail {
     }
 }
 
-impl From<std::io::Error> for Fail {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
-    }
-}
+// No `From<std::io::Error>`: an I/O error must be classified where it happens, with
+// `Channel::io_failure`, so that `?` cannot skip that.
 
 impl From<BackendError> for Fail {
     fn from(e: BackendError) -> Self {
