@@ -17,6 +17,8 @@
 # machine's cores with the servers: SSH encryption and the S3 servers' request handling
 # are part of what is measured.
 set -euo pipefail
+# A failed restore or diff inside $(timed_restore) must stop the bench too.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 bench="${ARCA_BENCH_DIR:-/tmp/arca-bench}"
 runs="${2:-3}"
