@@ -230,6 +230,14 @@ fn a_lost_key_file_comes_back_from_an_export() {
     let out = env.run(&["key", "import", s(&plain)]);
     fails(&out, 13, &["outside the repository", "--key-file"]);
     assert_eq!(slots_in(&env.repo), 0);
+    // ... before any password is asked for (none is available here).
+    let out = env
+        .cmd()
+        .env_remove("ARCA_PASSWORD")
+        .args(["key", "import", s(&plain)])
+        .output()
+        .unwrap();
+    fails(&out, 13, &["outside the repository", "--key-file"]);
     // The wrong password writes nothing.
     let out = env
         .cmd()

@@ -73,35 +73,47 @@ impl Repository {
 
     /// Stores an exported key slot at `destination`, with nothing but the repository's
     /// config and `passphrase`: no other key is needed, so this restores a lost key
-    /// file. In order, before anything is written:
-    ///
-    /// 1. the config's plaintext header must carry the repository id the text names;
-    /// 2. the destination must be possible: `keys/` only if it already holds a slot (a
-    ///    repository that keeps its keys in key files would otherwise open with the
-    ///    passphrase alone), a key file only if it does not exist (or holds this very
-    ///    slot);
-    /// 3. `passphrase` must open the slot, the repository id inside it must be the
-    ///    config's, and the key must open the config.
+    /// file. [`Repository::plan_key_import`] (every check that needs no passphrase),
+    /// then [`KeyImport::import`].
     ///
     /// # Errors
-    /// `RepositoryNotFound`; `InvalidInput` if the key is another repository's;
-    /// `KeyFileRequired` for `keys/` of a key-file repository; `AlreadyExists` if the
-    /// destination holds another slot; `WrongPassword`; storage and I/O errors.
+    /// As those two.
     pub fn import_key(
         backend: Arc<dyn WriteBackend>,
         passphrase: &[u8],
         key: &ExportedKey,
         destination: &KeyDestination,
     ) -> Result<ImportedKey> {
+        Self::plan_key_import(backend, key, destination)?.import(passphrase)
+    }
+
+    /// The checks of a key import that need no passphrase, so that a tool can make them
+    /// before asking for one:
+    ///
+    /// 1. the config's plaintext header must carry the repository id the text names;
+    /// 2. the destination must be possible: `keys/` only if it already holds a slot (a
+    ///    repository that keeps its keys in key files would otherwise open with the
+    ///    passphrase alone), a key file only if it does not exist (or holds this very
+    ///    slot).
+    ///
+    /// # Errors
+    /// `RepositoryNotFound`; `InvalidInput` if the key is another repository's;
+    /// `KeyFileRequired` for `keys/` of a key-file repository; `AlreadyExists` if the
+    /// destination holds another slot; storage and I/O errors.
+    pub fn plan_key_import(
+        backend: Arc<dyn WriteBackend>,
+        key: &ExportedKey,
+        destination: &KeyDestination,
+    ) -> Result<KeyImport> {
         let location = backend.location();
         let id = Repo::peek_id(backend.as_ref())?;
         if !key.names_repository(&id) {
             return Err(Error::invalid(format!(
-                "the key is for repository {}, not for the one at {location} ({id})",
+                "the key is for repository {}, and so not of the one at {location} ({id})",
                 key.repository_hint()
             )));
         }
-        let slot = key.slot().clone();
+        let slot = key.slot();
         let bytes = slot.encode();
         let existing = match destination {
             KeyDestination::Repository => {
@@ -119,13 +131,13 @@ impl Repository {
                     false => None,
                 }
             }
-            KeyDestination::File(path) => match std::fs::read(path) {
+            KeyDestination::File(path) => match crate::key_file::read_bytes(path) {
                 Ok(existing) => Some(existing),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(e) if e.kind() == ErrorKind::NotFound => {
                     crate::key_file::check_new(path, "key file")?;
                     None
                 }
-                Err(e) => return Err(Error::io("cannot read key file", path, e)),
+                Err(e) => return Err(e),
             },
         };
         if existing.as_ref().is_some_and(|e| *e != bytes) {
@@ -138,21 +150,66 @@ impl Repository {
                 format!("{place} already exists and holds another key: arca never overwrites it"),
             ));
         }
+        Ok(KeyImport {
+            backend,
+            slot: slot.clone(),
+            destination: destination.clone(),
+            already_present: existing.is_some(),
+        })
+    }
+}
+
+/// A key import whose checks passed ([`Repository::plan_key_import`]); the passphrase
+/// is all it still needs.
+pub struct KeyImport {
+    backend: Arc<dyn WriteBackend>,
+    slot: arca_repo::KeySlot,
+    destination: KeyDestination,
+    already_present: bool,
+}
+
+impl std::fmt::Debug for KeyImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyImport")
+            .field("location", &self.backend.location())
+            .field("slot", &self.slot.id)
+            .field("destination", &self.destination)
+            .field("already_present", &self.already_present)
+            .finish()
+    }
+}
+
+impl KeyImport {
+    /// Opens the slot with `passphrase` (the repository id inside it must be the
+    /// config's, and the key must open the config), then writes it unless it is there
+    /// already.
+    ///
+    /// # Errors
+    /// `WrongPassword`; `Corrupt` for a slot that is not the repository's; storage and
+    /// I/O errors.
+    pub fn import(self, passphrase: &[u8]) -> Result<ImportedKey> {
+        let Self {
+            backend,
+            slot,
+            destination,
+            already_present,
+        } = self;
+        let location = backend.location();
         let object = "the imported key";
         let repo = Repo::open_with_slot(backend, passphrase, slot.clone(), object)
             .map_err(|e| crate::repository::slot_error(e, object, &location))?;
-        if existing.is_none() {
-            match destination {
+        if !already_present {
+            match &destination {
                 KeyDestination::Repository => repo.store_key_slot(&slot)?,
                 KeyDestination::File(path) => {
-                    crate::key_file::write_new(path, &bytes, "key file")?;
+                    crate::key_file::write_new(path, &slot.encode(), "key file")?;
                 }
             }
         }
         Ok(ImportedKey {
             id: slot.id,
-            destination: destination.clone(),
-            already_present: existing.is_some(),
+            destination,
+            already_present,
         })
     }
 }

@@ -23,8 +23,16 @@ pub(crate) fn object(path: &Path) -> String {
 /// Reads and decodes the key slot in `path`.
 ///
 /// # Errors
-/// `NotFound` or `Io` if it cannot be read; `Corrupt` if it holds no key slot.
+/// As [`read_bytes`]; `Corrupt` if it holds no key slot.
 pub(crate) fn read(path: &Path) -> Result<KeySlot> {
+    Ok(KeySlot::decode_unnamed(&read_bytes(path)?, &object(path))?)
+}
+
+/// The bytes of the key file `path`.
+///
+/// # Errors
+/// `NotFound` or `Io` if it cannot be read; `Corrupt` if it is too large to be one.
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let mut data = Vec::new();
     fs::File::open(path)
         .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut data))
@@ -38,7 +46,7 @@ pub(crate) fn read(path: &Path) -> Result<KeySlot> {
             ),
         ));
     }
-    Ok(KeySlot::decode_unnamed(&data, &object(path))?)
+    Ok(data)
 }
 
 fn directory_of(path: &Path) -> PathBuf {

@@ -84,7 +84,7 @@ pub use diff::{Change, ChangeCounts, DiffEntry, DiffSummary};
 pub use dump::{ArchiveFormat, DumpSummary};
 pub use error::{Error, ErrorKind, Result};
 pub use find::FindSummary;
-pub use key_export::{ImportedKey, KeyDestination, parse_exported_key};
+pub use key_export::{ImportedKey, KeyDestination, KeyImport, parse_exported_key};
 pub use key_file::check_new_key_file;
 pub use keys::KeyEntry;
 pub use location::{BackendOptions, Location};

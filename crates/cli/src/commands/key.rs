@@ -3,9 +3,10 @@
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use arca_core::{
-    KeyDestination, KeyTextFormat, ObjectId, PaperKeyReader, Repository, parse_exported_key,
+    ErrorKind, ExportedKey, KeyDestination, KeyTextFormat, ObjectId, PaperKeyReader, Repository,
+    parse_exported_key,
 };
 use serde::Serialize;
 
@@ -264,14 +265,16 @@ fn remove(g: &GlobalArgs, repo: &Repository, prefix: &str) -> anyhow::Result<()>
 }
 
 fn import(g: &GlobalArgs, a: &ImportArgs) -> anyhow::Result<u8> {
-    let backend = g.existing(g.backend()?)?;
+    let backend = g.backend()?;
     let wanted = a.paper.then_some(KeyTextFormat::Paper);
-    let (source, text) = match &a.path {
-        Some(path) => (
-            path.display().to_string(),
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        ),
+    let (source, key) = match &a.path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let source = path.display().to_string();
+            let key = parse_exported_key(&text, wanted).with_context(|| source.clone())?;
+            (source, key)
+        }
         None if a.paper && std::io::stdin().is_terminal() => {
             ("the typed key".to_owned(), type_paper_key()?)
         }
@@ -280,26 +283,23 @@ fn import(g: &GlobalArgs, a: &ImportArgs) -> anyhow::Result<u8> {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .context("cannot read the key from standard input")?;
-            ("standard input".to_owned(), text)
+            let key = parse_exported_key(&text, wanted).context("standard input")?;
+            ("standard input".to_owned(), key)
         }
     };
-    let key = parse_exported_key(&text, wanted).with_context(|| source.clone())?;
-    // Before the password is asked for: is it this repository's key at all?
-    let id = Repository::peek_id(backend.as_ref())?;
-    if !key.names_repository(&id) {
-        bail!(
-            "{source} holds a key of repository {}, not of the one at {} ({id})",
-            key.repository_hint(),
-            backend.location()
-        );
-    }
     let destination = match &g.key_file {
         Some(path) => KeyDestination::File(path.clone()),
         None => KeyDestination::Repository,
     };
+    // Every check that needs no password, before it is asked for.
+    let plan = match Repository::plan_key_import(backend, &key, &destination) {
+        Ok(plan) => plan,
+        // Another repository's key: name where it came from.
+        Err(e) if e.kind() == ErrorKind::InvalidInput => return Err(anyhow!(e).context(source)),
+        Err(e) => return Err(key_file_hint(e).into()),
+    };
     let password = crate::password::obtain(g, false)?;
-    let done = Repository::import_key(backend, password.as_bytes(), &key, &destination)
-        .map_err(key_file_hint)?;
+    let done = plan.import(password.as_bytes()).map_err(key_file_hint)?;
     let id = done.id;
     let text = match (&done.destination, done.already_present) {
         (KeyDestination::File(path), false) => {
@@ -317,13 +317,12 @@ fn import(g: &GlobalArgs, a: &ImportArgs) -> anyhow::Result<u8> {
 }
 
 /// Asks for a paper key line by line on the terminal, checking each line as it is
-/// typed; returns the accepted lines.
-fn type_paper_key() -> anyhow::Result<String> {
+/// typed.
+fn type_paper_key() -> anyhow::Result<ExportedKey> {
     output::message(
         "Type the paper key line by line as printed, with its number and checksum (the title line may be left out).",
     );
     let mut reader = PaperKeyReader::new();
-    let mut accepted = String::new();
     let mut stdin = std::io::stdin().lock();
     loop {
         let n = reader.next_line();
@@ -337,14 +336,13 @@ fn type_paper_key() -> anyhow::Result<String> {
             break;
         }
         match reader.push(&line) {
-            Ok(complete) => {
-                accepted.push_str(&line);
-                if complete {
-                    break;
-                }
-            }
+            Ok(true) => break,
+            Ok(false) => {}
             Err(e) => output::message(format!("{e}; type line {n} again")),
         }
     }
-    Ok(accepted)
+    Ok(reader
+        .finish()
+        .map_err(arca_core::Error::from)
+        .context("the typed key")?)
 }
