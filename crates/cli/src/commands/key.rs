@@ -341,8 +341,8 @@ fn type_paper_key() -> anyhow::Result<ExportedKey> {
             Err(e) => output::message(format!("{e}; type line {n} again")),
         }
     }
-    Ok(reader
+    reader
         .finish()
         .map_err(arca_core::Error::from)
-        .context("the typed key")?)
+        .context("the typed key")
 }
