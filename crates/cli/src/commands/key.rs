@@ -255,7 +255,10 @@ fn remove(g: &GlobalArgs, repo: &Repository, prefix: &str) -> anyhow::Result<()>
     };
     repo.remove_key(target)?;
     output::line(format!("removed key {target}"))?;
-    if let (true, Some(path), false) = (repo.keys_outside_only()?, repo.key_file(), g.quiet) {
+    // Only a repository opened with a key file can have lost its last slot in keys/.
+    if let Some(path) = repo.key_file().filter(|_| !g.quiet)
+        && repo.keys_outside_only()?
+    {
         output::message(format!(
             "note: the repository now opens only with a key file, such as {}: keep a copy of it (arca key export --paper)",
             path.display()
