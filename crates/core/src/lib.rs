@@ -88,7 +88,7 @@ pub use key_export::{ImportedKey, KeyDestination, KeyImport, parse_exported_key}
 pub use key_file::check_new_key_file;
 pub use keys::KeyEntry;
 pub use location::{BackendOptions, Location};
-pub use locking::{LockGuard, LockInfo, Locks, REFRESH_EVERY, STALE_AFTER};
+pub use locking::{LockGuard, LockInfo, Locks, REFRESH_EVERY, STALE_AFTER, Unlocked};
 pub use progress::{
     BackupProgress, CancelToken, CheckProgress, FileStatus, NoProgress, RestoreProgress,
 };

@@ -402,37 +402,40 @@ impl Repository {
         read_locks(&self.repo)
     }
 
-    /// Removes the records in `locks/` that cannot be read (damaged, or written by a
-    /// newer arca): each counts as a live session and keeps prune from deleting, so
-    /// only when no other arca process uses the repository. Returns their ids and why
-    /// they could not be read.
+    /// Removes stale session and lock records; with `all`, every record, also those
+    /// that cannot be read (damaged, or written by a newer arca: each counts as a live
+    /// session and keeps prune from deleting), so only when no other arca process uses
+    /// the repository. Deletion plans stay. Returns what was removed.
     ///
     /// # Errors
     /// Storage errors.
-    pub fn remove_unreadable_locks(&self) -> Result<Vec<(ObjectId, String)>> {
-        let mut removed = Vec::new();
-        for (id, why) in read_locks(&self.repo)?.unreadable {
-            if self.repo.remove_if_present(FileKind::Lock, &id)? {
-                removed.push((id, why));
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Removes stale session and lock records (all of them with `all`); deletion plans
-    /// stay. Returns what was removed.
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn unlock(&self, all: bool) -> Result<Vec<LockInfo>> {
-        let mut removed = Vec::new();
-        for l in read_locks(&self.repo)?.holders {
+    pub fn unlock(&self, all: bool) -> Result<Unlocked> {
+        let locks = read_locks(&self.repo)?;
+        let mut removed = Unlocked::default();
+        for l in locks.holders {
             if (all || l.stale.is_some()) && self.repo.remove_if_present(FileKind::Lock, &l.id)? {
-                removed.push(l);
+                removed.holders.push(l);
+            }
+        }
+        if all {
+            for (id, why) in locks.unreadable {
+                if self.repo.remove_if_present(FileKind::Lock, &id)? {
+                    removed.unreadable.push((id, why));
+                }
             }
         }
         Ok(removed)
     }
+}
+
+/// What [`Repository::unlock`] removed.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Unlocked {
+    /// Session and lock records, as they were.
+    pub holders: Vec<LockInfo>,
+    /// Records that could not be read: their ids and why.
+    pub unreadable: Vec<(ObjectId, String)>,
 }
 
 #[cfg(test)]
@@ -490,9 +493,9 @@ mod tests {
         assert!(stale.iter().any(|s| s.contains("not refreshed since")));
         // Stale exclusive locks do not block.
         drop(repo.lock_exclusive("prune", Duration::ZERO).unwrap());
-        assert_eq!(repo.unlock(false).unwrap().len(), 2);
+        assert_eq!(repo.unlock(false).unwrap().holders.len(), 2);
         assert!(live.check().is_ok());
-        assert_eq!(repo.unlock(true).unwrap().len(), 1);
+        assert_eq!(repo.unlock(true).unwrap().holders.len(), 1);
         let err = live.check().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Locked);
     }

@@ -219,7 +219,7 @@ pub struct UnlockArgs {
 pub fn unlock(g: &GlobalArgs, a: &UnlockArgs) -> anyhow::Result<u8> {
     let repo = g.open()?;
     let removed = repo.unlock(a.all)?;
-    for l in &removed {
+    for l in &removed.holders {
         output::line(format!(
             "removed {} {}{}",
             if l.exclusive { "lock of" } else { "session of" },
@@ -232,18 +232,13 @@ pub fn unlock(g: &GlobalArgs, a: &UnlockArgs) -> anyhow::Result<u8> {
     }
     // Records that cannot be read count as live sessions of unknown identity: only
     // --all removes them.
-    let unreadable = if a.all {
-        repo.remove_unreadable_locks()?
-    } else {
-        Vec::new()
-    };
-    for (id, why) in &unreadable {
+    for (id, why) in &removed.unreadable {
         output::line(format!("removed unreadable record {id}: {why}"))?;
     }
     if !g.quiet {
         output::message(format!(
             "removed {} record(s)",
-            removed.len() + unreadable.len()
+            removed.holders.len() + removed.unreadable.len()
         ));
     }
     Ok(exit::OK)
