@@ -272,6 +272,47 @@ mod tests {
         Repository::open_with(backend.clone(), pw, &options)
     }
 
+    /// The config of a key-file repository is stored but its write reports a failure
+    /// (a lost reply): init fails, yet the key file stays, for it is the only way in.
+    /// A failure before the config is stored removes the unusable key file.
+    #[test]
+    fn init_keeps_the_key_file_when_the_config_was_written_after_all() {
+        use arca_backends::{BackendError, Call, Intercept, WriteBackend};
+        let dir = tempfile::tempdir().unwrap();
+        for stored in [true, false] {
+            let file = dir.path().join(format!("repo-{stored}.key"));
+            let inner: Arc<dyn WriteBackend> = Arc::new(arca_backends::MemoryBackend::new());
+            let target = inner.clone();
+            let backend: Arc<dyn WriteBackend> = Arc::new(Intercept::new(
+                inner.clone(),
+                Box::new(move |call| match call {
+                    Call::Write(FileKind::Config, id, data) => {
+                        if stored {
+                            target.write(FileKind::Config, id, (*data).clone())?;
+                        }
+                        Err(BackendError::new(
+                            arca_backends::ErrorKind::Transient,
+                            "write",
+                            "config",
+                            "connection reset",
+                        ))
+                    }
+                    _ => Ok(()),
+                }),
+            ));
+            let init = InitOptions {
+                kdf: FAST,
+                key_file: Some(file.clone()),
+                ..InitOptions::default()
+            };
+            assert!(Repository::init(backend, b"pw", &init).is_err());
+            assert_eq!(file.exists(), stored);
+            if stored {
+                open_with(&inner, b"pw", &file).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn a_key_file_repository_keeps_needing_a_key_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -192,9 +192,14 @@ fn open_with_key_file(
     path: &Path,
 ) -> Result<Repo> {
     let location = backend.location();
-    // A missing repository is reported as such, not as a key file problem.
-    Repo::peek_id(backend.as_ref())?;
-    let slot = crate::key_file::read(path)?;
+    let slot = match crate::key_file::read(path) {
+        Ok(slot) => slot,
+        Err(e) => {
+            // A missing repository is reported as such, not as a key file problem.
+            Repo::peek_id(backend.as_ref())?;
+            return Err(e);
+        }
+    };
     let object = crate::key_file::object(path);
     Repo::open_with_slot(backend, passphrase, slot, &object).map_err(|e| {
         slot_error(
@@ -275,8 +280,9 @@ impl Repository {
         let repo = new.commit(options.key_file.is_none()).map_err(|e| {
             // The key file of a repository that was not created opens nothing: remove
             // it, unless this config was written after all (a lost reply).
-            let created = Repo::peek_id(probe.as_ref()).is_ok_and(|id| id == new_id);
-            if let (Some(path), false) = (&options.key_file, created) {
+            if let Some(path) = &options.key_file
+                && !Repo::peek_id(probe.as_ref()).is_ok_and(|id| id == new_id)
+            {
                 let _ = std::fs::remove_file(path);
             }
             let err = Error::from(e);
