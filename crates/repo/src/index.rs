@@ -381,8 +381,8 @@ impl Index {
     }
 
     /// Moves the blobs added since the last merge into the sorted table, where each
-    /// costs 48 bytes instead of a hash map entry's 80 or more. Call it after adding
-    /// many blobs (loading a repository's index); lookups work either way.
+    /// costs 48 bytes instead of a hash map entry's 80 or more. [`Index::add_pack`]
+    /// does it by itself once enough blobs wait; lookups work either way.
     pub fn compact(&mut self) {
         if self.recent.is_empty() {
             return;
@@ -474,8 +474,26 @@ impl Index {
 
     /// Whether a blob is indexed.
     pub fn contains(&self, blob_type: BlobType, id: &BlobId) -> bool {
-        self.find_sorted(blob_type, id).is_some()
-            || (!self.recent.is_empty() && self.recent.contains_key(&(blob_type, *id)))
+        self.slot(blob_type, id).is_some()
+    }
+
+    /// Records every pack of `other` (an index of packs written since this one was
+    /// loaded), in `other`'s order, with the blobs `other` locates in it.
+    pub fn extend_from(&mut self, other: &Index) {
+        let mut by_pack: HashMap<ObjectId, Vec<PackEntry>> = HashMap::new();
+        for (id, loc) in other.iter() {
+            by_pack.entry(loc.pack).or_default().push(PackEntry {
+                blob_type: loc.blob_type,
+                id,
+                offset: loc.offset,
+                length: loc.length,
+                raw_len: loc.raw_len,
+            });
+        }
+        for pack in other.packs() {
+            let entries = by_pack.remove(pack).unwrap_or_default();
+            self.add_pack(*pack, &entries);
+        }
     }
 
     /// Number of distinct blobs.
@@ -539,6 +557,28 @@ mod tests {
             p2
         );
         assert_eq!(index.len(), 2);
+    }
+
+    #[test]
+    fn an_index_extended_from_another_finds_what_that_one_finds() {
+        let (p1, p2, p3) = (
+            ObjectId::from_bytes([1; 32]),
+            ObjectId::from_bytes([2; 32]),
+            ObjectId::from_bytes([3; 32]),
+        );
+        let mut index = Index::new();
+        index.add_pack(p1, &[entry(BlobType::Data, 1, 40)]);
+        let mut session = Index::new();
+        session.add_pack(p2, &[entry(BlobType::Data, 2, 40), entry(BlobType::Tree, 3, 140)]);
+        // A blob also in `index` keeps its first location there.
+        session.add_pack(p3, &[entry(BlobType::Data, 1, 80)]);
+        index.extend_from(&session);
+        assert_eq!(index.packs(), &[p1, p2, p3]);
+        assert_eq!(index.len(), 3);
+        let loc = index.get(BlobType::Tree, &BlobId([3; 32])).unwrap();
+        assert_eq!((loc.pack, loc.offset), (p2, 140));
+        assert_eq!(index.get(BlobType::Data, &BlobId([2; 32])).unwrap().pack, p2);
+        assert_eq!(index.get(BlobType::Data, &BlobId([1; 32])).unwrap().pack, p1);
     }
 
     #[test]
