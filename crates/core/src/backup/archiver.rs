@@ -330,15 +330,8 @@ impl<'a> Archiver<'a> {
         }
         // No more files to read: let the workers finish and collect their results.
         self.jobs = None;
-        while self.root.is_none() {
-            if self.abort.should_stop() {
-                return Err(self.abort.take_error());
-            }
-            match self.done.recv() {
-                Ok(done) => self.file_done(done)?,
-                Err(_) => break,
-            }
-        }
+        // The last file done completes the last directories, and the root.
+        self.drain_files()?;
         if self.abort.should_stop() {
             return Err(self.abort.take_error());
         }

@@ -31,11 +31,11 @@ pub(crate) struct Checkpoints {
     pub(crate) current: Option<ObjectId>,
     /// How many checkpoints this backup wrote.
     pub(crate) written: u64,
-    /// Index files the checkpoints wrote, the packs they name, and those packs as an
-    /// index (to look up what the checkpoints reference).
+    /// Index files the checkpoints wrote, and the packs they name as an index (to look
+    /// up what the checkpoints reference; the backup's commit adds it to the loaded
+    /// index).
     pub(crate) index_files: Vec<ObjectId>,
-    pub(crate) packs: Vec<IndexedPack>,
-    session: Index,
+    pub(crate) session: Index,
     /// Checkpoints this backup replaced but could not remove (left for `forget`).
     pub(crate) warnings: Vec<String>,
 }
@@ -51,7 +51,6 @@ impl Checkpoints {
             current: None,
             written: 0,
             index_files: Vec::new(),
-            packs: Vec::new(),
             session: Index::new(),
             warnings: Vec::new(),
         }
@@ -75,13 +74,13 @@ impl Checkpoints {
         }
     }
 
-    /// Indexes `packs` (durable), then writes the checkpoint snapshot of `tree` and
-    /// retires the previous one.
+    /// Writes the index of `packs` (durable, already in `self.session`), then
+    /// `snapshot`, and retires the previous checkpoint.
     fn record(
         &mut self,
         repo: &Repo,
         session: Option<&LockGuard>,
-        packs: Vec<IndexedPack>,
+        packs: &[IndexedPack],
         snapshot: Snapshot,
     ) -> Result<()> {
         // The same order as a finished backup (§13, §19): packs; session still valid,
@@ -90,8 +89,7 @@ impl Checkpoints {
         if let Some(session) = session {
             session.check()?;
         }
-        self.index_files.extend(super::write_index(repo, &packs)?);
-        self.packs.extend(packs);
+        self.index_files.extend(super::write_index(repo, packs)?);
         if let Some(session) = session {
             session.check()?;
         }
@@ -121,10 +119,10 @@ impl Archiver<'_> {
 
     fn write_checkpoint(&mut self, cp: &mut Checkpoints) -> Result<()> {
         // 1. Let every file in flight finish, so that each node placed so far is
-        //    complete, and every blob claimed so far reach a pack.
+        //    complete.
         self.drain_files()?;
-        self.saver.wait_settled(self.abort)?;
-        // 2. Trees of what is done so far in the directories still being walked.
+        // 2. Trees of what is done so far in the directories still being walked; then
+        //    every blob claimed so far (data and trees) reaches a pack.
         let root = self.partial_trees()?;
         self.saver.wait_settled(self.abort)?;
         self.saver.flush()?;
@@ -138,20 +136,15 @@ impl Archiver<'_> {
         self.counts.stored_known +=
             super::resolve_stored(&self.unresolved, &cp.session, self.index)?;
         self.unresolved.clear();
-        let mut snapshot = cp.template.clone();
-        snapshot.tree = root;
-        snapshot.summary = super::summary(
+        let snapshot = super::snapshot_from(
+            &cp.template,
+            root,
             &self.counts,
             super::added(&self.saver.stats),
             cp.started.elapsed(),
+            &self.warnings,
         );
-        snapshot.notes = self
-            .warnings
-            .iter()
-            .take(arca_repo::MAX_NOTES)
-            .cloned()
-            .collect();
-        cp.record(self.repo, self.session, packs, snapshot)
+        cp.record(self.repo, self.session, &packs, snapshot)
     }
 
     /// Encodes and queues a tree for every directory not yet complete, holding its

@@ -142,7 +142,6 @@ struct Parent {
 /// What every kind of backup settles before it reads anything.
 struct Prepared {
     started: Instant,
-    time: arca_repo::Timestamp,
     /// The repository's snapshots when the backup started (for the totals).
     snapshots: Vec<SnapshotInfo>,
     parent: Option<Parent>,
@@ -426,7 +425,7 @@ impl Repository {
                 blobs: blob_tx,
                 progress,
                 abort: &abort,
-                now: prep.time,
+                now: prep.template.time,
             };
             let result = stream
                 .archive(&parts, reader)
@@ -514,7 +513,6 @@ impl Repository {
         };
         Ok(Prepared {
             started,
-            time,
             snapshots,
             parent,
             session,
@@ -536,15 +534,9 @@ impl Repository {
     ) -> Result<BackupSummary> {
         let Stored { written, added } = stored;
         let mut checkpoints = checkpoints;
-        let checkpointed = match &mut checkpoints {
-            Some(cp) => {
-                self.index_files.append(&mut cp.index_files);
-                std::mem::take(&mut cp.packs)
-            }
-            None => Vec::new(),
-        };
-        for p in &checkpointed {
-            self.index.add_pack(p.id, &p.entries);
+        if let Some(cp) = &mut checkpoints {
+            self.index_files.append(&mut cp.index_files);
+            self.index.extend_from(&std::mem::take(&mut cp.session));
         }
         let walked = match walked {
             Ok(w) => w,
@@ -566,25 +558,26 @@ impl Repository {
             self.save_index(&written)?;
         }
         let mut counts = walked.counts;
+        // What this session stored: in the index from now on, or (a dry run, which
+        // stored nothing) looked up apart.
         let mut session = Index::new();
+        let stored_in = if options.dry_run {
+            &mut session
+        } else {
+            &mut self.index
+        };
         for p in &written {
-            session.add_pack(p.id, &p.entries);
+            stored_in.add_pack(p.id, &p.entries);
         }
         counts.stored_known += resolve_stored(&walked.unresolved, &session, &self.index)?;
-        if !options.dry_run {
-            for p in &written {
-                self.index.add_pack(p.id, &p.entries);
-            }
-        }
-        let mut snapshot = prep.template.clone();
-        snapshot.tree = walked.root;
-        snapshot.summary = summary(&counts, added, prep.started.elapsed());
-        snapshot.notes = walked
-            .warnings
-            .iter()
-            .take(arca_repo::MAX_NOTES)
-            .cloned()
-            .collect();
+        let snapshot = snapshot_from(
+            &prep.template,
+            walked.root,
+            &counts,
+            added,
+            prep.started.elapsed(),
+            &walked.warnings,
+        );
         // A checkpoint parent is not a complete backup: never skip after one.
         let skipped = options.skip_if_unchanged
             && counts.errors == 0
@@ -675,6 +668,27 @@ pub(crate) fn index_files(packs: &[IndexedPack], max: usize) -> Vec<IndexFile> {
         files.push(file);
     }
     files
+}
+
+/// `template` (time, host, paths, tags, parent, ...) completed with the tree, the
+/// figures and the first warnings: a finished snapshot or a checkpoint.
+fn snapshot_from(
+    template: &Snapshot,
+    tree: arca_repo::BlobId,
+    counts: &Counts,
+    added: [u64; 4],
+    elapsed: Duration,
+    warnings: &[String],
+) -> Snapshot {
+    let mut snapshot = template.clone();
+    snapshot.tree = tree;
+    snapshot.summary = summary(counts, added, elapsed);
+    snapshot.notes = warnings
+        .iter()
+        .take(arca_repo::MAX_NOTES)
+        .cloned()
+        .collect();
+    snapshot
 }
 
 /// Stored size of blobs referenced during the backup that were not yet indexed.
