@@ -219,19 +219,23 @@ fn to_timestamp(ts: jiff::Timestamp) -> Timestamp {
     }
 }
 
-/// Parses a length of time as Duplicity writes intervals: `30s`, `10m`, `1h30m`, `2D`.
+/// Parses a length of time as Duplicity writes intervals (`30s`, `10m`, `1h30m`, `2D`),
+/// or a bare number of seconds (`600`, as Borg's options take it).
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] naming the text.
 pub fn parse_interval(text: &str) -> Result<std::time::Duration> {
-    interval_seconds(text.trim())
-        .and_then(|s| u64::try_from(s).ok())
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "invalid duration {text:?}: use e.g. 30s, 10m, 1h30m or 2D"
-            ))
-        })
+    let t = text.trim();
+    let seconds = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().ok()
+    } else {
+        interval_seconds(t).and_then(|s| u64::try_from(s).ok())
+    };
+    seconds.map(std::time::Duration::from_secs).ok_or_else(|| {
+        Error::invalid(format!(
+            "invalid duration {text:?}: use e.g. 600 (seconds), 30s, 10m, 1h30m or 2D"
+        ))
+    })
 }
 
 /// `3D`, `2W`, `1h30m`: the total seconds, or `None` if `t` is not an interval.
@@ -303,6 +307,19 @@ mod tests {
         let exact = parse_time_in("2023-11-14T22:13:20.5Z", NOW, 0).unwrap();
         assert_eq!((exact.secs, exact.nanos), (1_700_000_000, 500_000_000));
         assert_eq!(parse_time_in("1h", NOW, 0).unwrap().secs, NOW.secs - 3600);
+    }
+
+    #[test]
+    fn durations_parse_with_units_or_as_seconds() {
+        let secs = |t: &str| parse_interval(t).unwrap().as_secs();
+        assert_eq!(secs("600"), 600);
+        assert_eq!(secs(" 0 "), 0);
+        assert_eq!(secs("10m"), 600);
+        assert_eq!(secs("1h30m"), 5400);
+        assert_eq!(secs("2D"), 172_800);
+        for bad in ["", "ten", "10x", "-5", "99999999999999999999999"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

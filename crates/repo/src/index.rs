@@ -569,7 +569,10 @@ mod tests {
         let mut index = Index::new();
         index.add_pack(p1, &[entry(BlobType::Data, 1, 40)]);
         let mut session = Index::new();
-        session.add_pack(p2, &[entry(BlobType::Data, 2, 40), entry(BlobType::Tree, 3, 140)]);
+        session.add_pack(
+            p2,
+            &[entry(BlobType::Data, 2, 40), entry(BlobType::Tree, 3, 140)],
+        );
         // A blob also in `index` keeps its first location there.
         session.add_pack(p3, &[entry(BlobType::Data, 1, 80)]);
         index.extend_from(&session);
@@ -577,8 +580,14 @@ mod tests {
         assert_eq!(index.len(), 3);
         let loc = index.get(BlobType::Tree, &BlobId([3; 32])).unwrap();
         assert_eq!((loc.pack, loc.offset), (p2, 140));
-        assert_eq!(index.get(BlobType::Data, &BlobId([2; 32])).unwrap().pack, p2);
-        assert_eq!(index.get(BlobType::Data, &BlobId([1; 32])).unwrap().pack, p1);
+        assert_eq!(
+            index.get(BlobType::Data, &BlobId([2; 32])).unwrap().pack,
+            p2
+        );
+        assert_eq!(
+            index.get(BlobType::Data, &BlobId([1; 32])).unwrap().pack,
+            p1
+        );
     }
 
     #[test]

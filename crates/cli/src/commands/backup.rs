@@ -124,22 +124,12 @@ pub struct Args {
     /// is interrupted, the checkpoint restores what was backed up so far, and the next
     /// backup resumes from it instead of reading and uploading it again. 0 writes one
     /// between every two entries (for tests: each waits for the files being read)
-    #[arg(long, value_name = "DURATION", value_parser = parse_checkpoint_interval)]
+    #[arg(long, value_name = "DURATION", value_parser = arca_core::parse_interval)]
     checkpoint_interval: Option<std::time::Duration>,
 
     /// Print JSON lines: status about once a second, then the summary
     #[arg(long)]
     json: bool,
-}
-
-/// `600` (seconds, as Borg users write it) or an interval such as `10m` or `1h30m`.
-fn parse_checkpoint_interval(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        let secs: u64 = text.parse().map_err(|_| format!("{text:?} is too large"))?;
-        return Ok(std::time::Duration::from_secs(secs));
-    }
-    arca_core::parse_interval(text).map_err(|e| e.to_string())
 }
 
 /// The `--json` summary. Field names are a stable contract (see README).
