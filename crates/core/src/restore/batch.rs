@@ -4,14 +4,12 @@
 //! requests instead of one per chunk (which dominates on remote storage). Each entry is
 //! authenticated before its bytes are written at their place in their file.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
 use arca_backends::FileKind;
 use arca_repo::{BlobId, BlobLocation, BlobType};
 
-use super::writer::{FileJob, finish_file, restore_file};
+use super::writer::{FileJob, finish_file, settle_existing, write_at};
 use super::{Ctx, WorkerCounts};
 
 /// Entries closer than this in one pack are read together (the gap is read and
@@ -62,21 +60,25 @@ struct Filling {
     written: u64,
 }
 
-/// Restores `jobs`: files that existed already go one by one (their content may be
-/// correct already); new files are filled from coalesced pack reads.
+/// Restores `jobs`: a file that existed already and holds the snapshot's content is
+/// only checked; every other file is filled from coalesced pack reads.
 pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<WorkerCounts>) {
     let mut files = Vec::with_capacity(jobs.len());
     for job in jobs {
-        if job.existing {
-            restore_file(ctx, job, counts);
+        let job = if job.existing {
+            match settle_existing(ctx, job, counts) {
+                Some(job) => job,
+                None => continue,
+            }
         } else {
-            files.push(Filling {
-                job,
-                error: None,
-                hole: false,
-                written: 0,
-            });
-        }
+            job
+        };
+        files.push(Filling {
+            job,
+            error: None,
+            hole: false,
+            written: 0,
+        });
     }
     let mut pieces = Vec::new();
     for (n, f) in files.iter_mut().enumerate() {
@@ -212,47 +214,6 @@ fn decode_piece(ctx: &Ctx<'_>, span: &[u8], start: u64, p: &Piece) -> Result<Vec
         .repo
         .decode_blob(bytes, BlobType::Data, &p.id, &p.loc)
         .map_err(|e| e.to_string())
-}
-
-/// Block size for finding holes: the usual file-system block.
-const HOLE_BLOCK: usize = 4096;
-
-/// Writes `data` at `offset`, leaving every aligned run of all-zero blocks unwritten
-/// when `sparse` (a hole). Returns whether it left a hole (the caller must then set
-/// the file's length).
-pub(crate) fn write_at(
-    file: &File,
-    data: &[u8],
-    offset: u64,
-    sparse: bool,
-) -> std::io::Result<bool> {
-    if !sparse {
-        file.write_all_at(data, offset)?;
-        return Ok(false);
-    }
-    let mut hole = false;
-    let mut pos = 0usize;
-    while pos < data.len() {
-        let rest = &data[pos..];
-        let zeros = rest
-            .chunks(HOLE_BLOCK)
-            .take_while(|b| b.len() == HOLE_BLOCK && b.iter().all(|&x| x == 0))
-            .count()
-            * HOLE_BLOCK;
-        if zeros > 0 {
-            hole = true;
-            pos += zeros;
-            continue;
-        }
-        let len = rest
-            .chunks(HOLE_BLOCK)
-            .take_while(|b| b.len() < HOLE_BLOCK || b.iter().any(|&x| x != 0))
-            .map(<[u8]>::len)
-            .sum::<usize>();
-        file.write_all_at(&rest[..len], offset + pos as u64)?;
-        pos += len;
-    }
-    Ok(hole)
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
-//! Restore workers: fill an opened file with the snapshot's content (holes for runs of
-//! zeros), or confirm that an existing file already holds it; optionally re-read what
-//! was written; set the file's metadata through its descriptor.
+//! Restoring one file: confirm that an existing file already holds the snapshot's
+//! content (or empty it for `batch` to fill); write content at its offset (holes for
+//! runs of zeros); finish a filled file (length, optional read-back, metadata set
+//! through its descriptor) or remove it on error.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arca_repo::Node;
 
-use super::batch::write_at;
 use super::{Ctx, WorkerCounts};
 use crate::dir_handle::DirHandle;
 use crate::metadata::Target;
@@ -31,12 +32,6 @@ pub(crate) struct FileJob {
 enum Outcome {
     Written(u64),
     AlreadyCorrect,
-}
-
-/// Restores one file, recording the outcome in `counts` or an error in `ctx`.
-pub(crate) fn restore_file(ctx: &Ctx<'_>, job: FileJob, counts: &Mutex<WorkerCounts>) {
-    let outcome = write_file(ctx, &job);
-    record(ctx, job, outcome, counts);
 }
 
 /// Records how a file ended: counted and reported done, or, on error, removed (never
@@ -80,34 +75,38 @@ fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, String> {
         .map_err(|e| format!("cannot read: {e}"))
 }
 
-fn write_file(ctx: &Ctx<'_>, job: &FileJob) -> Result<Outcome, String> {
-    let node = &job.node;
-    let file = &job.file;
-    if job.existing {
-        if holds(ctx, file, node)? {
-            ctx.progress.bytes_written(node.size);
-            ctx.apply_metadata(Target::File(file), &job.path, node)
+/// An existing file of the snapshot's size: if it holds the snapshot's content, its
+/// metadata is set and it is recorded as already correct; else it is emptied and given
+/// back to be filled (`None` when recorded, also on error).
+pub(crate) fn settle_existing(
+    ctx: &Ctx<'_>,
+    job: FileJob,
+    counts: &Mutex<WorkerCounts>,
+) -> Option<FileJob> {
+    let checked = holds(ctx, &job.file, &job.node).and_then(|correct| {
+        if correct {
+            ctx.progress.bytes_written(job.node.size);
+            ctx.apply_metadata(Target::File(&job.file), &job.path, &job.node)
                 .map_err(|e| format!("cannot set metadata: {e}"))?;
-            return Ok(Outcome::AlreadyCorrect);
+        } else {
+            // Content is written at its offsets (no file position involved).
+            job.file
+                .set_len(0)
+                .map_err(|e| format!("cannot truncate: {e}"))?;
         }
-        // Content is written at its offsets (no file position involved).
-        file.set_len(0)
-            .map_err(|e| format!("cannot truncate: {e}"))?;
-    }
-    let mut written = 0u64;
-    let mut hole = false;
-    for id in &node.content {
-        if ctx.cancelled() {
-            return Err("restore stopped".to_owned());
+        Ok(correct)
+    });
+    match checked {
+        Ok(false) => Some(job),
+        Ok(true) => {
+            record(ctx, job, Ok(Outcome::AlreadyCorrect), counts);
+            None
         }
-        let data = ctx.repo.load_data_blob(id).map_err(|e| e.to_string())?;
-        hole |= write_at(file, &data, written, ctx.options.sparse)
-            .map_err(|e| format!("cannot write: {e}"))?;
-        written += data.len() as u64;
-        ctx.progress.bytes_written(data.len() as u64);
+        Err(message) => {
+            record(ctx, job, Err(message), counts);
+            None
+        }
     }
-    complete(ctx, job, hole, written)?;
-    Ok(Outcome::Written(written))
 }
 
 /// Finishes a file whose content is written: its length (a trailing hole has no bytes
@@ -148,6 +147,47 @@ pub(crate) fn finish_file(
         None => complete(ctx, &job, hole, written).map(|()| Outcome::Written(written)),
     };
     record(ctx, job, outcome, counts);
+}
+
+/// Block size for finding holes: the usual file-system block.
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes `data` at `offset`, leaving every aligned run of all-zero blocks unwritten
+/// when `sparse` (a hole). Returns whether it left a hole (the caller must then set
+/// the file's length).
+pub(crate) fn write_at(
+    file: &File,
+    data: &[u8],
+    offset: u64,
+    sparse: bool,
+) -> std::io::Result<bool> {
+    if !sparse {
+        file.write_all_at(data, offset)?;
+        return Ok(false);
+    }
+    let mut hole = false;
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        let zeros = rest
+            .chunks(HOLE_BLOCK)
+            .take_while(|b| b.len() == HOLE_BLOCK && b.iter().all(|&x| x == 0))
+            .count()
+            * HOLE_BLOCK;
+        if zeros > 0 {
+            hole = true;
+            pos += zeros;
+            continue;
+        }
+        let len = rest
+            .chunks(HOLE_BLOCK)
+            .take_while(|b| b.len() < HOLE_BLOCK || b.iter().any(|&x| x != 0))
+            .map(<[u8]>::len)
+            .sum::<usize>();
+        file.write_all_at(&rest[..len], offset + pos as u64)?;
+        pos += len;
+    }
+    Ok(hole)
 }
 
 #[cfg(test)]
