@@ -112,6 +112,21 @@ impl Repository {
         Ok(self.repo.list(FileKind::Key)?.is_empty())
     }
 
+    /// Whether [`Repository::add_key`] may add a slot to `keys/`: not to a repository
+    /// whose keys are all in key files, which the passphrase alone would then open.
+    /// Cheap (a listing): a tool checks it before asking for a new password.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a repository whose keys are all in key files; storage errors.
+    pub fn check_keys_may_grow(&self) -> Result<()> {
+        if self.keys_outside_only()? {
+            return Err(Error::invalid(
+                "the repository keeps its keys outside it, in key files: a password stored in the repository would open it without a key file; add a key file instead",
+            ));
+        }
+        Ok(())
+    }
+
     /// Adds a key slot for `passphrase` (derived with `kdf`) to `keys/`; returns its id.
     ///
     /// # Errors
@@ -119,11 +134,7 @@ impl Repository {
     /// repository whose keys are all in key files: a slot in `keys/` would let the
     /// passphrase alone open it (use [`Repository::add_key_file`]); storage errors.
     pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<ObjectId> {
-        if self.keys_outside_only()? {
-            return Err(Error::invalid(
-                "the repository keeps its keys outside it, in key files: a password stored in the repository would open it without a key file; add a key file instead",
-            ));
-        }
+        self.check_keys_may_grow()?;
         let slot = self.new_slot(passphrase, kdf)?;
         self.repo.store_key_slot(&slot)?;
         Ok(slot.id)
@@ -137,8 +148,9 @@ impl Repository {
     /// As [`Repository::add_key`]; `AlreadyExists` if `path` exists; I/O errors naming
     /// it.
     pub fn add_key_file(&self, path: &Path, passphrase: &[u8], kdf: KdfParams) -> Result<ObjectId> {
-        let slot = self.new_slot(passphrase, kdf)?;
+        // Before the key derivation: a path that cannot take the file fails at once.
         crate::key_file::check_new(path, "key file")?;
+        let slot = self.new_slot(passphrase, kdf)?;
         crate::key_file::write_new(path, &slot.encode(), "key file")?;
         Ok(slot.id)
     }
@@ -204,11 +216,13 @@ impl Repository {
             })?;
             return Ok(slot.id);
         }
-        let new = self.add_key(passphrase, kdf)?;
+        // Opened from keys/, which holds at least the slot in use: it may grow.
+        let slot = self.new_slot(passphrase, kdf)?;
+        self.repo.store_key_slot(&slot)?;
         self.repo
             .backend()
             .remove(FileKind::Key, &self.repo.key_id())?;
-        Ok(new)
+        Ok(slot.id)
     }
 }
 

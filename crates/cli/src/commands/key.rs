@@ -151,11 +151,12 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
                     output::line(format!("added key {id} in key file {}", path.display()))?;
                 }
                 None => {
-                    if repo.keys_outside_only()? {
-                        bail!(
-                            "the repository keeps its keys outside it, in key files: a password stored in the repository would open it without a key file; add a key file with --new-key-file FILE"
-                        );
-                    }
+                    repo.check_keys_may_grow().map_err(|e| match e.kind() {
+                        ErrorKind::InvalidInput => {
+                            arca_core::Error::new(e.kind(), format!("{e} (--new-key-file FILE)"))
+                        }
+                        _ => e,
+                    })?;
                     let pw = crate::password::obtain_new(file)?;
                     let id = repo.add_key(pw.as_bytes(), kdf)?;
                     output::line(format!("added key {id}"))?;
