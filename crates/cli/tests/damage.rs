@@ -13,14 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn flip_byte(path: &Path, offset: usize) {
     let mut data = fs::read(path).unwrap();
     data[offset] ^= 0x40;

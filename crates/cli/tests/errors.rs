@@ -11,10 +11,6 @@ use std::path::Path;
 
 use common::*;
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Every file under `dir` with its bytes, to show a failed command wrote nothing.
 fn snapshot_of(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     files_in(dir)
@@ -260,27 +256,14 @@ fn repository_files_are_private() {
 /// util-linux, on every Debian system) gives arca a pseudo-terminal.
 #[test]
 fn password_prompt_on_a_terminal() {
-    use std::io::Write;
     let env = Env::new();
     let arca = env!("CARGO_BIN_EXE_arca");
     let run = |command: String, input: &str| {
-        let mut child = std::process::Command::new("script")
+        let mut script = env.command("script");
+        script
             .args(["-qec", &command, "/dev/null"])
-            .env_remove("ARCA_PASSWORD")
-            .env_remove("ARCA_PASSWORD_FILE")
-            .env("ARCA_REPOSITORY", &env.repo)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            .env_remove("ARCA_PASSWORD");
+        output_with_input(script, input)
     };
     // Mismatched confirmation: refused, nothing created.
     let out = run(

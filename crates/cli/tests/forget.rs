@@ -288,10 +288,7 @@ fn several_passwords_open_the_repository_and_the_last_cannot_go() {
     let out = env.expect(1, &["key", "remove", &first[..8]]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("only key"));
 
-    let mut add = env.cmd();
-    add.args(["key", "add", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .env("ARCA_NEW_PASSWORD", "second password");
-    assert!(add.output().unwrap().status.success());
+    assert!(env.add_password("second password", &[]).status.success());
     let keys = env.json(&["key", "list"]);
     assert_eq!(keys.as_array().unwrap().len(), 2);
     // The second password opens the repository too.

@@ -6,22 +6,11 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use common::*;
-
-const FAST: [&str; 4] = ["--kdf-memory", "1", "--kdf-iterations", "1"];
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Asserts `out` exited with `code` and one line on stderr containing every needle.
 fn fails(out: &Output, code: i32, needles: &[&str]) {
@@ -40,7 +29,7 @@ fn s(path: &Path) -> &str {
 /// `arca init --key-file FILE` with a cheap key derivation.
 fn init_with_key_file(env: &Env, file: &Path) {
     let mut args = vec!["init", "--key-file", s(file)];
-    args.extend(FAST);
+    args.extend(FAST_KDF);
     env.ok(&args);
 }
 
@@ -60,20 +49,8 @@ fn with_input(env: &Env, input: &str, args: &[&str], key_file: Option<&Path>) ->
     if let Some(file) = key_file {
         cmd.env("ARCA_KEY_FILE", file);
     }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    cmd.args(args);
+    output_with_input(cmd, input)
 }
 
 fn slots_in(repo: &Path) -> usize {
@@ -136,7 +113,7 @@ fn a_key_file_repository_needs_the_file_for_everything() {
     // before asking for a password (none is given here).
     let other = Env::new();
     let mut args = vec!["init", "--key-file", s(&key)];
-    args.extend(FAST);
+    args.extend(FAST_KDF);
     let out = other
         .cmd()
         .env_remove("ARCA_PASSWORD")
@@ -330,11 +307,7 @@ fn export_and_import_on_a_repository_with_its_keys_inside() {
         .to_owned();
     let export = env.path("first.txt");
     env.ok(&["key", "export", s(&export)]);
-    let mut add = env.cmd();
-    add.args(["key", "add"])
-        .args(FAST)
-        .env("ARCA_NEW_PASSWORD", "second password");
-    assert!(add.output().unwrap().status.success());
+    assert!(env.add_password("second password", &[]).status.success());
     // With the second password, the first slot goes; the first password stops working.
     let out = env
         .cmd()
@@ -402,7 +375,7 @@ fn key_commands_on_a_key_file_repository_never_lose_the_way_in() {
         .cmd()
         .env("ARCA_NEW_PASSWORD", "other")
         .args(["--key-file", s(&key), "key", "add"])
-        .args(FAST)
+        .args(FAST_KDF)
         .output()
         .unwrap();
     fails(&out, 1, &["--new-key-file"]);
@@ -425,7 +398,7 @@ fn key_commands_on_a_key_file_repository_never_lose_the_way_in() {
             "--new-key-file",
             s(&second),
         ])
-        .args(FAST)
+        .args(FAST_KDF)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -438,7 +411,7 @@ fn key_commands_on_a_key_file_repository_never_lose_the_way_in() {
         .cmd()
         .env("ARCA_NEW_PASSWORD", "changed")
         .args(["--key-file", s(&key), "key", "passwd"])
-        .args(FAST)
+        .args(FAST_KDF)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -465,7 +438,7 @@ fn a_repository_moves_its_key_out_by_adding_a_key_file_and_removing_the_inside_s
     let key = env.path("repo.key");
     let mut add = env.cmd();
     add.args(["key", "add", "--new-key-file", s(&key)])
-        .args(FAST)
+        .args(FAST_KDF)
         .env("ARCA_NEW_PASSWORD", PASSWORD);
     assert!(add.output().unwrap().status.success());
     // Without the key file, the last slot inside cannot go.
@@ -512,24 +485,9 @@ fn a_paper_key_typed_on_a_terminal_is_checked_line_by_line() {
         env!("CARGO_BIN_EXE_arca"),
         s(&key)
     );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env_remove("ARCA_PASSWORD_FILE")
-        .env("ARCA_PASSWORD", PASSWORD)
-        .env("ARCA_REPOSITORY", &env.repo)
-        .env("ARCA_CACHE_DIR", env.path("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(typed.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut script = env.command("script");
+    script.args(["-qec", &command, "/dev/null"]);
+    let out = output_with_input(script, &typed);
     let screen = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{screen}");
     assert!(
@@ -545,11 +503,7 @@ fn a_paper_key_typed_on_a_terminal_is_checked_line_by_line() {
 fn a_damaged_key_slot_can_be_removed() {
     let env = Env::new();
     env.init();
-    let mut add = env.cmd();
-    add.args(["key", "add"])
-        .args(FAST)
-        .env("ARCA_NEW_PASSWORD", "second password");
-    assert!(add.output().unwrap().status.success());
+    assert!(env.add_password("second password", &[]).status.success());
     let current = env.json(&["key", "list"]);
     let other = current
         .as_array()
@@ -574,12 +528,8 @@ fn a_damaged_key_slot_can_be_removed() {
 fn kdf_lanes_are_chosen_and_listed() {
     let env = Env::new();
     env.init();
-    let mut add = env.cmd();
-    add.args(["key", "add"])
-        .args(FAST)
-        .args(["--kdf-lanes", "3"])
-        .env("ARCA_NEW_PASSWORD", "second password");
-    assert!(add.output().unwrap().status.success());
+    let out = env.add_password("second password", &["--kdf-lanes", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let list = env.json(&["key", "list"]);
     let mut lanes: Vec<(u64, u64, u64)> = list
         .as_array()
@@ -599,12 +549,7 @@ fn kdf_lanes_are_chosen_and_listed() {
     let text = stdout(&env.run(&["key", "list"]));
     assert!(text.contains("3 lanes"), "{text}");
 
-    let mut bad = env.cmd();
-    bad.args(["key", "add"])
-        .args(FAST)
-        .args(["--kdf-lanes", "17"])
-        .env("ARCA_NEW_PASSWORD", "third password");
-    let out = bad.output().unwrap();
+    let out = env.add_password("third password", &["--kdf-lanes", "17"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--kdf-lanes"), "{}", stderr(&out));
 

@@ -15,6 +15,35 @@ use filetime::FileTime;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// A cheap key derivation (tests open repositories many times).
+pub const FAST_KDF: [&str; 4] = ["--kdf-memory", "1", "--kdf-iterations", "1"];
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `cmd` with `input` on its standard input; its output.
+pub fn output_with_input(mut cmd: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A temporary directory holding a repository and whatever the test creates.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -124,7 +153,20 @@ impl Env {
 
     /// `arca init` with a cheap key derivation (tests open the repository many times).
     pub fn init(&self) {
-        self.ok(&["init", "--kdf-memory", "1", "--kdf-iterations", "1"]);
+        let mut args = vec!["init"];
+        args.extend(FAST_KDF);
+        self.ok(&args);
+    }
+
+    /// `arca key add ARGS` with a cheap key derivation, the new password `password`.
+    pub fn add_password(&self, password: &str, args: &[&str]) -> Output {
+        self.cmd()
+            .args(["key", "add"])
+            .args(FAST_KDF)
+            .args(args)
+            .env("ARCA_NEW_PASSWORD", password)
+            .output()
+            .unwrap()
     }
 
     /// `arca backup PATHS --json`.
