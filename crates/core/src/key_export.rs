@@ -218,27 +218,13 @@ impl KeyImport {
 mod tests {
     use super::*;
     use crate::testing::FAST_KDF as FAST;
-    use crate::{InitOptions, OpenOptions};
-
-    fn memory() -> Arc<dyn WriteBackend> {
-        Arc::new(arca_backends::MemoryBackend::new())
-    }
-
-    fn init(backend: &Arc<dyn WriteBackend>, key_file: Option<&Path>) -> Repository {
-        let options = InitOptions {
-            kdf: FAST,
-            key_file: key_file.map(Path::to_path_buf),
-            ..InitOptions::default()
-        };
-        Repository::init(backend.clone(), b"pw", &options).unwrap()
-    }
+    use crate::testing::{memory_repository_keyed, open_with_key_file};
 
     #[test]
     fn a_lost_key_file_is_restored_from_an_export() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("k");
-        let backend = memory();
-        let repo = init(&backend, Some(&file));
+        let (backend, repo) = memory_repository_keyed(b"pw", Some(&file));
         for format in [KeyTextFormat::Plain, KeyTextFormat::Paper] {
             let text = repo.export_key(format).unwrap();
             std::fs::remove_file(&file).unwrap();
@@ -266,11 +252,7 @@ mod tests {
             .unwrap();
             assert!(!done.already_present);
             assert_eq!(done.id, repo.keys().unwrap()[0].id);
-            let options = OpenOptions {
-                key_file: Some(file.clone()),
-                ..OpenOptions::default()
-            };
-            let again = Repository::open_with(backend.clone(), b"pw", &options).unwrap();
+            let again = open_with_key_file(&backend, b"pw", &file).unwrap();
             assert_eq!(again.config(), repo.config());
             // A second import of the same key changes nothing.
             let twice = Repository::import_key(
@@ -287,8 +269,7 @@ mod tests {
 
     #[test]
     fn an_export_goes_back_into_keys_and_only_into_its_own_repository() {
-        let backend = memory();
-        let repo = init(&backend, None);
+        let (backend, repo) = memory_repository_keyed(b"pw", None);
         let first = repo.keys().unwrap()[0].id;
         let text = repo.export_key(KeyTextFormat::Plain).unwrap();
         let key = parse_exported_key(&text, Some(KeyTextFormat::Plain)).unwrap();
@@ -308,8 +289,7 @@ mod tests {
         assert!(Repository::open(backend.clone(), b"pw").is_ok());
 
         // Another repository refuses it before any passphrase is tried...
-        let other = memory();
-        init(&other, None);
+        let (other, _) = memory_repository_keyed(b"pw", None);
         let err = Repository::import_key(other.clone(), b"pw", &key, &KeyDestination::Repository)
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -334,8 +314,7 @@ mod tests {
     #[test]
     fn exports_to_a_file_never_overwrite() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = memory();
-        let repo = init(&backend, None);
+        let (_, repo) = memory_repository_keyed(b"pw", None);
         let path = dir.path().join("export.txt");
         repo.export_key_to(&path, KeyTextFormat::Paper).unwrap();
         assert_eq!(

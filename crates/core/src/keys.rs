@@ -231,18 +231,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::InitOptions;
     use crate::testing::FAST_KDF as FAST;
-    use crate::{InitOptions, OpenOptions};
+    use crate::testing::{memory_repository_keyed, open_with_key_file as open_with};
 
     #[test]
     fn passphrases_come_and_go_but_never_the_last() {
-        let backend: Arc<dyn arca_backends::WriteBackend> =
-            Arc::new(arca_backends::MemoryBackend::new());
-        let init = InitOptions {
-            kdf: FAST,
-            ..InitOptions::default()
-        };
-        let repo = Repository::init(backend.clone(), b"first", &init).unwrap();
+        let (backend, repo) = memory_repository_keyed(b"first", None);
         let keys = repo.keys().unwrap();
         assert_eq!(keys.len(), 1);
         assert!(keys[0].current);
@@ -274,21 +269,6 @@ mod tests {
         assert!(last.remove_key(&ObjectId::from_bytes([9; 32])).is_err());
     }
 
-    fn open_with(
-        backend: &Arc<dyn arca_backends::WriteBackend>,
-        pw: &[u8],
-        key_file: &Path,
-    ) -> Result<Repository> {
-        let options = OpenOptions {
-            key_file: Some(key_file.to_path_buf()),
-            ..OpenOptions::default()
-        };
-        Repository::open_with(backend.clone(), pw, &options)
-    }
-
-    /// The config of a key-file repository is stored but its write reports a failure
-    /// (a lost reply): init fails, yet the key file stays, for it is the only way in.
-    /// A failure before the config is stored removes the unusable key file.
     #[test]
     fn init_keeps_the_key_file_when_the_config_was_written_after_all() {
         use arca_backends::{BackendError, Call, Intercept, WriteBackend};
@@ -398,13 +378,7 @@ mod tests {
     fn the_last_slot_in_keys_goes_only_when_a_key_file_opened_the_repository() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("k");
-        let backend: Arc<dyn arca_backends::WriteBackend> =
-            Arc::new(arca_backends::MemoryBackend::new());
-        let init = InitOptions {
-            kdf: FAST,
-            ..InitOptions::default()
-        };
-        let repo = Repository::init(backend.clone(), b"pw", &init).unwrap();
+        let (backend, repo) = memory_repository_keyed(b"pw", None);
         let slot = repo.keys().unwrap()[0].id;
         repo.add_key_file(&file, b"pw", FAST).unwrap();
         let with_file = open_with(&backend, b"pw", &file).unwrap();
@@ -424,19 +398,8 @@ mod tests {
     fn a_key_file_of_another_repository_or_damaged_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let (file_a, file_b) = (dir.path().join("a"), dir.path().join("b"));
-        let make = |file: &Path| {
-            let backend: Arc<dyn arca_backends::WriteBackend> =
-                Arc::new(arca_backends::MemoryBackend::new());
-            let init = InitOptions {
-                kdf: FAST,
-                key_file: Some(file.to_path_buf()),
-                ..InitOptions::default()
-            };
-            Repository::init(backend.clone(), b"pw", &init).unwrap();
-            backend
-        };
-        let a = make(&file_a);
-        make(&file_b);
+        let (a, _) = memory_repository_keyed(b"pw", Some(&file_a));
+        memory_repository_keyed(b"pw", Some(&file_b));
         let err = open_with(&a, b"pw", &file_b).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         let text = err.to_string();

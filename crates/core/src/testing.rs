@@ -1,11 +1,12 @@
 //! What unit tests of several modules share: a repository in memory, cheap to open.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use arca_backends::{MemoryBackend, WriteBackend};
 use arca_crypto::KdfParams;
 
-use crate::{InitOptions, Repository};
+use crate::{InitOptions, OpenOptions, Repository, Result};
 
 /// A key derivation cheap enough to run in every test.
 pub(crate) const FAST_KDF: KdfParams = KdfParams {
@@ -36,6 +37,35 @@ pub(crate) fn memory_repository_with(pack_size: u32) -> (Arc<dyn WriteBackend>, 
         .unwrap_or_else(|e| panic!("{e}"));
     let repo = Repository::open(backend.clone(), b"pw").unwrap_or_else(|e| panic!("{e}"));
     (backend, repo)
+}
+
+/// A new repository in memory with passphrase `pw` and [`FAST_KDF`], its key in the key
+/// file `key_file` if given (else in `keys/`); and its backend.
+pub(crate) fn memory_repository_keyed(
+    pw: &[u8],
+    key_file: Option<&Path>,
+) -> (Arc<dyn WriteBackend>, Repository) {
+    let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
+    let options = InitOptions {
+        kdf: FAST_KDF,
+        key_file: key_file.map(Path::to_path_buf),
+        ..InitOptions::default()
+    };
+    let repo = Repository::init(backend.clone(), pw, &options).unwrap_or_else(|e| panic!("{e}"));
+    (backend, repo)
+}
+
+/// Opens the repository at `backend` with `pw` and the key file `key_file`.
+pub(crate) fn open_with_key_file(
+    backend: &Arc<dyn WriteBackend>,
+    pw: &[u8],
+    key_file: &Path,
+) -> Result<Repository> {
+    let options = OpenOptions {
+        key_file: Some(key_file.to_path_buf()),
+        ..OpenOptions::default()
+    };
+    Repository::open_with(backend.clone(), pw, &options)
 }
 
 /// Deterministic incompressible bytes (xorshift64) for `seed`: distinct content per seed.
