@@ -5,7 +5,7 @@ use arca_backends::{Call, Intercept, MemoryBackend, WriteBackend};
 
 use super::*;
 use crate::testing::random_bytes;
-use crate::{BackupOptions, CheckOptions, NoProgress, RestoreOptions, SnapshotInfo};
+use crate::{BackupOptions, NoProgress, RestoreOptions, SnapshotInfo};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -45,13 +45,7 @@ impl Fixture {
     }
 
     fn check(&self) {
-        let repo = self.open();
-        let options = CheckOptions {
-            read_data: true,
-            ..CheckOptions::default()
-        };
-        let report = repo.check(&options, &NoProgress).unwrap();
-        assert!(report.is_ok(), "{report:?}");
+        crate::testing::assert_checks_clean(&self.open());
     }
 
     fn restores(&self, snapshot: &SnapshotInfo, files: &[(&str, &[u8])]) {

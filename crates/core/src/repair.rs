@@ -273,7 +273,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use arca_backends::{
-        BackendError, Call, ErrorKind as StorageErrorKind, Intercept, MemoryBackend, WriteBackend,
+        BackendError, Call, ErrorKind as StorageErrorKind, Intercept, WriteBackend,
     };
 
     use super::*;
@@ -288,9 +288,7 @@ mod tests {
         std::fs::create_dir_all(src.join("sub")).unwrap();
         std::fs::write(src.join("sub/a"), crate::testing::random_bytes(5000, 1)).unwrap();
         std::fs::write(src.join("b"), crate::testing::random_bytes(5000, 2)).unwrap();
-        let memory: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
-        Repository::init(memory.clone(), b"pw", &crate::testing::fast_init(1 << 20)).unwrap();
-        let mut repo = Repository::open(memory.clone(), b"pw").unwrap();
+        let (memory, mut repo) = crate::testing::memory_repository_with(1 << 20);
         repo.backup(
             std::slice::from_ref(&src),
             &BackupOptions::default(),

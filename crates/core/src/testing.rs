@@ -68,6 +68,18 @@ pub(crate) fn open_with_key_file(
     Repository::open_with(backend.clone(), pw, &options)
 }
 
+/// Asserts that `check --read-data` finds nothing wrong with `repo`.
+pub(crate) fn assert_checks_clean(repo: &Repository) {
+    let options = crate::CheckOptions {
+        read_data: true,
+        ..crate::CheckOptions::default()
+    };
+    let report = repo
+        .check(&options, &crate::NoProgress)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.is_ok(), "{report:?}");
+}
+
 /// Deterministic incompressible bytes (xorshift64) for `seed`: distinct content per seed.
 pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

@@ -5,9 +5,7 @@ use arca_backends::FileKind;
 
 use crate::progress::{BackupProgress, CancelToken, FileStatus};
 use crate::testing::random_bytes;
-use crate::{
-    BackupOptions, CheckOptions, ErrorKind, NoProgress, Repository, RestoreOptions, SnapshotInfo,
-};
+use crate::{BackupOptions, ErrorKind, NoProgress, Repository, RestoreOptions, SnapshotInfo};
 
 /// 60 files of distinct content in three directories (one nested), each one chunk.
 fn source(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -53,15 +51,6 @@ fn data_entries_in_packs(repo: &Repository) -> usize {
                 .count()
         })
         .sum()
-}
-
-fn check_clean(repo: &Repository) {
-    let options = CheckOptions {
-        read_data: true,
-        ..CheckOptions::default()
-    };
-    let report = repo.check(&options, &crate::NoProgress).unwrap();
-    assert!(report.is_ok(), "{report:?}");
 }
 
 /// Restores `snapshot` and returns the files it holds below `src`, each compared with
@@ -113,7 +102,7 @@ fn a_finished_backup_replaces_its_checkpoints() {
     assert_eq!(snapshots[0].snapshot.summary.files_new, 60);
     assert_eq!(restored_files(&repo, &snapshots[0], &src, &files), 60);
     assert_eq!(data_entries_in_packs(&repo), 60, "no chunk stored twice");
-    check_clean(&repo);
+    crate::testing::assert_checks_clean(&repo);
 }
 
 #[test]
@@ -154,7 +143,7 @@ fn an_interrupted_backup_leaves_a_checkpoint_the_next_one_resumes_from() {
         "the checkpoint holds {held} files"
     );
     assert_eq!(checkpoint.snapshot.summary.files_new, held as u64);
-    check_clean(&repo);
+    crate::testing::assert_checks_clean(&repo);
     // `latest` names complete snapshots only.
     let err = repo.find_snapshot("latest").unwrap_err().to_string();
     assert!(err.contains("only 1 checkpoint"), "{err}");
@@ -178,7 +167,7 @@ fn an_interrupted_backup_leaves_a_checkpoint_the_next_one_resumes_from() {
     assert_eq!(data_entries_in_packs(&repo), 60, "no chunk stored twice");
     let latest = repo.find_snapshot("latest").unwrap();
     assert_eq!(restored_files(&repo, &latest, &src, &files), 60);
-    check_clean(&repo);
+    crate::testing::assert_checks_clean(&repo);
 
     // forget lets the superseded checkpoint go, whatever the rules keep.
     let policy = crate::KeepPolicy {
