@@ -6,12 +6,12 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use arca_benches::{gear_material, noise, spread_id, text};
+use arca_benches::{gear_material, noise, spread_id, synthetic_index, text};
 use arca_chunker::{Chunker, ChunkerParams, GearTable};
 use arca_crypto::{IdAlgorithm, IdHasher, MasterKey, Sealer};
 use arca_repo::{
-    BlobId, BlobType, Compression, IndexBuilder, Node, NodeKind, ObjectId, PackBuilder, PackEntry,
-    Timestamp, Tree, encode_blob,
+    BlobId, BlobType, Compression, Node, NodeKind, ObjectId, PackBuilder, Timestamp, Tree,
+    encode_blob,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -152,21 +152,7 @@ fn backup_path(c: &mut Criterion) {
 fn index_lookup(c: &mut Criterion) {
     const BLOBS: u32 = 1_000_000;
     let id = |n: u32| BlobId(spread_id(u64::from(n)));
-    // Built as opening a repository builds it (all blobs in the sorted table).
-    let mut index = IndexBuilder::new();
-    for pack in 0..BLOBS / 1000 {
-        let entries: Vec<PackEntry> = (0..1000)
-            .map(|i| PackEntry {
-                blob_type: BlobType::Data,
-                id: id(pack * 1000 + i),
-                offset: 40 + i * 4096,
-                length: 4000,
-                raw_len: 9000,
-            })
-            .collect();
-        index.add_pack(ObjectId::from_bytes(id(u32::MAX - pack).0), &entries);
-    }
-    let index = index.finish();
+    let index = synthetic_index(u64::from(BLOBS), 0);
     let queries: Vec<BlobId> = (0..10_000u32)
         .map(|q| {
             if q % 2 == 0 {

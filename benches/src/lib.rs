@@ -71,3 +71,39 @@ pub fn spread_id(n: u64) -> [u8; 32] {
     }
     out
 }
+
+/// Synthetic blobs per pack in [`synthetic_index`].
+pub const SYNTHETIC_PER_PACK: u64 = 1000;
+
+/// The type of synthetic blob `n`: every `tree_every`-th is a tree (0: none is).
+pub fn synthetic_type(n: u64, tree_every: u64) -> arca_repo::BlobType {
+    if tree_every > 0 && n.is_multiple_of(tree_every) {
+        arca_repo::BlobType::Tree
+    } else {
+        arca_repo::BlobType::Data
+    }
+}
+
+/// An index of `blobs` synthetic blobs (blob `n` has id [`spread_id`]`(n)` and type
+/// [`synthetic_type`]) in packs of [`SYNTHETIC_PER_PACK`], built as opening a repository
+/// builds it; blob `n` for `n >= blobs` is absent.
+pub fn synthetic_index(blobs: u64, tree_every: u64) -> arca_repo::Index {
+    use arca_repo::{BlobId, IndexBuilder, ObjectId, PackEntry};
+    let mut index = IndexBuilder::new();
+    let mut entries = Vec::with_capacity(SYNTHETIC_PER_PACK as usize);
+    for pack in 0..blobs.div_ceil(SYNTHETIC_PER_PACK) {
+        entries.clear();
+        for i in 0..SYNTHETIC_PER_PACK.min(blobs - pack * SYNTHETIC_PER_PACK) {
+            let n = pack * SYNTHETIC_PER_PACK + i;
+            entries.push(PackEntry {
+                blob_type: synthetic_type(n, tree_every),
+                id: BlobId(spread_id(n)),
+                offset: 40 + (i as u32) * 4096,
+                length: 4000,
+                raw_len: 9000,
+            });
+        }
+        index.add_pack(ObjectId::from_bytes(spread_id(u64::MAX - pack)), &entries);
+    }
+    index.finish()
+}

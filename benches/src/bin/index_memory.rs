@@ -19,8 +19,11 @@
 
 use std::time::Instant;
 
-use arca_benches::spread_id as id;
-use arca_repo::{BlobId, BlobType, IndexBuilder, ObjectId, PackEntry};
+use arca_benches::{spread_id, synthetic_index, synthetic_type};
+use arca_repo::BlobId;
+
+/// One blob in 50 is a tree, about as in a backup of a source tree.
+const TREE_EVERY: u64 = 50;
 
 /// Resident set size in bytes (Linux).
 fn rss() -> u64 {
@@ -42,33 +45,10 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().expect("BLOBS must be a number"))
         .unwrap_or(10_000_000);
-    const PER_PACK: u64 = 1000;
     let before = rss();
     let started = Instant::now();
-    let mut index = IndexBuilder::new();
-    let mut entries = Vec::with_capacity(PER_PACK as usize);
-    for pack in 0..blobs.div_ceil(PER_PACK) {
-        entries.clear();
-        for i in 0..PER_PACK.min(blobs - pack * PER_PACK) {
-            let n = pack * PER_PACK + i;
-            entries.push(PackEntry {
-                blob_type: if n.is_multiple_of(50) {
-                    BlobType::Tree
-                } else {
-                    BlobType::Data
-                },
-                id: BlobId(id(n)),
-                offset: 40 + (i as u32) * 4096,
-                length: 4000,
-                raw_len: 9000,
-            });
-        }
-        let pack_id = ObjectId::from_bytes(id(u64::MAX - pack));
-        index.add_pack(pack_id, &entries);
-    }
-    let index = index.finish();
+    let index = synthetic_index(blobs, TREE_EVERY);
     let built = started.elapsed();
-    drop(entries);
     let bytes = rss().saturating_sub(before);
     let peak = peak_rss().saturating_sub(before);
     assert_eq!(index.len() as u64, blobs);
@@ -83,12 +63,10 @@ fn main() {
         } else {
             blobs + q
         };
-        let t = if n.is_multiple_of(50) {
-            BlobType::Tree
-        } else {
-            BlobType::Data
-        };
-        if index.get(t, &BlobId(id(n))).is_some() {
+        if index
+            .get(synthetic_type(n, TREE_EVERY), &BlobId(spread_id(n)))
+            .is_some()
+        {
             found += 1;
         }
     }
