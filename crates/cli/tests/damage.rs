@@ -19,6 +19,23 @@ fn flip_byte(path: &Path, offset: usize) {
     fs::write(path, data).unwrap();
 }
 
+/// The largest pack file of `env`'s repository: a backup's data pack (tree packs are
+/// small).
+fn largest_pack(env: &Env) -> PathBuf {
+    files_in(&env.repo.join("data"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
+}
+
+/// The smallest pack file of `env`'s repository: after one small backup, its trees.
+fn smallest_pack(env: &Env) -> PathBuf {
+    files_in(&env.repo.join("data"))
+        .into_iter()
+        .min_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
+}
+
 /// A repository with one snapshot of a small tree whose data packs hold file content.
 fn backed_up() -> (Env, PathBuf) {
     let env = Env::new();
@@ -36,14 +53,10 @@ fn a_corrupted_pack_is_found_by_check_read_data_and_by_restore() {
     let (env, src) = backed_up();
     env.ok(&["check", "--read-data"]);
     // Damage the largest pack (file content) in the middle.
-    let packs = files_in(&env.repo.join("data"));
-    let pack = packs
-        .iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = largest_pack(&env);
     let pack_id = pack.file_name().unwrap().to_str().unwrap().to_owned();
-    let len = fs::metadata(pack).unwrap().len() as usize;
-    flip_byte(pack, len / 2);
+    let len = fs::metadata(&pack).unwrap().len() as usize;
+    flip_byte(&pack, len / 2);
 
     let out = env.expect(1, &["check", "--read-data"]);
     let report = stdout(&out);
@@ -149,12 +162,7 @@ fn truncated_and_damaged_metadata_files_are_named() {
 fn pack_missing_is_reported_with_the_files_it_breaks() {
     let (env, _src) = backed_up();
     // The largest pack holds file content (the tree pack is small).
-    let packs = files_in(&env.repo.join("data"));
-    let pack = packs
-        .iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
-    fs::remove_file(pack).unwrap();
+    fs::remove_file(largest_pack(&env)).unwrap();
     let out = env.expect(1, &["check"]);
     let report = stdout(&out);
     assert!(report.contains("missing"), "{report}");
@@ -347,10 +355,7 @@ fn data_subsets_together_read_everything_and_find_the_damage() {
     // Rotating percentages continue where the last run stopped: within as many runs as
     // it takes to go round once, every pack is read, so the damaged one is found (once,
     // or twice if the last run wrapped around to it).
-    let pack = files_in(&env.repo.join("data"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = largest_pack(&env);
     let len = fs::metadata(&pack).unwrap().len() as usize;
     flip_byte(&pack, len / 2);
     let per_run = total.div_ceil(2);
@@ -389,10 +394,7 @@ fn repair_index_rebuilds_a_lost_or_damaged_index_from_the_packs() {
     // A damaged index file and a damaged pack: the intact entries are indexed, and
     // the damaged pack is named.
     flip_byte(&files_in(&env.repo.join("index"))[0], 60);
-    let pack = files_in(&env.repo.join("data"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = largest_pack(&env);
     let len = fs::metadata(&pack).unwrap().len() as usize;
     flip_byte(&pack, len / 2);
     let report = env.json(&["repair", "index"]);
@@ -473,10 +475,7 @@ fn a_flipped_byte_anywhere_is_detected_by_check_and_never_restored_silently() {
 fn repair_snapshots_leaves_out_lost_files_and_names_them() {
     let (env, src) = backed_up();
     // The data pack (every file's content: one pack at the default size) is lost.
-    let pack = files_in(&env.repo.join("data"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = largest_pack(&env);
     fs::remove_file(&pack).unwrap();
     env.ok(&["repair", "index"]);
     env.expect(1, &["check"]);
@@ -514,10 +513,7 @@ fn repair_snapshots_leaves_out_lost_files_and_names_them() {
 fn repair_snapshots_empties_directories_whose_tree_is_lost() {
     let (env, _src) = backed_up();
     // The tree pack (the smaller of the two) is lost.
-    let pack = files_in(&env.repo.join("data"))
-        .into_iter()
-        .min_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = smallest_pack(&env);
     fs::remove_file(&pack).unwrap();
     env.ok(&["repair", "index"]);
     env.expect(1, &["check"]);
