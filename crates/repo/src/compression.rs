@@ -141,7 +141,8 @@ fn zstd_compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
 }
 
 thread_local! {
-    // Creating a decompression context per blob showed at 4% of an unchanged backup.
+    // Creating a decompression context per blob was 3.6% of the CPU samples of an
+    // unchanged backup of the Linux tree (perf record).
     static UNZSTD: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
