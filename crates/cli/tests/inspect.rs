@@ -400,3 +400,57 @@ fn verify_follows_the_backups_selection_and_paths() {
     assert_eq!(lines[0]["status"], "missing");
     assert_eq!(lines[0]["path"], s);
 }
+
+/// Small files are bundled, so a file read again lands in a new bundle even when its
+/// bytes did not change: `diff` compares the bytes, and reports only what changed.
+#[test]
+fn diff_compares_bundled_files_by_their_bytes() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("touched.txt"), b"same bytes, new mtime");
+    write(&src.join("rewritten.txt"), b"version A");
+    write(&src.join("still.txt"), b"not touched");
+    settle();
+    env.init();
+    let first = snapshot_id(&env.backup(&[&src]));
+    let touched = src.join("touched.txt");
+    let mtime = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    filetime::set_file_mtime(&touched, mtime).unwrap();
+    let rewritten = src.join("rewritten.txt");
+    let before = fs::metadata(&rewritten).unwrap();
+    write(&rewritten, b"version B");
+    filetime::set_file_mtime(
+        &rewritten,
+        filetime::FileTime::from_last_modification_time(&before),
+    )
+    .unwrap();
+    let second = snapshot_id(&env.backup(&[&src]));
+
+    let lines = json_lines(&env, &["diff", &first, &second]);
+    let changes: Vec<(String, String, Value)> = lines[..lines.len() - 1]
+        .iter()
+        .filter(|c| c["path"] != src.to_str().unwrap())
+        .map(|c| {
+            (
+                c["modifier"].as_str().unwrap().to_owned(),
+                c["path"].as_str().unwrap().to_owned(),
+                c["changes"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "M".to_owned(),
+                rewritten.to_str().unwrap().to_owned(),
+                serde_json::json!(["content"])
+            ),
+            (
+                "U".to_owned(),
+                touched.to_str().unwrap().to_owned(),
+                serde_json::json!(["mtime"])
+            ),
+        ]
+    );
+}

@@ -297,6 +297,15 @@ impl Repository {
                                     bad_chunks.insert(*id, why);
                                 }
                             }
+                            if let Some(why) = self.slice_problem(node) {
+                                report.error(
+                                    format!(
+                                        "{snap} {}",
+                                        path.join(OsStr::from_bytes(&node.name)).display()
+                                    ),
+                                    why,
+                                );
+                            }
                         }
                         true
                     }
@@ -347,6 +356,17 @@ impl Repository {
             }
         }
         Ok(report)
+    }
+
+    /// Why a bundled file's slice cannot be in its bundle as the index records it, if
+    /// it cannot (a missing bundle is reported as a bad chunk).
+    fn slice_problem(&self, node: &arca_repo::Node) -> Option<String> {
+        let offset = node.bundle_offset?;
+        let id = node.content.first()?;
+        let loc = self.index.get(BlobType::Data, id)?;
+        crate::content::bundle_slice(offset, node.size, loc.raw_len as usize)
+            .err()
+            .map(|why| format!("cannot be restored: bundle {}: {why}", id.short()))
     }
 
     /// Walks the trees below `root` depth first. `visit` gets each directory's path and

@@ -135,6 +135,8 @@ impl Repository {
         cancel: &CancelToken,
         visit: &mut dyn FnMut(&DiffEntry<'_>) -> Result<()>,
     ) -> Result<DiffSummary> {
+        // Bundles read by this operation are kept only while it runs.
+        let _bundles = self.bundles.scope();
         let mut d = Differ {
             repo: self,
             cancel,
@@ -232,7 +234,10 @@ impl Differ<'_, '_> {
             (Some(a), None) => self.whole(a, dir, Change::Removed).map(|()| None),
             (None, Some(b)) => self.whole(b, dir, Change::Added).map(|()| None),
             (Some(a), Some(b)) => {
-                let attributes = changed_attributes(a, b, true);
+                let mut attributes = changed_attributes(a, b, true);
+                if attributes.contains(&"content") && self.repo.same_stored_content(a, b, &path)? {
+                    attributes.retain(|a| *a != "content");
+                }
                 if attributes.is_empty() && a.subtree == b.subtree {
                     return Ok(None);
                 }

@@ -129,7 +129,9 @@ pub(crate) fn changed_attributes(old: &Node, new: &Node, content: bool) -> Vec<&
     let checks = [
         (
             "content",
-            content && old.kind == NodeKind::File && old.content != new.content,
+            content
+                && old.kind == NodeKind::File
+                && (old.content != new.content || old.bundle_offset != new.bundle_offset),
         ),
         ("size", old.size != new.size),
         ("mode", old.mode != new.mode),

@@ -418,8 +418,9 @@ fn prune_gives_up_when_snapshots_keep_vanishing() {
 #[test]
 fn partly_used_packs_are_repacked_within_the_budget() {
     let f = Fixture::new();
+    // Files above the bundling limit (256 KiB), so each is a chunk of its own.
     let files: Vec<(String, Vec<u8>)> = (0..20)
-        .map(|i| (format!("f{i:02}"), random_bytes(100_000, 100 + i)))
+        .map(|i| (format!("f{i:02}"), random_bytes(300_000, 100 + i)))
         .collect();
     for (name, data) in &files {
         write(&f.src, name, data);

@@ -128,6 +128,8 @@ impl Repository {
         options: &VerifyOptions,
         visit: &mut dyn FnMut(&Path, &Path, &Difference) -> Result<()>,
     ) -> Result<VerifyReport> {
+        // Bundles read by this operation are kept only while it runs.
+        let _bundles = self.bundles.scope();
         let sources: Vec<PathBuf> = snapshot
             .snapshot
             .paths

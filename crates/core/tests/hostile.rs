@@ -18,13 +18,19 @@ use arca_repo::{
 /// Writes a snapshot whose root tree holds one file node named `name` (bypassing the
 /// tree constructor's checks, as a hostile writer would).
 fn write_hostile_snapshot(repo: &Repo, name: &[u8]) -> ObjectId {
+    write_hostile_node(repo, name, None)
+}
+
+/// The same with the node's `bundle_offset` set to `bundle_offset`.
+fn write_hostile_node(repo: &Repo, name: &[u8], bundle_offset: Option<u64>) -> ObjectId {
     let content = b"pwned".to_vec();
     let data_id = repo.blob_id(&content);
     let mut node = Node::new(name.to_vec(), NodeKind::File);
     node.mode = 0o644;
     node.size = content.len() as u64;
     node.content = vec![data_id];
-    let mut tree = 1u16.to_le_bytes().to_vec();
+    node.bundle_offset = bundle_offset;
+    let mut tree = 2u16.to_le_bytes().to_vec();
     tree.extend(postcard::to_stdvec(&vec![node]).unwrap());
     let tree_id = repo.blob_id(&tree);
     let mut index = IndexFile::default();
@@ -103,4 +109,36 @@ fn hostile_names_are_refused_and_nothing_escapes() {
     assert!(!tmp.path().join("target").join("escaped").exists());
     let report = repo.check(&CheckOptions::default(), &NoProgress).unwrap();
     assert_eq!(report.errors.len(), names.len(), "{:?}", report.errors);
+}
+
+/// A bundled file whose slice lies beyond its bundle: check names it, restore and dump
+/// fail for it with the bundle named, and nothing is left in its place.
+#[test]
+fn a_slice_beyond_its_bundle_is_reported_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = Arc::new(LocalBackend::new(tmp.path().join("repo")));
+    Repository::init(backend.clone(), b"pw", &common::fast_init()).unwrap();
+    let raw = Repo::open(backend.clone(), b"pw").unwrap();
+    // "pwned" is 5 bytes; 5 bytes from offset 1 run past its end.
+    write_hostile_node(&raw, b"sliced", Some(1));
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let report = repo.check(&CheckOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let problem = &report.errors[0];
+    assert!(problem.object.ends_with("/sliced"), "{problem}");
+    assert!(problem.message.contains("beyond its bundle"), "{problem}");
+
+    let snap = &repo.snapshots().unwrap()[0];
+    let target = tmp.path().join("target");
+    let err = repo
+        .restore(snap, &target, &RestoreOptions::default(), &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("sliced"), "{err}");
+    assert!(!target.join("sliced").exists());
+    let mut out = Vec::new();
+    let cancel = arca_core::CancelToken::new();
+    let err = repo
+        .dump(snap, std::path::Path::new("/sliced"), &mut out, &cancel)
+        .unwrap_err();
+    assert!(err.to_string().contains("beyond its bundle"), "{err}");
 }

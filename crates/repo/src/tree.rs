@@ -1,8 +1,9 @@
 //! Trees: the deterministic encoding of one directory's entries, stored as tree blobs.
 //!
-//! Payload: `version (u16 LE) = 1 || postcard(Vec<Node>)`, nodes sorted by name bytes.
-//! The same directory state always encodes to the same bytes, so an unchanged directory
-//! yields the same tree blob id and is stored once.
+//! Payload: `version (u16 LE) = 2 || postcard(Vec<Node>)`, nodes sorted by name bytes
+//! (version 1, still read, lacks [`Node::bundle_offset`]). The same directory state
+//! always encodes to the same bytes, so an unchanged directory yields the same tree blob
+//! id and is stored once.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,9 @@ use crate::RepoError;
 use crate::blob::BlobId;
 use crate::wire::{decode_postcard, encode_versioned, expect_version, split_version};
 
-const TREE_VERSION: u16 = 1;
+const TREE_VERSION: u16 = 2;
+/// Trees written before small files were bundled: nodes without `bundle_offset`.
+const TREE_VERSION_UNBUNDLED: u16 = 1;
 
 /// A point in time: seconds and nanoseconds since the Unix epoch.
 #[derive(
@@ -134,8 +137,65 @@ pub struct Node {
     pub xattrs: Vec<Xattr>,
     /// Files: the ids of the content chunks, in order.
     pub content: Vec<BlobId>,
+    /// Bundled files (small files stored together in one chunk, a *bundle*): where
+    /// this file's `size` bytes start in its one chunk. `None`: the chunks are the
+    /// file's own, whole.
+    pub bundle_offset: Option<u64>,
     /// Directories: the id of the tree blob listing its entries.
     pub subtree: Option<BlobId>,
+}
+
+/// A node as tree version 1 encodes it: [`Node`] without `bundle_offset`.
+#[derive(Deserialize)]
+struct NodeV1 {
+    #[serde(with = "serde_bytes")]
+    name: Vec<u8>,
+    kind: NodeKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    user: String,
+    group: String,
+    size: u64,
+    mtime: Timestamp,
+    atime: Timestamp,
+    ctime: Timestamp,
+    inode: u64,
+    device: u64,
+    links: u64,
+    rdev: u64,
+    #[serde(with = "serde_bytes")]
+    target: Vec<u8>,
+    xattrs: Vec<Xattr>,
+    content: Vec<BlobId>,
+    subtree: Option<BlobId>,
+}
+
+impl From<NodeV1> for Node {
+    fn from(n: NodeV1) -> Self {
+        Self {
+            name: n.name,
+            kind: n.kind,
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            user: n.user,
+            group: n.group,
+            size: n.size,
+            mtime: n.mtime,
+            atime: n.atime,
+            ctime: n.ctime,
+            inode: n.inode,
+            device: n.device,
+            links: n.links,
+            rdev: n.rdev,
+            target: n.target,
+            xattrs: n.xattrs,
+            content: n.content,
+            bundle_offset: None,
+            subtree: n.subtree,
+        }
+    }
 }
 
 impl Node {
@@ -160,6 +220,7 @@ impl Node {
             target: Vec::new(),
             xattrs: Vec::new(),
             content: Vec::new(),
+            bundle_offset: None,
             subtree: None,
         }
     }
@@ -226,8 +287,13 @@ impl Tree {
     /// names, or nodes inconsistent with their kind; [`RepoError::UnsupportedVersion`].
     pub fn decode(payload: &[u8], object: &str) -> Result<Self, RepoError> {
         let (version, body) = split_version(payload, object)?;
-        expect_version(version, TREE_VERSION, object)?;
-        let nodes: Vec<Node> = decode_postcard(body, object)?;
+        let nodes: Vec<Node> = if version == TREE_VERSION_UNBUNDLED {
+            let nodes: Vec<NodeV1> = decode_postcard(body, object)?;
+            nodes.into_iter().map(Node::from).collect()
+        } else {
+            expect_version(version, TREE_VERSION, object)?;
+            decode_postcard(body, object)?
+        };
         check_nodes(&nodes).map_err(|reason| RepoError::corrupt(object, reason))?;
         Ok(Self { nodes })
     }
@@ -261,6 +327,12 @@ fn check_nodes(nodes: &[Node]) -> Result<(), String> {
         if !consistent {
             return Err(format!(
                 "entry {:?} has content or subtree fields inconsistent with its kind",
+                n.display_name()
+            ));
+        }
+        if n.bundle_offset.is_some() && (n.kind != NodeKind::File || n.content.len() != 1) {
+            return Err(format!(
+                "entry {:?} is bundled but has not exactly one chunk",
                 n.display_name()
             ));
         }

@@ -159,9 +159,12 @@ fn index_golden_bytes() {
 
 #[test]
 fn tree_golden_bytes() {
+    let mut bundled = node("c.txt", NodeKind::File);
+    bundled.bundle_offset = Some(300);
     let tree = Tree::new(vec![
         node("b", NodeKind::Dir),
         node("a.txt", NodeKind::File),
+        bundled,
     ])
     .unwrap();
     let bytes = tree.encode().unwrap();
@@ -169,11 +172,38 @@ fn tree_golden_bytes() {
     let back = Tree::decode(&bytes, "tree").unwrap();
     assert_eq!(back, tree);
     assert_eq!(back.nodes()[0].name, b"a.txt");
+    assert_eq!(back.nodes()[2].bundle_offset, Some(300));
     assert!(back.find(b"b").is_some());
-    assert!(back.find(b"c").is_none());
+    assert!(back.find(b"d").is_none());
 }
 
-const GOLDEN_TREE: &str = "01000205612e74787401a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a81100100000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa00016202a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a8110010000000001bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+/// Trees written before bundling (version 1) still decode, with no node bundled.
+#[test]
+fn tree_version_1_golden_bytes() {
+    let back = Tree::decode(&hex::decode(GOLDEN_TREE_V1).unwrap(), "tree").unwrap();
+    let expected = Tree::new(vec![
+        node("b", NodeKind::Dir),
+        node("a.txt", NodeKind::File),
+    ])
+    .unwrap();
+    assert_eq!(back, expected);
+}
+
+#[test]
+fn tree_refuses_a_bundled_node_without_exactly_one_chunk() {
+    let mut n = node("a", NodeKind::File);
+    n.content.push(BlobId([0xcc; 32]));
+    n.bundle_offset = Some(0);
+    assert!(Tree::new(vec![n.clone()]).is_err());
+    n.content.clear();
+    assert!(Tree::new(vec![n]).is_err());
+    let mut d = node("d", NodeKind::Dir);
+    d.bundle_offset = Some(0);
+    assert!(Tree::new(vec![d]).is_err());
+}
+
+const GOLDEN_TREE_V1: &str = "01000205612e74787401a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a81100100000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa00016202a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a8110010000000001bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const GOLDEN_TREE: &str = "02000305612e74787401a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a81100100000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa0000016202a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a811001000000000001bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb05632e74787401a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a81100100000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01ac0200";
 
 #[test]
 fn snapshot_golden_bytes() {
@@ -493,24 +523,33 @@ fn arb_node() -> impl Strategy<Value = Node> {
             (arb_name(), proptest::collection::vec(any::<u8>(), 0..20)),
             0..3,
         ),
+        proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(name, k, mode, size, secs, nanos, content, xattrs)| {
-            let kind = [NodeKind::File, NodeKind::Dir, NodeKind::Symlink][k];
-            let mut n = Node::new(name, kind);
-            n.mode = mode;
-            n.size = size;
-            n.mtime = Timestamp { secs, nanos };
-            n.xattrs = xattrs
-                .into_iter()
-                .map(|(name, value)| Xattr { name, value })
-                .collect();
-            match kind {
-                NodeKind::File => n.content = content.into_iter().map(BlobId).collect(),
-                NodeKind::Dir => n.subtree = Some(BlobId([7; 32])),
-                _ => n.target = b"t".to_vec(),
-            }
-            n
-        })
+        .prop_map(
+            |(name, k, mode, size, secs, nanos, content, xattrs, offset)| {
+                let kind = [NodeKind::File, NodeKind::Dir, NodeKind::Symlink][k];
+                let mut n = Node::new(name, kind);
+                n.mode = mode;
+                n.size = size;
+                n.mtime = Timestamp { secs, nanos };
+                n.xattrs = xattrs
+                    .into_iter()
+                    .map(|(name, value)| Xattr { name, value })
+                    .collect();
+                match kind {
+                    NodeKind::File => {
+                        n.content = content.into_iter().map(BlobId).collect();
+                        // A bundled file has exactly one chunk.
+                        if n.content.len() == 1 {
+                            n.bundle_offset = offset;
+                        }
+                    }
+                    NodeKind::Dir => n.subtree = Some(BlobId([7; 32])),
+                    _ => n.target = b"t".to_vec(),
+                }
+                n
+            },
+        )
 }
 
 proptest! {

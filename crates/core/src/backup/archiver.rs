@@ -16,8 +16,9 @@ use std::sync::Arc;
 use arca_repo::{BlobId, BlobType, Index, Node, NodeKind, Repo, Timestamp, Tree};
 use crossbeam_channel::{Receiver, Sender};
 
+use super::bundle::Bundler;
 use super::checkpoint::Checkpoints;
-use super::reader::{Abort, BlobJob, FileDone, FileJob, queue_tree};
+use super::reader::{Abort, BlobJob, Done, FileDone, FileJob, queue_bundle, queue_tree};
 use super::saver::BlobSaver;
 use super::sources::{Entry, is_cache_dir};
 use crate::dir_handle::DirHandle;
@@ -52,7 +53,7 @@ pub(crate) struct Walked {
     pub(crate) root: BlobId,
     pub(crate) counts: Counts,
     pub(crate) warnings: Vec<String>,
-    pub(crate) unresolved: HashMap<(BlobType, BlobId), u64>,
+    pub(crate) unresolved: HashMap<(BlobType, BlobId), super::Refs>,
     /// The nodes of the entries right below the directories above the sources (the
     /// sources among them), with their paths: what `--skip-if-unchanged` compares, so
     /// a change to `/home` itself does not count as a change to `/home/me/docs`.
@@ -82,10 +83,37 @@ pub(super) struct DirState {
 /// met meanwhile waiting for its content; or read, with its content.
 enum Link {
     Reading(Vec<Waiter>),
-    Done(Vec<BlobId>, u64),
+    Done(Content, u64),
 }
 
-/// A hard link waiting for the first link's content: its place and path.
+/// A file's content as a node records it: its chunks, and its offset if bundled.
+#[derive(Clone)]
+struct Content {
+    chunks: Vec<BlobId>,
+    bundle_offset: Option<u64>,
+}
+
+impl Content {
+    fn of(node: &Node) -> Self {
+        Self {
+            chunks: node.content.clone(),
+            bundle_offset: node.bundle_offset,
+        }
+    }
+}
+
+/// A bundle whose files have been read: its files waiting for its id, or its id.
+#[derive(Default)]
+struct BundleWait {
+    id: Option<BlobId>,
+    /// How many files it holds (known once it is sealed), and how many have reported.
+    members: Option<u64>,
+    reported: u64,
+    parked: Vec<Waiter>,
+}
+
+/// A file waiting for another's content (a hard link for its first link's, a bundled
+/// file for its bundle's id): its place and path.
 struct Waiter {
     dir: u64,
     slot: usize,
@@ -102,12 +130,15 @@ pub(crate) struct Archiver<'a> {
     pub(crate) repo: &'a Repo,
     pub(crate) index: &'a Index,
     pub(crate) saver: &'a BlobSaver<'a>,
+    bundler: &'a Bundler,
     pub(crate) selector: &'a Selector,
     pub(crate) progress: &'a dyn BackupProgress,
     pub(crate) abort: &'a Abort,
     pub(crate) jobs: Option<Sender<FileJob>>,
     pub(crate) blobs: Sender<BlobJob>,
-    pub(crate) done: Receiver<FileDone>,
+    pub(crate) done: Receiver<Done>,
+    /// Bundles with files read but not all placed, by number.
+    bundles: HashMap<u64, BundleWait>,
     /// Checkpoints to write, if the backup writes them, and the session they check.
     pub(super) checkpoints: Option<&'a mut Checkpoints>,
     pub(super) session: Option<&'a LockGuard>,
@@ -116,7 +147,7 @@ pub(crate) struct Archiver<'a> {
     pub(super) counts: Counts,
     pub(super) warnings: Vec<String>,
     /// Referenced blobs not yet in the index (stored in this session) -> references.
-    pub(super) unresolved: HashMap<(BlobType, BlobId), u64>,
+    pub(super) unresolved: HashMap<(BlobType, BlobId), super::Refs>,
     /// Files whose ctime is at or after this are not trusted as unchanged (see
     /// [`Archiver::set_parent_time`]).
     racy_limit: Option<Timestamp>,
@@ -135,17 +166,20 @@ impl<'a> Archiver<'a> {
         repo: &'a Repo,
         index: &'a Index,
         saver: &'a BlobSaver<'a>,
+        bundler: &'a Bundler,
         selector: &'a Selector,
         progress: &'a dyn BackupProgress,
         abort: &'a Abort,
         jobs: Sender<FileJob>,
         blobs: Sender<BlobJob>,
-        done: Receiver<FileDone>,
+        done: Receiver<Done>,
     ) -> Self {
         Self {
             repo,
             index,
             saver,
+            bundler,
+            bundles: HashMap::new(),
             selector,
             progress,
             abort,
@@ -322,7 +356,7 @@ impl<'a> Archiver<'a> {
                 }
             }
             while let Ok(done) = self.done.try_recv() {
-                self.file_done(done)?;
+                self.received(done)?;
             }
             if !stack.is_empty() {
                 self.checkpoint_if_due()?;
@@ -437,9 +471,10 @@ impl<'a> Archiver<'a> {
                 let key = (node.device, node.inode);
                 if let Some(prev) = reusable {
                     node.content = prev.content.clone();
+                    node.bundle_offset = prev.bundle_offset;
                     if node.links > 1 {
                         self.links
-                            .insert(key, Link::Done(node.content.clone(), node.size));
+                            .insert(key, Link::Done(Content::of(&node), node.size));
                     }
                     self.counts.files_unchanged += 1;
                     self.count_file(&node);
@@ -564,18 +599,68 @@ impl<'a> Archiver<'a> {
         }
     }
 
-    /// Waits for the result of every file sent to the workers.
+    /// Waits for the result of every file sent to the workers, then seals the open
+    /// bundle: afterwards every file node placed is complete.
     pub(super) fn drain_files(&mut self) -> Result<()> {
         while self.in_flight > 0 {
             if self.abort.should_stop() {
                 return Err(self.abort.take_error());
             }
             match self.done.recv() {
-                Ok(done) => self.file_done(done)?,
+                Ok(done) => self.received(done)?,
                 Err(_) => return Err(self.abort.take_error()),
             }
         }
+        // Every bundle the workers sealed was announced before the result of the file
+        // that sealed it; only the open one is left.
+        if let Some(sealed) = self.bundler.seal() {
+            let announce = queue_bundle(self.repo, self.saver, &self.blobs, sealed)
+                .map_err(|_| self.abort.take_error())?;
+            self.received(announce)?;
+        }
+        if !self.bundles.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                "internal error: bundled files were left without their bundle",
+            ));
+        }
         Ok(())
+    }
+
+    fn received(&mut self, done: Done) -> Result<()> {
+        match done {
+            Done::File(file) => self.file_done(*file),
+            Done::Bundle { seq, id, members } => {
+                let wait = self.bundles.entry(seq).or_default();
+                wait.id = Some(id);
+                wait.members = Some(members);
+                let parked = std::mem::take(&mut wait.parked);
+                self.forget_bundle_if_done(seq);
+                for w in parked {
+                    let node = self
+                        .dir_mut(w.dir)?
+                        .nodes
+                        .get_mut(w.slot)
+                        .and_then(Option::take);
+                    if let Some(mut node) = node {
+                        node.content = vec![id];
+                        self.place_file(w.dir, w.slot, &w.path, w.status, node)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops the record of bundle `seq` once it is named and all its files reported.
+    fn forget_bundle_if_done(&mut self, seq: u64) {
+        if self
+            .bundles
+            .get(&seq)
+            .is_some_and(|w| w.id.is_some() && w.members == Some(w.reported))
+        {
+            self.bundles.remove(&seq);
+        }
     }
 
     fn send_file(
@@ -613,14 +698,15 @@ impl<'a> Archiver<'a> {
         slot: usize,
         path: &Path,
         status: FileStatus,
-        content: Vec<BlobId>,
+        content: Content,
     ) -> Result<()> {
         let node = {
             let st = self.dir_mut(dir)?;
             let Some(Some(node)) = st.nodes.get_mut(slot) else {
                 return Ok(());
             };
-            node.content = content;
+            node.content = content.chunks;
+            node.bundle_offset = content.bundle_offset;
             node.clone()
         };
         match status {
@@ -635,17 +721,32 @@ impl<'a> Archiver<'a> {
     fn count_file(&mut self, node: &Node) {
         self.counts.bytes_total += node.size;
         self.counts.chunks_total += node.content.len() as u64;
+        let refs = match node.bundle_offset {
+            Some(_) => super::Refs {
+                whole: 0,
+                slice_bytes: node.size,
+            },
+            None => super::Refs {
+                whole: 1,
+                slice_bytes: 0,
+            },
+        };
         for id in &node.content {
-            self.count_stored(BlobType::Data, id);
+            self.count_stored(BlobType::Data, id, refs);
         }
     }
 
-    /// Adds a referenced blob's stored size to the snapshot's "compressed" total, now if
-    /// it is indexed, at the end of the backup if this session stores it.
-    fn count_stored(&mut self, blob_type: BlobType, id: &BlobId) {
+    /// Adds a referenced blob's stored size (a bundled file's share of it) to the
+    /// snapshot's "compressed" total, now if it is indexed, at the end of the backup if
+    /// this session stores it.
+    fn count_stored(&mut self, blob_type: BlobType, id: &BlobId, refs: super::Refs) {
         match self.index.get(blob_type, id) {
-            Some(loc) => self.counts.stored_known += u64::from(loc.length),
-            None => *self.unresolved.entry((blob_type, *id)).or_default() += 1,
+            Some(loc) => self.counts.stored_known += super::stored_share(&loc, refs),
+            None => {
+                let r = self.unresolved.entry((blob_type, *id)).or_default();
+                r.whole += refs.whole;
+                r.slice_bytes += refs.slice_bytes;
+            }
         }
     }
 
@@ -681,28 +782,31 @@ impl<'a> Archiver<'a> {
                         "changed while it was being read; the snapshot holds the content as read",
                     );
                 }
-                self.count_file(&node);
-                self.progress.file_done(&path, status, node.size);
-                let waiters = if node.links > 1 {
-                    let key = (node.device, node.inode);
-                    match self
-                        .links
-                        .insert(key, Link::Done(node.content.clone(), node.size))
-                    {
-                        Some(Link::Reading(w)) => w,
-                        _ => Vec::new(),
-                    }
-                } else {
-                    Vec::new()
+                let Some(ticket) = read.bundled else {
+                    return self.place_file(dir, slot, &path, status, node);
                 };
-                let content = node.content.clone();
-                if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
-                    *s = Some(node);
-                }
-                for w in waiters {
-                    self.link_done(w.dir, w.slot, &w.path, w.status, content.clone())?;
-                    self.dir_mut(w.dir)?.pending -= 1;
-                    self.complete(w.dir)?;
+                node.bundle_offset = Some(ticket.offset);
+                let wait = self.bundles.entry(ticket.seq).or_default();
+                wait.reported += 1;
+                match wait.id {
+                    Some(id) => {
+                        node.content = vec![id];
+                        self.forget_bundle_if_done(ticket.seq);
+                        return self.place_file(dir, slot, &path, status, node);
+                    }
+                    None => {
+                        // Still pending: placed once the bundle's id is known.
+                        wait.parked.push(Waiter {
+                            dir,
+                            slot,
+                            path,
+                            status,
+                        });
+                        if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
+                            *s = Some(node);
+                        }
+                        return Ok(());
+                    }
                 }
             }
             (Err(message), old) => {
@@ -731,6 +835,44 @@ impl<'a> Archiver<'a> {
                     "internal error: a file result arrived twice",
                 ));
             }
+        }
+        self.dir_mut(dir)?.pending -= 1;
+        self.complete(dir)
+    }
+
+    /// Puts a read file's complete node in its place (no longer pending), gives its
+    /// content to the other names of the file waiting for it, and completes what that
+    /// completes.
+    fn place_file(
+        &mut self,
+        dir: u64,
+        slot: usize,
+        path: &Path,
+        status: FileStatus,
+        node: Node,
+    ) -> Result<()> {
+        self.count_file(&node);
+        self.progress.file_done(path, status, node.size);
+        let content = Content::of(&node);
+        let waiters = if node.links > 1 {
+            let key = (node.device, node.inode);
+            match self
+                .links
+                .insert(key, Link::Done(content.clone(), node.size))
+            {
+                Some(Link::Reading(w)) => w,
+                _ => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
+        if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
+            *s = Some(node);
+        }
+        for w in waiters {
+            self.link_done(w.dir, w.slot, &w.path, w.status, content.clone())?;
+            self.dir_mut(w.dir)?.pending -= 1;
+            self.complete(w.dir)?;
         }
         self.dir_mut(dir)?.pending -= 1;
         self.complete(dir)
@@ -767,7 +909,14 @@ impl<'a> Archiver<'a> {
                 }));
             }
             let id = self.queue_dir_tree(&st.path, st.nodes.into_iter().flatten().collect())?;
-            self.count_stored(BlobType::Tree, &id);
+            self.count_stored(
+                BlobType::Tree,
+                &id,
+                super::Refs {
+                    whole: 1,
+                    slice_bytes: 0,
+                },
+            );
             let Some((parent, slot)) = st.parent else {
                 self.root = Some(id);
                 return Ok(());

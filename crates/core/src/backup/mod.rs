@@ -7,6 +7,7 @@
 //! needs and the index naming those packs are durable.
 
 mod archiver;
+mod bundle;
 mod checkpoint;
 mod reader;
 mod saver;
@@ -26,6 +27,7 @@ use arca_repo::{Compression, Index, IndexFile, IndexedPack, Snapshot, SnapshotSu
 use crossbeam_channel::{bounded, unbounded};
 
 use self::archiver::{Archiver, Counts, Walked};
+use self::bundle::Bundler;
 use self::checkpoint::Checkpoints;
 use self::reader::{Abort, FileWorker, blob_worker};
 pub(crate) use self::saver::BlobSaver;
@@ -260,6 +262,8 @@ impl Repository {
         } else {
             Some(source_entries(&sources))
         };
+        let params = self.chunker.params();
+        let bundler = Bundler::new(u64::from(params.avg_size), params.max_size as usize);
         let walked = std::thread::scope(|s| {
             let (job_tx, job_rx) = bounded(threads * 4);
             let (blob_tx, blob_rx) = bounded(threads * 4);
@@ -268,6 +272,7 @@ impl Repository {
                 let worker = FileWorker {
                     repo: &self.repo,
                     chunker: &self.chunker,
+                    bundler: &bundler,
                     saver: &saver,
                     blobs: blob_tx.clone(),
                     progress,
@@ -288,6 +293,7 @@ impl Repository {
                 &self.repo,
                 &self.index,
                 &saver,
+                &bundler,
                 &selector,
                 progress,
                 &abort,
@@ -691,14 +697,30 @@ fn snapshot_from(
     snapshot
 }
 
+/// References to one blob that the backup has not found in the index yet: whole, and
+/// as slices of a bundle, so many bytes in all.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Refs {
+    pub(crate) whole: u64,
+    pub(crate) slice_bytes: u64,
+}
+
+/// The stored size that `refs` to the blob at `loc` account for: the whole stored size
+/// per whole reference, and a bundle's stored size in proportion to each slice.
+pub(crate) fn stored_share(loc: &arca_repo::BlobLocation, refs: Refs) -> u64 {
+    let length = u64::from(loc.length);
+    let share = u128::from(length) * u128::from(refs.slice_bytes) / u128::from(loc.raw_len.max(1));
+    length * refs.whole + u64::try_from(share).unwrap_or(u64::MAX)
+}
+
 /// Stored size of blobs referenced during the backup that were not yet indexed.
 fn resolve_stored(
-    unresolved: &HashMap<(arca_repo::BlobType, arca_repo::BlobId), u64>,
+    unresolved: &HashMap<(arca_repo::BlobType, arca_repo::BlobId), Refs>,
     session: &Index,
     index: &Index,
 ) -> Result<u64> {
     let mut total = 0;
-    for ((blob_type, id), count) in unresolved {
+    for ((blob_type, id), refs) in unresolved {
         let found = session
             .get(*blob_type, id)
             .or_else(|| index.get(*blob_type, id));
@@ -708,7 +730,7 @@ fn resolve_stored(
                 format!("internal error: blob {id} was referenced but not stored"),
             )
         })?;
-        total += u64::from(loc.length) * count;
+        total += stored_share(&loc, *refs);
     }
     Ok(total)
 }

@@ -1,6 +1,7 @@
 //! File workers: open a source file, stream it through the chunker, name each chunk, and
 //! hand chunks the repository lacks to the blob workers.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use nix::sys::stat::{FileStat, SFlag, fstat};
 
+use super::bundle::{Bundler, Sealed, Ticket};
 use super::saver::BlobSaver;
 use crate::dir_handle::DirHandle;
 use crate::progress::{BackupProgress, CancelToken, FileStatus};
@@ -85,12 +87,28 @@ pub(crate) struct BlobJob {
 /// What reading a file produced.
 #[derive(Debug)]
 pub(crate) struct ReadFile {
+    /// The chunks, or empty for a bundled file (see `bundled`).
     pub(crate) content: Vec<BlobId>,
+    /// A small file's place in a bundle, whose id the archiver learns from a
+    /// [`Done::Bundle`].
+    pub(crate) bundled: Option<Ticket>,
     pub(crate) bytes: u64,
     /// Metadata of the opened file before it was read.
     pub(crate) before: FileStat,
     /// Size, modification or change time differed after reading.
     pub(crate) changed: bool,
+}
+
+/// What the file workers report to the archiver.
+#[derive(Debug)]
+pub(crate) enum Done {
+    File(Box<FileDone>),
+    /// Bundle `seq`, holding `members` files, is sealed and named `id`.
+    Bundle {
+        seq: u64,
+        id: BlobId,
+        members: u64,
+    },
 }
 
 /// The outcome of a [`FileJob`]: the content, or why the file could not be read.
@@ -116,6 +134,7 @@ fn is_regular(st: &FileStat) -> bool {
 pub(crate) struct FileWorker<'a> {
     pub(crate) repo: &'a Repo,
     pub(crate) chunker: &'a Chunker,
+    pub(crate) bundler: &'a Bundler,
     pub(crate) saver: &'a BlobSaver<'a>,
     pub(crate) blobs: Sender<BlobJob>,
     pub(crate) progress: &'a dyn BackupProgress,
@@ -123,12 +142,12 @@ pub(crate) struct FileWorker<'a> {
 }
 
 impl FileWorker<'_> {
-    pub(crate) fn run(&self, jobs: Receiver<FileJob>, done: Sender<FileDone>) {
+    pub(crate) fn run(&self, jobs: Receiver<FileJob>, done: Sender<Done>) {
         for job in jobs {
             let outcome = if self.abort.should_stop() {
                 Err("backup stopped".to_owned())
             } else {
-                self.read(&job)
+                self.read(&job, &done)
             };
             let result = FileDone {
                 dir: job.dir,
@@ -137,13 +156,13 @@ impl FileWorker<'_> {
                 status: job.status,
                 outcome,
             };
-            if done.send(result).is_err() {
+            if done.send(Done::File(Box::new(result))).is_err() {
                 return;
             }
         }
     }
 
-    fn read(&self, job: &FileJob) -> std::result::Result<ReadFile, String> {
+    fn read(&self, job: &FileJob, done: &Sender<Done>) -> std::result::Result<ReadFile, String> {
         let file = job
             .handle
             .open_read(&job.name)
@@ -155,10 +174,69 @@ impl FileWorker<'_> {
         // Sized for the expected chunk count, but a huge sparse file must not make this
         // allocate gigabytes up front.
         let size = before.st_size.max(0) as u64;
+        if self.bundler.takes(size) {
+            return self.read_small(&file, before, size, done);
+        }
+        self.read_chunked(&file, before, size, Vec::new())
+    }
+
+    /// Reads a small file whole and adds it to the open bundle; one that has grown
+    /// past the bundling limit is chunked instead, from the bytes already read on.
+    fn read_small(
+        &self,
+        file: &std::fs::File,
+        before: FileStat,
+        size: u64,
+        done: &Sender<Done>,
+    ) -> std::result::Result<ReadFile, String> {
+        let mut data = Vec::with_capacity(size as usize);
+        let read = file
+            .take(size + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| format!("read failed after {} bytes: {e}", data.len()))?;
+        if !self.bundler.takes(read as u64) {
+            return self.read_chunked(file, before, size, data);
+        }
+        let after = fstat(file).map_err(|e| format!("cannot stat: {e}"))?;
+        if self.abort.should_stop() {
+            return Err("backup stopped".to_owned());
+        }
+        let bytes = data.len() as u64;
+        // Nothing fails after the add: every file in a bundle reports its place.
+        let (ticket, sealed) = self.bundler.add(&data);
+        self.progress.bytes_processed(bytes);
+        if let Some(sealed) = sealed {
+            self.store_bundle(sealed, done)?;
+        }
+        Ok(ReadFile {
+            content: Vec::new(),
+            bundled: Some(ticket),
+            bytes,
+            changed: !same_state(&before, &after) || bytes != size,
+            before,
+        })
+    }
+
+    /// Queues a sealed bundle and tells the archiver its id.
+    fn store_bundle(&self, sealed: Sealed, done: &Sender<Done>) -> std::result::Result<(), String> {
+        let stopped = |_| "backup stopped".to_owned();
+        let announce = queue_bundle(self.repo, self.saver, &self.blobs, sealed).map_err(stopped)?;
+        done.send(announce).map_err(|_| "backup stopped".to_owned())
+    }
+
+    /// Chunks a file from its current position, `head` (bytes already read) first.
+    fn read_chunked(
+        &self,
+        file: &std::fs::File,
+        before: FileStat,
+        size: u64,
+        head: Vec<u8>,
+    ) -> std::result::Result<ReadFile, String> {
         let expected = size / u64::from(self.chunker.params().avg_size) + 1;
         let mut content = Vec::with_capacity(expected.min(1 << 16) as usize);
         let mut bytes = 0u64;
-        for chunk in self.chunker.chunks(&file, size) {
+        let input = std::io::Cursor::new(head).chain(file);
+        for chunk in self.chunker.chunks(input, size) {
             if self.abort.should_stop() {
                 return Err("backup stopped".to_owned());
             }
@@ -179,9 +257,10 @@ impl FileWorker<'_> {
             content.push(id);
             self.progress.bytes_processed(len);
         }
-        let after = fstat(&file).map_err(|e| format!("cannot stat: {e}"))?;
+        let after = fstat(file).map_err(|e| format!("cannot stat: {e}"))?;
         Ok(ReadFile {
             content,
+            bundled: None,
             bytes,
             changed: !same_state(&before, &after) || bytes != size,
             before,
@@ -199,6 +278,30 @@ pub(crate) fn blob_worker(jobs: Receiver<BlobJob>, saver: &BlobSaver<'_>, abort:
             abort.fail(e);
         }
     }
+}
+
+/// Names a sealed bundle and queues it for storing (unless the repository has it);
+/// returns the announcement of its id for the archiver.
+pub(crate) fn queue_bundle(
+    repo: &Repo,
+    saver: &BlobSaver<'_>,
+    blobs: &Sender<BlobJob>,
+    sealed: Sealed,
+) -> Result<Done> {
+    let id = repo.blob_id(&sealed.data);
+    if saver.claim(BlobType::Data, &id) {
+        let job = BlobJob {
+            blob_type: BlobType::Data,
+            id,
+            data: Bytes::from(sealed.data),
+        };
+        blobs.send(job).map_err(|_| Error::interrupted())?;
+    }
+    Ok(Done::Bundle {
+        seq: sealed.seq,
+        id,
+        members: sealed.members,
+    })
 }
 
 /// Claims and queues a tree blob.

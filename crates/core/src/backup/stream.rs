@@ -63,13 +63,13 @@ impl Stream<'_> {
     fn count(
         &self,
         counts: &mut Counts,
-        unresolved: &mut HashMap<(BlobType, BlobId), u64>,
+        unresolved: &mut HashMap<(BlobType, BlobId), super::Refs>,
         t: BlobType,
         id: BlobId,
     ) {
         match self.index.get(t, &id) {
             Some(loc) => counts.stored_known += u64::from(loc.length),
-            None => *unresolved.entry((t, id)).or_default() += 1,
+            None => unresolved.entry((t, id)).or_default().whole += 1,
         }
     }
 
@@ -147,7 +147,7 @@ impl Stream<'_> {
         &self,
         nodes: Vec<Node>,
         counts: &mut Counts,
-        unresolved: &mut HashMap<(BlobType, BlobId), u64>,
+        unresolved: &mut HashMap<(BlobType, BlobId), super::Refs>,
     ) -> Result<BlobId> {
         let bytes = Tree::new(nodes)?.encode()?;
         let id = self.repo.blob_id(&bytes);

@@ -4,13 +4,14 @@
 //! requests instead of one per chunk (which dominates on remote storage). Each entry is
 //! authenticated before its bytes are written at their place in their file.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arca_backends::FileKind;
 use arca_repo::{BlobId, BlobLocation, BlobType};
 
 use super::writer::{FileJob, finish_file, settle_existing, write_at};
 use super::{Ctx, WorkerCounts};
+use crate::content::bundle_slice;
 
 /// Entries closer than this in one pack are read together (the gap is read and
 /// discarded: cheaper than another request).
@@ -34,12 +35,14 @@ pub(crate) fn file_budget(limit: u64, threads: usize) -> (usize, usize) {
     (queued, batch)
 }
 
-/// One chunk to place: where it is stored, and where it goes.
+/// One chunk to place: where it is stored, and where it goes; for a bundled file, the
+/// slice of the chunk that is its content.
 struct Piece {
     loc: BlobLocation,
     id: BlobId,
     job: usize,
     at: u64,
+    slice: Option<(u64, u64)>,
 }
 
 impl Piece {
@@ -83,7 +86,9 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
     let mut pieces = Vec::new();
     for (n, f) in files.iter_mut().enumerate() {
         let mut at = 0u64;
-        for id in &f.job.node.content {
+        let node = &f.job.node;
+        let slice = node.bundle_offset.map(|offset| (offset, node.size));
+        for id in &node.content {
             match ctx.repo.index.get(BlobType::Data, id) {
                 Some(loc) => {
                     pieces.push(Piece {
@@ -91,6 +96,7 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
                         id: *id,
                         job: n,
                         at,
+                        slice,
                     });
                     at += u64::from(loc.raw_len);
                 }
@@ -101,6 +107,21 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
             }
         }
     }
+    // A bundle read for the previous batch (its files straddle batches) is not read
+    // again.
+    pieces.retain(|p| {
+        let cached = p.slice.and_then(|_| ctx.repo.bundles.cached(&p.id));
+        match cached {
+            Some(plain) => {
+                let f = &mut files[p.job];
+                if f.error.is_none() {
+                    place_piece(ctx, f, p, &plain);
+                }
+                false
+            }
+            None => true,
+        }
+    });
     pieces.sort_unstable_by_key(|p| (p.loc.pack, p.loc.offset, p.job, p.at));
     let mut rest = &pieces[..];
     while !rest.is_empty() {
@@ -166,7 +187,7 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
             return;
         }
     };
-    let mut decoded: Option<(u64, Vec<u8>)> = None;
+    let mut decoded: Option<(u64, Arc<Vec<u8>>)> = None;
     for p in run {
         let f = &mut files[p.job];
         if f.error.is_some() {
@@ -178,7 +199,7 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
             .is_none_or(|(offset, _)| *offset != p.offset())
         {
             match decode_piece(ctx, &span, start, p) {
-                Ok(plain) => decoded = Some((p.offset(), plain)),
+                Ok(plain) => decoded = Some((p.offset(), Arc::new(plain))),
                 Err(message) => {
                     f.error = Some(message);
                     decoded = None;
@@ -189,14 +210,32 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
         let Some((_, plain)) = &decoded else {
             continue;
         };
-        match write_at(&f.job.file, plain, p.at, ctx.options.sparse) {
-            Ok(hole) => {
-                f.hole |= hole;
-                f.written += plain.len() as u64;
-                ctx.progress.bytes_written(plain.len() as u64);
-            }
-            Err(e) => f.error = Some(format!("cannot write: {e}")),
+        if p.slice.is_some() {
+            ctx.repo.bundles.keep(p.id, Arc::clone(plain));
         }
+        place_piece(ctx, f, p, plain);
+    }
+}
+
+/// Writes piece `p` (its slice of `plain`, for a bundled file) at its place in `f`.
+fn place_piece(ctx: &Ctx<'_>, f: &mut Filling, p: &Piece, plain: &[u8]) {
+    let plain = match p.slice {
+        None => plain,
+        Some((offset, size)) => match bundle_slice(offset, size, plain.len()) {
+            Ok(range) => &plain[range],
+            Err(why) => {
+                f.error = Some(format!("bundle {}: {why}", p.id));
+                return;
+            }
+        },
+    };
+    match write_at(&f.job.file, plain, p.at, ctx.options.sparse) {
+        Ok(hole) => {
+            f.hole |= hole;
+            f.written += plain.len() as u64;
+            ctx.progress.bytes_written(plain.len() as u64);
+        }
+        Err(e) => f.error = Some(format!("cannot write: {e}")),
     }
 }
 
@@ -220,6 +259,8 @@ fn decode_piece(ctx: &Ctx<'_>, span: &[u8], start: u64, p: &Piece) -> Result<Vec
 mod tests {
     use std::path::Path;
 
+    use arca_repo::Node;
+
     use super::*;
     use crate::testing::random_bytes as noise;
 
@@ -242,9 +283,9 @@ mod tests {
     }
     use crate::{BackupOptions, NoProgress, RestoreOptions};
 
-    /// Small files side by side (some identical: one chunk in many places), a sparse
-    /// file and a file spanning several reads restore exactly; a damaged chunk fails its
-    /// file alone, which is removed, and names it.
+    /// Small files side by side (bundled, some identical), a sparse file and a file
+    /// spanning several reads restore exactly; a damaged bundle fails its files alone,
+    /// which are removed.
     #[test]
     fn batches_restore_exactly_and_damage_stays_with_its_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -255,7 +296,7 @@ mod tests {
             let data = if i % 10 == 0 {
                 b"the same small file".to_vec()
             } else {
-                noise(1000 + i as usize * 37, i + 1)
+                noise(5000 + i as usize * 137, i + 1)
             };
             files.push((format!("f{i:03}"), data));
         }
@@ -284,18 +325,27 @@ mod tests {
             assert_eq!(&std::fs::read(base.join(name)).unwrap(), data, "{name}");
         }
 
-        // Damage the chunk of f007 (its content is unique) where its pack holds it.
-        let node_content = {
-            let tree = repo.load_tree(&snapshot.snapshot.tree).unwrap();
-            let mut tree = tree;
+        // Damage the bundle holding f007 where its pack holds it: the files of that
+        // bundle fail, the others restore.
+        let tree = {
+            let mut tree = repo.load_tree(&snapshot.snapshot.tree).unwrap();
             for part in src.strip_prefix("/").unwrap().components() {
                 let name = part.as_os_str().as_encoded_bytes();
                 let node = tree.find(name).unwrap().clone();
                 tree = repo.load_tree(&node.subtree.unwrap()).unwrap();
             }
-            tree.find(b"f007").unwrap().content.clone()
+            tree
         };
-        let loc = repo.index.get(BlobType::Data, &node_content[0]).unwrap();
+        let bundle = tree.find(b"f007").unwrap().content[0];
+        assert!(tree.find(b"f007").unwrap().bundle_offset.is_some());
+        let damaged: Vec<String> = tree
+            .nodes()
+            .iter()
+            .filter(|n| n.content.first() == Some(&bundle))
+            .map(Node::display_name)
+            .collect();
+        assert!(damaged.len() > 1 && damaged.len() < 150, "{damaged:?}");
+        let loc = repo.index.get(BlobType::Data, &bundle).unwrap();
         let mut pack = backend
             .read_full(FileKind::Pack, &loc.pack)
             .unwrap()
@@ -307,11 +357,14 @@ mod tests {
             .unwrap();
         let out = dir.path().join("out2");
         let err = restore(&out).unwrap_err().to_string();
-        assert!(err.contains("1 entries") && err.contains("f007"), "{err}");
+        assert!(err.contains(&format!("{} entries", damaged.len())), "{err}");
         let base = out.join(src.strip_prefix("/").unwrap());
-        assert!(!base.join("f007").exists(), "a damaged file must not stay");
-        for (name, data) in files.iter().filter(|(n, _)| n != "f007") {
-            assert_eq!(&std::fs::read(base.join(name)).unwrap(), data, "{name}");
+        for (name, data) in &files {
+            if damaged.contains(name) {
+                assert!(!base.join(name).exists(), "damaged {name} must not stay");
+            } else {
+                assert_eq!(&std::fs::read(base.join(name)).unwrap(), data, "{name}");
+            }
         }
     }
 }

@@ -213,6 +213,8 @@ impl Repository {
         options: &RestoreOptions,
         progress: &dyn RestoreProgress,
     ) -> Result<RestoreSummary> {
+        // Bundles read by this operation are kept only while it runs.
+        let _bundles = self.bundles.scope();
         raise_open_file_limit();
         let includes = PatternSet::new(&options.includes)?;
         let excludes = PatternSet::new(&options.excludes)?;
