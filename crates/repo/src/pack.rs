@@ -53,7 +53,13 @@ impl PackBuilder {
 
     /// Starts a pack named `id` for blobs of `blob_type`, with room for `capacity` bytes.
     pub fn new(id: ObjectId, blob_type: BlobType, capacity: usize) -> Self {
-        let mut bytes = Vec::with_capacity(capacity);
+        Self::reusing(id, blob_type, Vec::with_capacity(capacity))
+    }
+
+    /// Starts a pack as [`PackBuilder::new`] does, in `buffer` (emptied first): a
+    /// writer of many packs reuses the buffers of the packs it has uploaded.
+    pub fn reusing(id: ObjectId, blob_type: BlobType, mut bytes: Vec<u8>) -> Self {
+        bytes.clear();
         bytes.extend_from_slice(&Header::new(ObjectType::Pack, *id.as_bytes()).encode());
         Self {
             id,

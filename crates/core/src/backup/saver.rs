@@ -38,6 +38,8 @@ pub(crate) struct BlobSaver<'r> {
     tree_pack: Mutex<Option<PackBuilder>>,
     /// Packs uploaded in this session, durable, in upload order.
     written: Mutex<Vec<IndexedPack>>,
+    /// Buffers of uploaded data packs, for the next ones (see [`BlobSaver::recycle`]).
+    spare: Mutex<Vec<Vec<u8>>>,
     /// Assemble packs (so sizes are exact) but upload nothing.
     dry_run: bool,
     pub(crate) stats: SaverStats,
@@ -63,6 +65,7 @@ impl<'r> BlobSaver<'r> {
             data_pack: Mutex::new(None),
             tree_pack: Mutex::new(None),
             written: Mutex::new(Vec::new()),
+            spare: Mutex::new(Vec::new()),
             dry_run,
             stats: SaverStats::default(),
             claims: AtomicU64::new(0),
@@ -160,11 +163,20 @@ impl<'r> BlobSaver<'r> {
                         )
                     })?;
                     // Data packs fill up; tree packs of a small backup stay small.
-                    let capacity = match blob_type {
-                        BlobType::Data => self.pack_size + self.pack_size / 8,
-                        BlobType::Tree => self.pack_size.min(1 << 20),
+                    let builder = match blob_type {
+                        BlobType::Data => match lock(&self.spare).pop() {
+                            Some(buffer) => PackBuilder::reusing(id, blob_type, buffer),
+                            None => PackBuilder::new(
+                                id,
+                                blob_type,
+                                self.pack_size + self.pack_size / 8,
+                            ),
+                        },
+                        BlobType::Tree => {
+                            PackBuilder::new(id, blob_type, self.pack_size.min(1 << 20))
+                        }
                     };
-                    slot.insert(PackBuilder::new(id, blob_type, capacity))
+                    slot.insert(builder)
                 }
             };
             pack.push(&blob)?;
@@ -189,7 +201,30 @@ impl<'r> BlobSaver<'r> {
             id: pack.id,
             entries: pack.entries,
         });
+        if pack.blob_type == BlobType::Data {
+            self.recycle(pack.bytes);
+        }
         Ok(())
+    }
+
+    /// Keeps an uploaded data pack's buffer for a later pack, if nothing else holds it.
+    ///
+    /// Besides saving the allocation, this keeps the allocator's behaviour in check:
+    /// glibc raises its threshold for serving allocations from fresh mappings to the
+    /// size of the largest mapping freed, so once a pack buffer was freed, every
+    /// buffer up to a pack's size came from the threads' heaps, which fragment. Peak
+    /// RSS of a backup of the Linux tree was 80-112 MB with packs freed, 70-72 MB with
+    /// them kept (as low as with the threshold pinned at 4 MiB).
+    fn recycle(&self, bytes: bytes::Bytes) {
+        let Ok(buffer) = bytes.try_into_mut() else {
+            return;
+        };
+        let buffer = Vec::from(buffer);
+        let mut spare = lock(&self.spare);
+        // One pack fills while one uploads: more are never needed at once.
+        if spare.len() < 2 && buffer.capacity() >= self.pack_size {
+            spare.push(buffer);
+        }
     }
 
     /// Uploads the partly filled packs.
