@@ -18,7 +18,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::bundle::Bundler;
 use super::checkpoint::Checkpoints;
-use super::reader::{Abort, BlobJob, Done, FileDone, FileJob, queue_bundle, queue_tree};
+use super::files::{BundleWait, Content, Link, Waiter};
+use super::reader::{Abort, BlobJob, Done, FileJob, queue_tree};
 use super::saver::BlobSaver;
 use super::sources::{Entry, is_cache_dir};
 use crate::dir_handle::DirHandle;
@@ -70,55 +71,13 @@ pub(super) struct DirState {
     /// The backed-up path it belongs to (`None` above the sources).
     source: Option<Arc<PathBuf>>,
     pub(super) nodes: Vec<Option<Node>>,
-    pending: usize,
+    pub(super) pending: usize,
     walk_done: bool,
     /// Where this directory's node sits in its parent; `None` for the root.
     pub(super) parent: Option<(u64, usize)>,
     /// This directory's tree in the parent snapshot.
     previous: Option<Tree>,
     previous_id: Option<BlobId>,
-}
-
-/// A file with several hard links, by (device, inode): being read, with the other links
-/// met meanwhile waiting for its content; or read, with its content.
-enum Link {
-    Reading(Vec<Waiter>),
-    Done(Content, u64),
-}
-
-/// A file's content as a node records it: its chunks, and its offset if bundled.
-#[derive(Clone)]
-struct Content {
-    chunks: Vec<BlobId>,
-    bundle_offset: Option<u64>,
-}
-
-impl Content {
-    fn of(node: &Node) -> Self {
-        Self {
-            chunks: node.content.clone(),
-            bundle_offset: node.bundle_offset,
-        }
-    }
-}
-
-/// A bundle whose files have been read: its files waiting for its id, or its id.
-#[derive(Default)]
-struct BundleWait {
-    id: Option<BlobId>,
-    /// How many files it holds (known once it is sealed), and how many have reported.
-    members: Option<u64>,
-    reported: u64,
-    parked: Vec<Waiter>,
-}
-
-/// A file waiting for another's content (a hard link for its first link's, a bundled
-/// file for its bundle's id): its place and path.
-struct Waiter {
-    dir: u64,
-    slot: usize,
-    path: PathBuf,
-    status: FileStatus,
 }
 
 struct Frame {
@@ -130,7 +89,7 @@ pub(crate) struct Archiver<'a> {
     pub(crate) repo: &'a Repo,
     pub(crate) index: &'a Index,
     pub(crate) saver: &'a BlobSaver<'a>,
-    bundler: &'a Bundler,
+    pub(super) bundler: &'a Bundler,
     pub(crate) selector: &'a Selector,
     pub(crate) progress: &'a dyn BackupProgress,
     pub(crate) abort: &'a Abort,
@@ -138,12 +97,12 @@ pub(crate) struct Archiver<'a> {
     pub(crate) blobs: Sender<BlobJob>,
     pub(crate) done: Receiver<Done>,
     /// Bundles with files read but not all placed, by number.
-    bundles: HashMap<u64, BundleWait>,
+    pub(super) bundles: HashMap<u64, BundleWait>,
     /// Checkpoints to write, if the backup writes them, and the session they check.
     pub(super) checkpoints: Option<&'a mut Checkpoints>,
     pub(super) session: Option<&'a LockGuard>,
     /// Files sent to the workers whose result has not arrived.
-    in_flight: usize,
+    pub(super) in_flight: usize,
     pub(super) counts: Counts,
     pub(super) warnings: Vec<String>,
     /// Referenced blobs not yet in the index (stored in this session) -> references.
@@ -153,9 +112,9 @@ pub(crate) struct Archiver<'a> {
     racy_limit: Option<Timestamp>,
     pub(super) dirs: HashMap<u64, DirState>,
     next_dir: u64,
-    owners: Owners,
+    pub(super) owners: Owners,
     /// Multiply linked files, so each is read once however many names it has.
-    links: HashMap<(u64, u64), Link>,
+    pub(super) links: HashMap<(u64, u64), Link>,
     root: Option<BlobId>,
     top: Vec<(PathBuf, Node)>,
 }
@@ -213,14 +172,14 @@ impl<'a> Archiver<'a> {
         });
     }
 
-    fn warn(&mut self, path: &Path, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, path: &Path, message: impl Into<String>) {
         let message = message.into();
         self.progress.warning(path, &message);
         self.warnings.push(format!("{}: {message}", path.display()));
     }
 
     /// An entry left out of the snapshot because it could not be read.
-    fn error(&mut self, path: &Path, message: impl Into<String>) {
+    pub(super) fn error(&mut self, path: &Path, message: impl Into<String>) {
         let message = message.into();
         self.counts.errors += 1;
         self.progress.entry_error(path, &message);
@@ -271,7 +230,7 @@ impl<'a> Archiver<'a> {
         })
     }
 
-    fn push_node(&mut self, dir: u64, node: Node) -> Result<usize> {
+    pub(super) fn push_node(&mut self, dir: u64, node: Node) -> Result<usize> {
         let st = self.dir_mut(dir)?;
         st.nodes.push(Some(node));
         Ok(st.nodes.len() - 1)
@@ -599,285 +558,6 @@ impl<'a> Archiver<'a> {
         }
     }
 
-    /// Waits for the result of every file sent to the workers, then seals the open
-    /// bundle: afterwards every file node placed is complete.
-    pub(super) fn drain_files(&mut self) -> Result<()> {
-        while self.in_flight > 0 {
-            if self.abort.should_stop() {
-                return Err(self.abort.take_error());
-            }
-            match self.done.recv() {
-                Ok(done) => self.received(done)?,
-                Err(_) => return Err(self.abort.take_error()),
-            }
-        }
-        // Every bundle the workers sealed was announced before the result of the file
-        // that sealed it; only the open one is left.
-        if let Some(sealed) = self.bundler.seal() {
-            let announce = queue_bundle(self.repo, self.saver, &self.blobs, sealed)
-                .map_err(|_| self.abort.take_error())?;
-            self.received(announce)?;
-        }
-        if !self.bundles.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Io,
-                "internal error: bundled files were left without their bundle",
-            ));
-        }
-        Ok(())
-    }
-
-    fn received(&mut self, done: Done) -> Result<()> {
-        match done {
-            Done::File(file) => self.file_done(*file),
-            Done::Bundle { seq, id, members } => {
-                let wait = self.bundles.entry(seq).or_default();
-                wait.id = Some(id);
-                wait.members = Some(members);
-                let parked = std::mem::take(&mut wait.parked);
-                self.forget_bundle_if_done(seq);
-                for w in parked {
-                    let node = self
-                        .dir_mut(w.dir)?
-                        .nodes
-                        .get_mut(w.slot)
-                        .and_then(Option::take);
-                    if let Some(mut node) = node {
-                        node.content = vec![id];
-                        self.place_file(w.dir, w.slot, &w.path, w.status, node)?;
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Drops the record of bundle `seq` once it is named and all its files reported.
-    fn forget_bundle_if_done(&mut self, seq: u64) {
-        if self
-            .bundles
-            .get(&seq)
-            .is_some_and(|w| w.id.is_some() && w.members == Some(w.reported))
-        {
-            self.bundles.remove(&seq);
-        }
-    }
-
-    fn send_file(
-        &mut self,
-        dir: u64,
-        slot: usize,
-        handle: Option<Arc<DirHandle>>,
-        name: Vec<u8>,
-        path: PathBuf,
-        status: FileStatus,
-    ) -> Result<()> {
-        let Some(handle) = handle else {
-            return Ok(());
-        };
-        self.dir_mut(dir)?.pending += 1;
-        self.in_flight += 1;
-        let job = FileJob {
-            dir,
-            slot,
-            handle,
-            name,
-            path,
-            status,
-        };
-        match self.jobs.as_ref().map(|j| j.send(job)) {
-            Some(Ok(())) => Ok(()),
-            _ => Err(self.abort.take_error()),
-        }
-    }
-
-    /// Gives a hard link (already placed, not pending) the content of its first link.
-    fn link_done(
-        &mut self,
-        dir: u64,
-        slot: usize,
-        path: &Path,
-        status: FileStatus,
-        content: Content,
-    ) -> Result<()> {
-        let node = {
-            let st = self.dir_mut(dir)?;
-            let Some(Some(node)) = st.nodes.get_mut(slot) else {
-                return Ok(());
-            };
-            node.content = content.chunks;
-            node.bundle_offset = content.bundle_offset;
-            node.clone()
-        };
-        match status {
-            FileStatus::Changed => self.counts.files_changed += 1,
-            _ => self.counts.files_new += 1,
-        }
-        self.count_file(&node);
-        self.progress.file_done(path, status, node.size);
-        Ok(())
-    }
-
-    fn count_file(&mut self, node: &Node) {
-        self.counts.bytes_total += node.size;
-        self.counts.chunks_total += node.content.len() as u64;
-        let refs = match node.bundle_offset {
-            Some(_) => super::Refs {
-                whole: 0,
-                slice_bytes: node.size,
-            },
-            None => super::Refs {
-                whole: 1,
-                slice_bytes: 0,
-            },
-        };
-        for id in &node.content {
-            self.count_stored(BlobType::Data, id, refs);
-        }
-    }
-
-    /// Adds a referenced blob's stored size (a bundled file's share of it) to the
-    /// snapshot's "compressed" total, now if it is indexed, at the end of the backup if
-    /// this session stores it.
-    fn count_stored(&mut self, blob_type: BlobType, id: &BlobId, refs: super::Refs) {
-        match self.index.get(blob_type, id) {
-            Some(loc) => self.counts.stored_known += super::stored_share(&loc, refs),
-            None => {
-                let r = self.unresolved.entry((blob_type, *id)).or_default();
-                r.whole += refs.whole;
-                r.slice_bytes += refs.slice_bytes;
-            }
-        }
-    }
-
-    fn file_done(&mut self, done: FileDone) -> Result<()> {
-        let FileDone {
-            dir,
-            slot,
-            path,
-            status,
-            outcome,
-        } = done;
-        self.in_flight = self.in_flight.saturating_sub(1);
-        let taken = self
-            .dir_mut(dir)?
-            .nodes
-            .get_mut(slot)
-            .and_then(Option::take);
-        match (outcome, taken) {
-            (Ok(read), Some(old)) => {
-                let mut node = node_from_stat(&old.name, &read.before, &mut self.owners);
-                node.xattrs = old.xattrs;
-                node.content = read.content;
-                node.size = read.bytes;
-                self.counts.bytes_read += read.bytes;
-                match status {
-                    FileStatus::Changed => self.counts.files_changed += 1,
-                    _ => self.counts.files_new += 1,
-                }
-                if read.changed {
-                    self.counts.changed_during_read += 1;
-                    self.warn(
-                        &path,
-                        "changed while it was being read; the snapshot holds the content as read",
-                    );
-                }
-                let Some(ticket) = read.bundled else {
-                    return self.place_file(dir, slot, &path, status, node);
-                };
-                node.bundle_offset = Some(ticket.offset);
-                let wait = self.bundles.entry(ticket.seq).or_default();
-                wait.reported += 1;
-                match wait.id {
-                    Some(id) => {
-                        node.content = vec![id];
-                        self.forget_bundle_if_done(ticket.seq);
-                        return self.place_file(dir, slot, &path, status, node);
-                    }
-                    None => {
-                        // Still pending: placed once the bundle's id is known.
-                        wait.parked.push(Waiter {
-                            dir,
-                            slot,
-                            path,
-                            status,
-                        });
-                        if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
-                            *s = Some(node);
-                        }
-                        return Ok(());
-                    }
-                }
-            }
-            (Err(message), old) => {
-                if self.abort.should_stop() {
-                    return Err(self.abort.take_error());
-                }
-                self.error(&path, message.clone());
-                // Other names of this file were waiting for its content: they fail too.
-                if let Some(old) = old.filter(|n| n.links > 1)
-                    && let Some(Link::Reading(waiters)) =
-                        self.links.remove(&(old.device, old.inode))
-                {
-                    for w in waiters {
-                        if let Some(s) = self.dir_mut(w.dir)?.nodes.get_mut(w.slot) {
-                            *s = None;
-                        }
-                        self.error(&w.path, message.clone());
-                        self.dir_mut(w.dir)?.pending -= 1;
-                        self.complete(w.dir)?;
-                    }
-                }
-            }
-            (Ok(_), None) => {
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    "internal error: a file result arrived twice",
-                ));
-            }
-        }
-        self.dir_mut(dir)?.pending -= 1;
-        self.complete(dir)
-    }
-
-    /// Puts a read file's complete node in its place (no longer pending), gives its
-    /// content to the other names of the file waiting for it, and completes what that
-    /// completes.
-    fn place_file(
-        &mut self,
-        dir: u64,
-        slot: usize,
-        path: &Path,
-        status: FileStatus,
-        node: Node,
-    ) -> Result<()> {
-        self.count_file(&node);
-        self.progress.file_done(path, status, node.size);
-        let content = Content::of(&node);
-        let waiters = if node.links > 1 {
-            let key = (node.device, node.inode);
-            match self
-                .links
-                .insert(key, Link::Done(content.clone(), node.size))
-            {
-                Some(Link::Reading(w)) => w,
-                _ => Vec::new(),
-            }
-        } else {
-            Vec::new()
-        };
-        if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
-            *s = Some(node);
-        }
-        for w in waiters {
-            self.link_done(w.dir, w.slot, &w.path, w.status, content.clone())?;
-            self.dir_mut(w.dir)?.pending -= 1;
-            self.complete(w.dir)?;
-        }
-        self.dir_mut(dir)?.pending -= 1;
-        self.complete(dir)
-    }
-
     /// Encodes the tree of directory `path` holding `nodes`, queues it for storing, and
     /// returns its id.
     pub(super) fn queue_dir_tree(&mut self, path: &Path, nodes: Vec<Node>) -> Result<BlobId> {
@@ -891,7 +571,7 @@ impl<'a> Archiver<'a> {
 
     /// Writes the tree of `dir` if it is complete, then of each ancestor that becomes
     /// complete in turn.
-    fn complete(&mut self, mut dir: u64) -> Result<()> {
+    pub(super) fn complete(&mut self, mut dir: u64) -> Result<()> {
         loop {
             let st = self.dir_mut(dir)?;
             if !st.walk_done || st.pending > 0 {

@@ -9,6 +9,7 @@
 mod archiver;
 mod bundle;
 mod checkpoint;
+mod files;
 mod reader;
 mod saver;
 mod scan;

@@ -166,11 +166,9 @@ impl<'r> BlobSaver<'r> {
                     let builder = match blob_type {
                         BlobType::Data => match lock(&self.spare).pop() {
                             Some(buffer) => PackBuilder::reusing(id, blob_type, buffer),
-                            None => PackBuilder::new(
-                                id,
-                                blob_type,
-                                self.pack_size + self.pack_size / 8,
-                            ),
+                            None => {
+                                PackBuilder::new(id, blob_type, self.pack_size + self.pack_size / 8)
+                            }
                         },
                         BlobType::Tree => {
                             PackBuilder::new(id, blob_type, self.pack_size.min(1 << 20))
