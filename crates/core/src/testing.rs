@@ -92,3 +92,14 @@ pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The tree of directory `dir` (absolute) in the latest snapshot.
+pub(crate) fn latest_tree_of(repo: &Repository, dir: &Path) -> arca_repo::Tree {
+    let snapshot = repo.find_snapshot("latest").unwrap();
+    let mut tree = repo.load_tree(&snapshot.snapshot.tree).unwrap();
+    for part in dir.strip_prefix("/").unwrap().components() {
+        let node = tree.find(part.as_os_str().as_encoded_bytes()).unwrap();
+        tree = repo.load_tree(&node.subtree.unwrap()).unwrap();
+    }
+    tree
+}

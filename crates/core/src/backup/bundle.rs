@@ -97,24 +97,12 @@ fn take(open: &mut Open) -> Sealed {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::path::Path;
 
-    use arca_repo::{BlobId, BlobType, Tree};
+    use arca_repo::{BlobId, BlobType};
 
     use super::*;
     use crate::testing::random_bytes;
-    use crate::{BackupOptions, NoProgress, Repository, RestoreOptions};
-
-    /// The tree of directory `dir` in the latest snapshot.
-    fn tree_of(repo: &Repository, dir: &Path) -> Tree {
-        let snapshot = repo.find_snapshot("latest").unwrap();
-        let mut tree = repo.load_tree(&snapshot.snapshot.tree).unwrap();
-        for part in dir.strip_prefix("/").unwrap().components() {
-            let node = tree.find(part.as_os_str().as_encoded_bytes()).unwrap();
-            tree = repo.load_tree(&node.subtree.unwrap()).unwrap();
-        }
-        tree
-    }
+    use crate::{BackupOptions, NoProgress, RestoreOptions};
 
     /// Small files share bundles, each with its own non-overlapping slice; empty files
     /// and files from the average chunk size up are not bundled; hard links share a
@@ -145,7 +133,7 @@ mod tests {
             .backup(std::slice::from_ref(&src), &options, &NoProgress)
             .unwrap();
 
-        let tree = tree_of(&repo, &src);
+        let tree = crate::testing::latest_tree_of(&repo, &src);
         let node = |name: &str| tree.find(name.as_bytes()).unwrap();
         assert!(node("empty").content.is_empty() && node("empty").bundle_offset.is_none());
         assert!(node("limit").bundle_offset.is_none());

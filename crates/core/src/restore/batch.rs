@@ -327,15 +327,7 @@ mod tests {
 
         // Damage the bundle holding f007 where its pack holds it: the files of that
         // bundle fail, the others restore.
-        let tree = {
-            let mut tree = repo.load_tree(&snapshot.snapshot.tree).unwrap();
-            for part in src.strip_prefix("/").unwrap().components() {
-                let name = part.as_os_str().as_encoded_bytes();
-                let node = tree.find(name).unwrap().clone();
-                tree = repo.load_tree(&node.subtree.unwrap()).unwrap();
-            }
-            tree
-        };
+        let tree = crate::testing::latest_tree_of(&repo, &src);
         let bundle = tree.find(b"f007").unwrap().content[0];
         assert!(tree.find(b"f007").unwrap().bundle_offset.is_some());
         let damaged: Vec<String> = tree
