@@ -496,25 +496,11 @@ struct Plan {
     repack: Vec<ObjectId>,
 }
 
-/// Every indexed pack with its entries (by offset), in pack-id order.
+/// Every pack the index locates a blob in, with its entries (by offset), in pack-id
+/// order.
 fn packs_of(index: &Index) -> Vec<IndexedPack> {
-    let mut by_pack: HashMap<ObjectId, Vec<PackEntry>> = HashMap::new();
-    for (id, loc) in index.iter() {
-        by_pack.entry(loc.pack).or_default().push(PackEntry {
-            blob_type: loc.blob_type,
-            id,
-            offset: loc.offset,
-            length: loc.length,
-            raw_len: loc.raw_len,
-        });
-    }
-    let mut packs: Vec<IndexedPack> = by_pack
-        .into_iter()
-        .map(|(id, mut entries)| {
-            entries.sort_by_key(|e| e.offset);
-            IndexedPack { id, entries }
-        })
-        .collect();
+    let mut packs = index.indexed_packs();
+    packs.retain(|p| !p.entries.is_empty());
     packs.sort_by_key(|p| p.id);
     packs
 }

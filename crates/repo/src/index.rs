@@ -480,8 +480,16 @@ impl Index {
     /// Records every pack of `other` (an index of packs written since this one was
     /// loaded), in `other`'s order, with the blobs `other` locates in it.
     pub fn extend_from(&mut self, other: &Index) {
+        for pack in other.indexed_packs() {
+            self.add_pack(pack.id, &pack.entries);
+        }
+    }
+
+    /// Every pack, in [`Index::packs`] order, with the entries this index locates in it
+    /// sorted by offset (none for a pack whose blobs are all located elsewhere).
+    pub fn indexed_packs(&self) -> Vec<IndexedPack> {
         let mut by_pack: HashMap<ObjectId, Vec<PackEntry>> = HashMap::new();
-        for (id, loc) in other.iter() {
+        for (id, loc) in self.iter() {
             by_pack.entry(loc.pack).or_default().push(PackEntry {
                 blob_type: loc.blob_type,
                 id,
@@ -490,10 +498,14 @@ impl Index {
                 raw_len: loc.raw_len,
             });
         }
-        for pack in other.packs() {
-            let entries = by_pack.remove(pack).unwrap_or_default();
-            self.add_pack(*pack, &entries);
-        }
+        self.packs
+            .iter()
+            .map(|id| {
+                let mut entries = by_pack.remove(id).unwrap_or_default();
+                entries.sort_by_key(|e| e.offset);
+                IndexedPack { id: *id, entries }
+            })
+            .collect()
     }
 
     /// Number of distinct blobs.
@@ -588,6 +600,24 @@ mod tests {
             index.get(BlobType::Data, &BlobId([1; 32])).unwrap().pack,
             p1
         );
+    }
+
+    #[test]
+    fn indexed_packs_group_entries_by_pack_in_pack_order() {
+        let (p1, p2) = (ObjectId::from_bytes([2; 32]), ObjectId::from_bytes([1; 32]));
+        let mut index = Index::new();
+        index.add_pack(
+            p1,
+            &[entry(BlobType::Data, 7, 300), entry(BlobType::Tree, 8, 40)],
+        );
+        // Every blob of p2 is located in p1 already.
+        index.add_pack(p2, &[entry(BlobType::Data, 7, 40)]);
+        let packs = index.indexed_packs();
+        assert_eq!(packs.len(), 2);
+        assert_eq!((packs[0].id, packs[1].id), (p1, p2));
+        let offsets: Vec<u32> = packs[0].entries.iter().map(|e| e.offset).collect();
+        assert_eq!(offsets, [40, 300]);
+        assert!(packs[1].entries.is_empty());
     }
 
     #[test]
