@@ -304,15 +304,7 @@ fn several_passwords_open_the_repository_and_the_last_cannot_go() {
     );
     // The one in use cannot be removed; the other can.
     env.expect(1, &["key", "remove", &first[..8]]);
-    let second = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == false)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = env.other_key_id();
     env.ok(&["key", "remove", &second]);
     let mut with_second = env.cmd();
     with_second

@@ -504,16 +504,7 @@ fn a_damaged_key_slot_can_be_removed() {
     let env = Env::new();
     env.init();
     assert!(env.add_password("second password", &[]).status.success());
-    let current = env.json(&["key", "list"]);
-    let other = current
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == false)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = env.other_key_id();
     let slot = env.repo.join("keys").join(&other);
     let bytes = fs::read(&slot).unwrap();
     fs::write(&slot, &bytes[..30]).unwrap();

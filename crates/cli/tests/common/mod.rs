@@ -127,6 +127,17 @@ impl Env {
 
     /// Runs `arca ARGS --json`, asserting success, and parses the output: the last line
     /// when it is JSON lines (backup prints status lines before its summary), else all.
+    /// The id of a key slot other than the one in use, from `key list --json`.
+    pub fn other_key_id(&self) -> String {
+        let keys = self.json(&["key", "list"]);
+        let other = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["current"] == false);
+        other.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
         all.push("--json");
