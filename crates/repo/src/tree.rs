@@ -336,6 +336,14 @@ fn check_nodes(nodes: &[Node]) -> Result<(), String> {
                 n.display_name()
             ));
         }
+        if n.bundle_offset
+            .is_some_and(|o| o.checked_add(n.size).is_none())
+        {
+            return Err(format!(
+                "entry {:?} ends beyond the largest offset",
+                n.display_name()
+            ));
+        }
     }
     Ok(())
 }

@@ -200,6 +200,9 @@ fn tree_refuses_a_bundled_node_without_exactly_one_chunk() {
     let mut d = node("d", NodeKind::Dir);
     d.bundle_offset = Some(0);
     assert!(Tree::new(vec![d]).is_err());
+    let mut far = node("f", NodeKind::File);
+    far.bundle_offset = Some(u64::MAX);
+    assert!(Tree::new(vec![far]).is_err());
 }
 
 const GOLDEN_TREE_V1: &str = "01000205612e74787401a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a81100100000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa00016202a403e8076405616c6963650575736572730580c49fd50c959aef3a82c49fd50c0184c49fd50c022a8110010000000001bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -541,7 +544,7 @@ fn arb_node() -> impl Strategy<Value = Node> {
                         n.content = content.into_iter().map(BlobId).collect();
                         // A bundled file has exactly one chunk.
                         if n.content.len() == 1 {
-                            n.bundle_offset = offset;
+                            n.bundle_offset = offset.map(|o| o.min(u64::MAX - size));
                         }
                     }
                     NodeKind::Dir => n.subtree = Some(BlobId([7; 32])),
