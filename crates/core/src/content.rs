@@ -2,8 +2,9 @@
 //! authenticated as it is read), and telling whether a file on disk holds exactly it.
 //!
 //! A bundled small file (design.md §12) is a slice of one chunk that it shares with the
-//! files backed up next to it; the last few bundles read are kept, so that reading the
-//! files of a directory one by one decrypts each bundle once.
+//! files backed up next to it. An operation that reads many files (restore, an archive
+//! dump, diff, verify) owns a [`BundleCache`] of the last few bundles it read, so the
+//! files of a directory, read one by one, seldom decrypt their bundle again.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -19,27 +20,24 @@ use crate::{Error, ErrorKind, Repository};
 /// default chunk sizes).
 const CACHED_BUNDLES: usize = 4;
 
-/// The bundles read last, most recent first.
+/// The bundles one operation read last, most recent first (shared by its threads).
 #[derive(Debug, Default)]
 pub(crate) struct BundleCache {
     recent: Mutex<VecDeque<(BlobId, Arc<Vec<u8>>)>>,
 }
 
-/// Empties a [`BundleCache`] when an operation begins and when it ends, so that a
-/// repository handle holds no bundle between operations.
-pub(crate) struct BundleScope<'a>(&'a BundleCache);
-
-impl Drop for BundleScope<'_> {
-    fn drop(&mut self) {
-        lock(&self.0.recent).clear();
-    }
-}
-
 impl BundleCache {
-    /// Starts an operation that reads bundles; see [`BundleScope`].
-    pub(crate) fn scope(&self) -> BundleScope<'_> {
-        lock(&self.recent).clear();
-        BundleScope(self)
+    /// Bundle `id`'s plaintext: kept, or read, authenticated and kept.
+    ///
+    /// # Errors
+    /// As [`Repository::load_data_blob`].
+    pub(crate) fn load(&self, repo: &Repository, id: &BlobId) -> crate::Result<Arc<Vec<u8>>> {
+        if let Some(bytes) = self.cached(id) {
+            return Ok(bytes);
+        }
+        let bytes = Arc::new(repo.load_data_blob(id)?);
+        self.keep(*id, Arc::clone(&bytes));
+        Ok(bytes)
     }
 
     /// Bundle `id`'s plaintext, if it was read lately.
@@ -87,6 +85,8 @@ pub(crate) fn bundle_slice(
 /// if a chunk is missing or damaged, or if the chunks do not add up to the node's size.
 pub struct FileReader<'a> {
     repo: &'a Repository,
+    /// The operation's recent bundles, if it keeps them.
+    bundles: Option<&'a BundleCache>,
     ids: std::slice::Iter<'a, BlobId>,
     /// Bundled files: where the content starts in the one chunk.
     bundle_offset: Option<u64>,
@@ -137,7 +137,11 @@ impl Read for FileReader<'_> {
             };
             match self.bundle_offset {
                 Some(offset) => {
-                    self.chunk = self.repo.load_bundle(id).map_err(io::Error::other)?;
+                    self.chunk = match self.bundles {
+                        Some(cache) => cache.load(self.repo, id),
+                        None => self.repo.load_data_blob(id).map(Arc::new),
+                    }
+                    .map_err(io::Error::other)?;
                     let range =
                         bundle_slice(offset, self.expected, self.chunk.len()).map_err(|why| {
                             io::Error::other(Error::new(
@@ -170,56 +174,29 @@ impl Read for FileReader<'_> {
     }
 }
 
-/// Whether `live` holds exactly the `size` bytes `stored` yields. Errors of either side
-/// are returned (a damaged bundle is not a difference).
-fn same_bytes(live: impl Read, mut stored: impl Read, size: u64) -> io::Result<bool> {
-    let mut live = live.take(size.saturating_add(1));
-    let (mut a, mut b) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
-    loop {
-        let n = read_full(&mut stored, &mut a)?;
-        let m = read_full(&mut live, &mut b[..n.max(1)])?;
-        if n == 0 {
-            return Ok(m == 0);
-        }
-        if m != n || a[..n] != b[..n] {
-            return Ok(false);
-        }
-    }
+/// Why [`Repository::holds_content`] could not tell: the file being checked could not
+/// be read, or the snapshot's content could not (then the file may well be right).
+#[derive(Debug)]
+pub(crate) enum Unchecked {
+    Live(io::Error),
+    Stored(Error),
 }
 
-/// Reads until `buf` is full or the input ends; returns how much it read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+impl std::fmt::Display for Unchecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Live(e) => write!(f, "cannot read: {e}"),
+            Self::Stored(e) => write!(f, "cannot read the snapshot's content: {e}"),
         }
     }
-    Ok(n)
 }
 
 impl Repository {
-    /// A bundle's plaintext: from the cache of recent bundles, or read, authenticated
-    /// and cached.
-    ///
-    /// # Errors
-    /// As [`Repository::load_data_blob`].
-    pub(crate) fn load_bundle(&self, id: &BlobId) -> crate::Result<Arc<Vec<u8>>> {
-        if let Some(bytes) = self.bundles.cached(id) {
-            return Ok(bytes);
-        }
-        let bytes = Arc::new(self.load_data_blob(id)?);
-        self.bundles.keep(*id, Arc::clone(&bytes));
-        Ok(bytes)
-    }
-
     /// A reader of `node`'s content (empty for anything but a regular file).
     pub fn file_reader<'a>(&'a self, node: &'a Node) -> FileReader<'a> {
         FileReader {
             repo: self,
+            bundles: None,
             ids: node.content.iter(),
             bundle_offset: node.bundle_offset,
             chunk: Arc::new(Vec::new()),
@@ -235,45 +212,162 @@ impl Repository {
         }
     }
 
-    /// Whether files `a` and `b` of two snapshots hold the same content. Chunk lists
-    /// decide, except when a bundled file is involved: a file read again (touched, or
-    /// renamed) lands in a new bundle with the same bytes, so the bytes are compared.
+    /// [`Repository::file_reader`] that takes bundles from, and keeps them in, an
+    /// operation's `bundles`.
+    pub(crate) fn file_reader_in<'a>(
+        &'a self,
+        node: &'a Node,
+        bundles: &'a BundleCache,
+    ) -> FileReader<'a> {
+        FileReader {
+            bundles: Some(bundles),
+            ..self.file_reader(node)
+        }
+    }
+
+    /// A bundled file's bytes: its bundle and its slice of it.
+    fn bundled_slice(
+        &self,
+        node: &Node,
+        offset: u64,
+        bundles: &BundleCache,
+    ) -> crate::Result<(Arc<Vec<u8>>, std::ops::Range<usize>)> {
+        let Some(id) = node.content.first() else {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "a bundled file has no chunk",
+            ));
+        };
+        let bundle = bundles.load(self, id)?;
+        let range = bundle_slice(offset, node.size, bundle.len())
+            .map_err(|why| Error::new(ErrorKind::Corrupt, format!("bundle {id}: {why}")))?;
+        Ok((bundle, range))
+    }
+
+    /// Whether files `a` and `b` of two snapshots, whose chunk lists differ, hold the
+    /// same content: never if neither is bundled (the chunker is deterministic); else
+    /// their bytes decide, since a file read again (touched, or renamed) lands in a new
+    /// bundle with the same bytes. A bundled file against a chunked one is cut into
+    /// chunks and compared by id, reading only the bundle.
     ///
     /// # Errors
-    /// A missing or damaged chunk of either file, naming `path`.
+    /// A missing or damaged bundle, naming `path`.
     pub(crate) fn same_stored_content(
         &self,
         a: &Node,
         b: &Node,
         path: &std::path::Path,
+        bundles: &BundleCache,
     ) -> crate::Result<bool> {
-        if a.content == b.content && a.bundle_offset == b.bundle_offset {
-            return Ok(a.size == b.size);
-        }
-        if a.size != b.size || (a.bundle_offset.is_none() && b.bundle_offset.is_none()) {
+        if a.size != b.size {
             return Ok(false);
         }
-        same_bytes(self.file_reader(a), self.file_reader(b), a.size)
-            .map_err(|e| Error::from_io(e, &path.display().to_string()))
+        let named = |e: Error| Error::new(e.kind(), format!("{}: {e}", path.display()));
+        match (a.bundle_offset, b.bundle_offset) {
+            (None, None) => Ok(false),
+            (Some(x), Some(y)) => {
+                let (one, r1) = self.bundled_slice(a, x, bundles).map_err(named)?;
+                let (two, r2) = self.bundled_slice(b, y, bundles).map_err(named)?;
+                Ok(one[r1] == two[r2])
+            }
+            (Some(offset), None) | (None, Some(offset)) => {
+                let (bundled, chunked) = if a.bundle_offset.is_some() {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                let (bundle, range) = self
+                    .bundled_slice(bundled, offset, bundles)
+                    .map_err(named)?;
+                self.holds_content(&bundle[range], chunked, bundles)
+                    .map_err(|e| named(Error::new(ErrorKind::Io, e.to_string())))
+            }
+        }
     }
 
     /// Whether `reader` yields exactly `node`'s content: it is cut into chunks as a
-    /// backup would and each chunk's keyed id compared with the snapshot's list. Stops at
-    /// the first difference.
+    /// backup would and each chunk's keyed id compared with the snapshot's list,
+    /// stopping at the first difference; a bundled file's bytes are compared with its
+    /// slice of its bundle (taken from `bundles`).
     ///
     /// # Errors
-    /// Read errors of `reader`.
-    pub(crate) fn holds_content(&self, reader: impl Read, node: &Node) -> io::Result<bool> {
-        if node.bundle_offset.is_some() {
-            // A slice of a bundle has no chunk id of its own: compare the bytes.
-            return same_bytes(reader, self.file_reader(node), node.size);
+    /// [`Unchecked::Live`] for read errors of `reader`; [`Unchecked::Stored`] if a
+    /// bundled file's bundle cannot be read.
+    pub(crate) fn holds_content(
+        &self,
+        reader: impl Read,
+        node: &Node,
+        bundles: &BundleCache,
+    ) -> std::result::Result<bool, Unchecked> {
+        if let Some(offset) = node.bundle_offset {
+            let (bundle, range) = self
+                .bundled_slice(node, offset, bundles)
+                .map_err(Unchecked::Stored)?;
+            let mut live = Vec::with_capacity(range.len());
+            reader
+                .take(node.size.saturating_add(1))
+                .read_to_end(&mut live)
+                .map_err(Unchecked::Live)?;
+            return Ok(live == bundle[range]);
         }
         let mut ids = node.content.iter();
         for chunk in self.chunker.chunks(reader, node.size) {
-            if ids.next() != Some(&self.repo.blob_id(&chunk?)) {
+            if ids.next() != Some(&self.repo.blob_id(&chunk.map_err(Unchecked::Live)?)) {
                 return Ok(false);
             }
         }
         Ok(ids.next().is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::testing::random_bytes;
+    use crate::{BackupOptions, NoProgress};
+
+    /// A bundled file's content is compared by its bytes: with another bundled file, and
+    /// with a file stored as chunks of its own (a stream backup, or a tree written
+    /// before bundling), whose chunks are compared by id; a difference of one byte
+    /// counts.
+    #[test]
+    fn bundled_content_compares_by_bytes_with_bundled_and_chunked_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let data = random_bytes(30_000, 7);
+        let mut other = data.clone();
+        other[29_999] ^= 1;
+        std::fs::write(src.join("a"), &data).unwrap();
+        std::fs::write(src.join("b"), &data).unwrap();
+        std::fs::write(src.join("c"), &other).unwrap();
+        let (_, mut repo) = crate::testing::memory_repository();
+        let options = BackupOptions::default();
+        repo.backup(std::slice::from_ref(&src), &options, &NoProgress)
+            .unwrap();
+        let tree = crate::testing::latest_tree_of(&repo, &src);
+        let node = |name: &[u8]| tree.find(name).unwrap().clone();
+        let (a, b, c) = (node(b"a"), node(b"b"), node(b"c"));
+        assert!(a.bundle_offset.is_some() && a.bundle_offset != b.bundle_offset);
+        repo.backup_stream("s", &mut &data[..], &options, &NoProgress)
+            .unwrap();
+        let latest = repo.find_snapshot("latest").unwrap();
+        let chunked = repo.node_in(&latest, Path::new("/s")).unwrap();
+        assert!(chunked.bundle_offset.is_none());
+
+        let cache = BundleCache::default();
+        let same = |x: &Node, y: &Node| {
+            repo.same_stored_content(x, y, Path::new("/x"), &cache)
+                .unwrap()
+        };
+        assert!(same(&a, &b));
+        assert!(!same(&a, &c));
+        assert!(same(&a, &chunked) && same(&chunked, &a));
+        assert!(!same(&c, &chunked));
+        let mut shorter = c.clone();
+        shorter.size -= 1;
+        assert!(!same(&a, &shorter));
     }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use arca_repo::{BlobId, Node, NodeKind, Tree};
 
+use crate::content::BundleCache;
 use crate::metadata::changed_attributes;
 use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;
@@ -106,6 +107,8 @@ struct Differ<'r, 'v> {
     cancel: &'r CancelToken,
     visit: &'v mut dyn FnMut(&DiffEntry<'_>) -> Result<()>,
     summary: DiffSummary,
+    /// The bundles read last, for bundled files whose chunk lists differ.
+    bundles: BundleCache,
 }
 
 /// A pair of directories still to compare: their path and each side's tree.
@@ -125,7 +128,8 @@ impl Repository {
     ///
     /// # Errors
     /// [`ErrorKind::NotFound`] if `path` is in neither snapshot; `InvalidInput` if it is
-    /// not absolute or has `..`; `Corrupt` for missing or damaged trees; `Interrupted`
+    /// not absolute or has `..`; `Corrupt` for missing or damaged trees, or bundles of
+    /// bundled files compared by their bytes; `Interrupted`
     /// if `cancel` fires; any error `visit` returns.
     pub fn diff(
         &self,
@@ -135,13 +139,12 @@ impl Repository {
         cancel: &CancelToken,
         visit: &mut dyn FnMut(&DiffEntry<'_>) -> Result<()>,
     ) -> Result<DiffSummary> {
-        // Bundles read by this operation are kept only while it runs.
-        let _bundles = self.bundles.scope();
         let mut d = Differ {
             repo: self,
             cancel,
             visit,
             summary: DiffSummary::default(),
+            bundles: BundleCache::default(),
         };
         if crate::browse::is_root(path)? {
             d.trees(
@@ -235,7 +238,9 @@ impl Differ<'_, '_> {
             (None, Some(b)) => self.whole(b, dir, Change::Added).map(|()| None),
             (Some(a), Some(b)) => {
                 let mut attributes = changed_attributes(a, b, true);
-                if attributes.contains(&"content") && self.repo.same_stored_content(a, b, &path)? {
+                if attributes.contains(&"content")
+                    && self.repo.same_stored_content(a, b, &path, &self.bundles)?
+                {
                     attributes.retain(|a| *a != "content");
                 }
                 if attributes.is_empty() && a.subtree == b.subtree {

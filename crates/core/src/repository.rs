@@ -128,8 +128,6 @@ pub struct Repository {
     pub(crate) index_files: Vec<ObjectId>,
     /// The key file the repository was opened with, if its key came from one.
     pub(crate) key_file: Option<PathBuf>,
-    /// Bundles read lately: the small files of one bundle are read one after another.
-    pub(crate) bundles: crate::content::BundleCache,
 }
 
 pub(crate) struct LoadedIndex {
@@ -442,7 +440,6 @@ impl Repository {
             index_errors: Vec::new(),
             index_files: Vec::new(),
             key_file: None,
-            bundles: crate::content::BundleCache::default(),
         })
     }
 

@@ -15,6 +15,7 @@ use arca_repo::{Node, NodeKind};
 
 use crate::backup::is_cache_dir_at;
 use crate::browse::snapshot_components;
+use crate::content::BundleCache;
 use crate::dir_handle::DirHandle;
 use crate::metadata::{OwnerPolicy, Owners, changed_attributes, kind_of, node_from_stat};
 use crate::progress::CancelToken;
@@ -107,6 +108,8 @@ struct Verifier<'a> {
     policy: OwnerPolicy,
     report: VerifyReport,
     visit: &'a mut dyn FnMut(&Path, &Path, &Difference) -> Result<()>,
+    /// The bundles read last: a directory's small files share them.
+    bundles: BundleCache,
 }
 
 impl Repository {
@@ -128,8 +131,6 @@ impl Repository {
         options: &VerifyOptions,
         visit: &mut dyn FnMut(&Path, &Path, &Difference) -> Result<()>,
     ) -> Result<VerifyReport> {
-        // Bundles read by this operation are kept only while it runs.
-        let _bundles = self.bundles.scope();
         let sources: Vec<PathBuf> = snapshot
             .snapshot
             .paths
@@ -174,6 +175,7 @@ impl Repository {
             policy: OwnerPolicy::new(options.numeric_owner),
             report: VerifyReport::default(),
             visit,
+            bundles: BundleCache::default(),
         };
         for (start, source) in starts {
             v.start(snapshot, &start, &source)?;
@@ -420,7 +422,7 @@ impl Verifier<'_> {
         self.report.files_compared += 1;
         self.report.bytes_compared += node.size;
         self.repo
-            .holds_content(file, node)
-            .map_err(|e| format!("cannot read: {e}"))
+            .holds_content(file, node, &self.bundles)
+            .map_err(|e| e.to_string())
     }
 }

@@ -135,6 +135,15 @@ fn a_slice_beyond_its_bundle_is_reported_not_read() {
         .unwrap_err();
     assert!(err.to_string().contains("sliced"), "{err}");
     assert!(!target.join("sliced").exists());
+    // An existing file of that name and size may well be right: it is left as it was.
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("sliced"), b"pwned").unwrap();
+    let err = repo
+        .restore(snap, &existing, &RestoreOptions::default(), &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("left as it was"), "{err}");
+    assert_eq!(std::fs::read(existing.join("sliced")).unwrap(), b"pwned");
     let mut out = Vec::new();
     let cancel = arca_core::CancelToken::new();
     let err = repo

@@ -100,8 +100,6 @@ impl Repository {
         out: &mut dyn Write,
         cancel: &CancelToken,
     ) -> Result<u64> {
-        // Bundles read by this operation are kept only while it runs.
-        let _bundles = self.bundles.scope();
         if crate::browse::is_root(path)? {
             return Err(Error::invalid(
                 "/ is the whole snapshot: dump it as an archive (--archive tar or zip)",
@@ -147,8 +145,6 @@ impl Repository {
         out: &mut dyn Write,
         cancel: &CancelToken,
     ) -> Result<DumpSummary> {
-        // Bundles read by this operation are kept only while it runs.
-        let _bundles = self.bundles.scope();
         let mut writer: Box<dyn ArchiveWriter + '_> = match format {
             ArchiveFormat::Tar => Box::new(tar::TarWriter::new(out, cancel)),
             ArchiveFormat::Zip => Box::new(zip::ZipWriter::new(out, cancel)),

@@ -8,12 +8,15 @@ use arca_repo::{Node, NodeKind};
 use tar::{Builder, EntryType, Header};
 
 use super::{Added, ArchiveWriter, as_path, write_error};
+use crate::content::BundleCache;
 use crate::progress::CancelToken;
 use crate::{Error, Repository, Result};
 
 pub(crate) struct TarWriter<'w> {
     builder: Builder<&'w mut dyn Write>,
     cancel: CancelToken,
+    /// The bundles read last: a directory's small files share them.
+    bundles: BundleCache,
 }
 
 impl<'w> TarWriter<'w> {
@@ -21,6 +24,7 @@ impl<'w> TarWriter<'w> {
         Self {
             builder: Builder::new(out),
             cancel: cancel.clone(),
+            bundles: BundleCache::default(),
         }
     }
 }
@@ -146,7 +150,9 @@ impl ArchiveWriter for TarWriter<'_> {
             }
             (NodeKind::File, None) => {
                 h.set_size(node.size);
-                let reader = repo.file_reader(node).cancel_on(&self.cancel);
+                let reader = repo
+                    .file_reader_in(node, &self.bundles)
+                    .cancel_on(&self.cancel);
                 self.builder
                     .append_data(&mut h, path, reader)
                     .map_err(|e| append_error(e, name))?;

@@ -10,6 +10,7 @@ use zip::write::{FullFileOptions, StreamWriter};
 use zip::{CompressionMethod, DateTime};
 
 use super::{Added, ArchiveWriter};
+use crate::content::BundleCache;
 use crate::progress::CancelToken;
 use crate::{Error, ErrorKind, Repository, Result};
 
@@ -23,6 +24,8 @@ const EXTENDED_TIMESTAMP: u16 = 0x5455;
 pub(crate) struct ZipWriter<'w> {
     zip: zip::ZipWriter<StreamWriter<&'w mut dyn Write>>,
     cancel: CancelToken,
+    /// The bundles read last: a directory's small files share them.
+    bundles: BundleCache,
     /// Entry names used so far (zip refuses duplicates).
     names: HashSet<String>,
 }
@@ -32,6 +35,7 @@ impl<'w> ZipWriter<'w> {
         Self {
             zip: zip::ZipWriter::new_stream(out),
             cancel: cancel.clone(),
+            bundles: BundleCache::default(),
             names: HashSet::new(),
         }
     }
@@ -145,7 +149,9 @@ impl ArchiveWriter for ZipWriter<'_> {
             }
             _ => {
                 self.zip.start_file(text, opts).map_err(|e| failed(&e))?;
-                let mut reader = repo.file_reader(node).cancel_on(&self.cancel);
+                let mut reader = repo
+                    .file_reader_in(node, &self.bundles)
+                    .cancel_on(&self.cancel);
                 io::copy(&mut reader, &mut self.zip).map_err(|e| {
                     if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
                         Error::from_io(e, &format!("/{}", String::from_utf8_lossy(name)))

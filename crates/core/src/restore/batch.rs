@@ -4,6 +4,7 @@
 //! requests instead of one per chunk (which dominates on remote storage). Each entry is
 //! authenticated before its bytes are written at their place in their file.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use arca_backends::FileKind;
@@ -42,7 +43,9 @@ struct Piece {
     id: BlobId,
     job: usize,
     at: u64,
-    slice: Option<(u64, u64)>,
+    /// Bundled files: their bytes in the chunk's plaintext (whose length, `raw_len`,
+    /// decoding enforces).
+    slice: Option<Range<usize>>,
 }
 
 impl Piece {
@@ -87,10 +90,20 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
     for (n, f) in files.iter_mut().enumerate() {
         let mut at = 0u64;
         let node = &f.job.node;
-        let slice = node.bundle_offset.map(|offset| (offset, node.size));
         for id in &node.content {
             match ctx.repo.index.get(BlobType::Data, id) {
                 Some(loc) => {
+                    let slice = node
+                        .bundle_offset
+                        .map(|offset| bundle_slice(offset, node.size, loc.raw_len as usize))
+                        .transpose();
+                    let slice = match slice {
+                        Ok(slice) => slice,
+                        Err(why) => {
+                            f.error = Some(format!("bundle {id}: {why}"));
+                            break;
+                        }
+                    };
                     pieces.push(Piece {
                         loc,
                         id: *id,
@@ -110,7 +123,7 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
     // A bundle read for the previous batch (its files straddle batches) is not read
     // again.
     pieces.retain(|p| {
-        let cached = p.slice.and_then(|_| ctx.repo.bundles.cached(&p.id));
+        let cached = p.slice.as_ref().and_then(|_| ctx.bundles.cached(&p.id));
         match cached {
             Some(plain) => {
                 let f = &mut files[p.job];
@@ -211,7 +224,7 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
             continue;
         };
         if p.slice.is_some() {
-            ctx.repo.bundles.keep(p.id, Arc::clone(plain));
+            ctx.bundles.keep(p.id, Arc::clone(plain));
         }
         place_piece(ctx, f, p, plain);
     }
@@ -219,15 +232,12 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
 
 /// Writes piece `p` (its slice of `plain`, for a bundled file) at its place in `f`.
 fn place_piece(ctx: &Ctx<'_>, f: &mut Filling, p: &Piece, plain: &[u8]) {
-    let plain = match p.slice {
-        None => plain,
-        Some((offset, size)) => match bundle_slice(offset, size, plain.len()) {
-            Ok(range) => &plain[range],
-            Err(why) => {
-                f.error = Some(format!("bundle {}: {why}", p.id));
-                return;
-            }
-        },
+    let Some(plain) = plain.get(p.slice.clone().unwrap_or(0..plain.len())) else {
+        f.error = Some(format!(
+            "bundle {}: shorter than its index entry says",
+            p.id
+        ));
+        return;
     };
     match write_at(&f.job.file, plain, p.at, ctx.options.sparse) {
         Ok(hole) => {

@@ -27,6 +27,7 @@ use crossbeam_channel::bounded;
 use self::batch::{BATCH_BYTES, file_budget, restore_batch};
 use self::entries::Walker;
 use self::writer::FileJob;
+use crate::content::BundleCache;
 use crate::dir_handle::{DirHandle, open_file_limit, raise_open_file_limit};
 use crate::metadata::{ApplyWarnings, OwnerPolicy, Target, apply};
 use crate::progress::{CancelToken, RestoreProgress};
@@ -154,6 +155,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) options: &'a RestoreOptions,
     pub(crate) warnings: Mutex<Vec<String>>,
     pub(crate) errors: Mutex<Vec<String>>,
+    /// The bundles read last, by any worker: the files of one bundle may be spread
+    /// over consecutive batches.
+    pub(crate) bundles: BundleCache,
 }
 
 impl Ctx<'_> {
@@ -213,8 +217,6 @@ impl Repository {
         options: &RestoreOptions,
         progress: &dyn RestoreProgress,
     ) -> Result<RestoreSummary> {
-        // Bundles read by this operation are kept only while it runs.
-        let _bundles = self.bundles.scope();
         raise_open_file_limit();
         let includes = PatternSet::new(&options.includes)?;
         let excludes = PatternSet::new(&options.excludes)?;
@@ -250,6 +252,7 @@ impl Repository {
             options,
             warnings: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
+            bundles: BundleCache::default(),
         };
         let threads = crate::system::worker_threads(options.threads);
         let counts = Mutex::new(WorkerCounts::default());

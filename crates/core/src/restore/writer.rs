@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use arca_repo::Node;
 
 use super::{Ctx, WorkerCounts};
+use crate::content::Unchecked;
 use crate::dir_handle::DirHandle;
 use crate::metadata::Target;
 use crate::sync::lock;
@@ -67,23 +68,29 @@ fn record(
 }
 
 /// Whether `file`, read from its start, holds exactly the snapshot's content.
-fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, String> {
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| format!("cannot seek: {e}"))?;
-    ctx.repo
-        .holds_content(file, node)
-        .map_err(|e| format!("cannot read: {e}"))
+fn holds(ctx: &Ctx<'_>, mut file: &File, node: &Node) -> Result<bool, Unchecked> {
+    file.seek(SeekFrom::Start(0)).map_err(Unchecked::Live)?;
+    ctx.repo.holds_content(file, node, &ctx.bundles)
 }
 
 /// An existing file of the snapshot's size: if it holds the snapshot's content, its
 /// metadata is set and it is recorded as already correct; else it is emptied and given
-/// back to be filled (`None` when recorded, also on error).
+/// back to be filled (`None` when recorded, also on error). If the snapshot's content
+/// cannot be read to compare, the file is left as it is (it may well be right) and the
+/// failure reported.
 pub(crate) fn settle_existing(
     ctx: &Ctx<'_>,
     job: FileJob,
     counts: &Mutex<WorkerCounts>,
 ) -> Option<FileJob> {
-    let checked = holds(ctx, &job.file, &job.node).and_then(|correct| {
+    let checked = match holds(ctx, &job.file, &job.node) {
+        Err(e @ Unchecked::Stored(_)) => {
+            ctx.fail(&job.path, format!("left as it was: {e}"));
+            return None;
+        }
+        other => other.map_err(|e| e.to_string()),
+    };
+    let checked = checked.and_then(|correct| {
         if correct {
             ctx.progress.bytes_written(job.node.size);
             ctx.apply_metadata(Target::File(&job.file), &job.path, &job.node)
@@ -123,7 +130,7 @@ fn complete(ctx: &Ctx<'_>, job: &FileJob, hole: bool, written: u64) -> Result<()
             node.size
         ));
     }
-    if ctx.options.verify && !holds(ctx, file, node)? {
+    if ctx.options.verify && !holds(ctx, file, node).map_err(|e| e.to_string())? {
         return Err(
             "verification failed: the file reads back differently from the snapshot".to_owned(),
         );
