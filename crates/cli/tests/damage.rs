@@ -367,9 +367,12 @@ fn data_subsets_together_read_everything_and_find_the_damage() {
             failures += 1;
         }
     }
-    assert_eq!(
-        failures, 1,
-        "the damaged pack was read {failures} times in {runs} runs"
+    // Twice only if the runs read more packs than there are (an odd count): the
+    // pack read again is the first, which may be the damaged one.
+    let wrapped = per_run * runs > total;
+    assert!(
+        failures == 1 || (failures == 2 && wrapped),
+        "the damaged pack was read {failures} times in {runs} runs of {per_run} of {total}"
     );
     env.expect(1, &["check", "--read-data-subset", "0/3"]);
     env.expect(1, &["check", "--read-data-subset", "7/3"]);
