@@ -37,24 +37,31 @@ impl BackupProgress for CancelAfter {
     }
 }
 
-/// How many data blob entries in the packs repeat an entry of another (or the same)
-/// pack: 0 if no chunk or bundle was stored twice.
-fn data_stored_twice(repo: &Repository) -> usize {
+/// Over every data entry of every pack: how many repeat an entry of another (or the
+/// same) pack, and the plaintext bytes of them all. No content was stored twice when the
+/// first is 0 and the second the sum of the files' sizes (a file's bytes in two
+/// bundles would not repeat an id).
+fn data_stored(repo: &Repository) -> (usize, u64) {
     let mut seen = std::collections::HashSet::new();
-    let mut twice = 0;
+    let (mut twice, mut bytes) = (0, 0);
     for (id, _) in repo.repo.list(FileKind::Pack).unwrap() {
         let (entries, _) = repo.repo.read_pack_entries(&id).unwrap().unwrap();
         for e in entries
             .iter()
             .filter(|e| e.blob_type == arca_repo::BlobType::Data)
         {
+            bytes += u64::from(e.raw_len);
             if !seen.insert(e.id) {
                 twice += 1;
             }
         }
     }
     assert!(!seen.is_empty());
-    twice
+    (twice, bytes)
+}
+
+fn total_size(files: &[(PathBuf, Vec<u8>)]) -> u64 {
+    files.iter().map(|(_, d)| d.len() as u64).sum()
 }
 
 /// Restores `snapshot` and returns the files it holds below `src`, each compared with
@@ -105,7 +112,7 @@ fn a_finished_backup_replaces_its_checkpoints() {
     assert!(!snapshots[0].snapshot.checkpoint);
     assert_eq!(snapshots[0].snapshot.summary.files_new, 60);
     assert_eq!(restored_files(&repo, &snapshots[0], &src, &files), 60);
-    assert_eq!(data_stored_twice(&repo), 0);
+    assert_eq!(data_stored(&repo), (0, total_size(&files)));
     crate::testing::assert_checks_clean(&repo);
 }
 
@@ -168,7 +175,7 @@ fn an_interrupted_backup_leaves_a_checkpoint_the_next_one_resumes_from() {
     let held_bytes: u64 = files.iter().take(held).map(|(_, d)| d.len() as u64).sum();
     let all_bytes: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
     assert_eq!(s.bytes_read, all_bytes - held_bytes);
-    assert_eq!(data_stored_twice(&repo), 0);
+    assert_eq!(data_stored(&repo), (0, total_size(&files)));
     let latest = repo.find_snapshot("latest").unwrap();
     assert_eq!(restored_files(&repo, &latest, &src, &files), 60);
     crate::testing::assert_checks_clean(&repo);
