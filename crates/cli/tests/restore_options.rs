@@ -412,3 +412,35 @@ fn restore_fits_a_small_open_file_limit() {
     );
     assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
 }
+
+/// Backup keeps its open directories within a small limit too, although small files
+/// wait for their bundle: 300 directories of one tiny file each (one bundle, sealed when
+/// the walk ends) under `ulimit -n 64`. Each directory walked used to keep its
+/// descriptor until its file was placed.
+#[test]
+fn backup_of_many_directories_of_small_files_fits_a_small_open_file_limit() {
+    let env = Env::new();
+    let src = env.path("src");
+    for i in 0..300 {
+        write(
+            &src.join(format!("d{i:03}/f")),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    env.init();
+    let out = env
+        .command("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_arca"))
+        .args(["backup", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = env.path("out");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
+}

@@ -6,7 +6,9 @@
 //! its walk is done and no entry is pending (a file being read or a subdirectory not yet
 //! complete); completing it encodes its tree, queues the tree blob, and fills in its
 //! node in the parent, which may complete the parent in turn. Memory is bounded by the
-//! walk depth plus the files in flight, not by the size of the tree.
+//! walk depth plus the files in flight and the directories of the files waiting for the
+//! open bundle (at most one per file of it), not by the size of the tree; open
+//! descriptors by the walk depth plus the files in flight.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -19,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::bundle::Bundler;
 use super::checkpoint::Checkpoints;
 use super::files::{BundleWait, Content, Link, Waiter};
-use super::reader::{Abort, BlobJob, Done, FileJob, queue_tree};
+use super::reader::{Abort, BlobJob, Done, FileJob, queue_blob};
 use super::saver::BlobSaver;
 use super::sources::{Entry, is_cache_dir};
 use crate::dir_handle::DirHandle;
@@ -310,7 +312,12 @@ impl<'a> Archiver<'a> {
                 }
                 None => {
                     stack.pop();
-                    self.dir_mut(dir)?.walk_done = true;
+                    let st = self.dir_mut(dir)?;
+                    st.walk_done = true;
+                    // Its files in flight hold the handle they need; a directory kept
+                    // open only by a file waiting for its bundle must not hold a
+                    // descriptor.
+                    st.handle = None;
                     self.complete(dir)?;
                 }
             }
@@ -565,7 +572,8 @@ impl<'a> Archiver<'a> {
             .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
         let bytes = tree.encode()?;
         let id = self.repo.blob_id(&bytes);
-        queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+        queue_blob(self.saver, &self.blobs, BlobType::Tree, id, bytes.into())
+            .map_err(|_| self.abort.take_error())?;
         Ok(id)
     }
 
@@ -589,14 +597,7 @@ impl<'a> Archiver<'a> {
                 }));
             }
             let id = self.queue_dir_tree(&st.path, st.nodes.into_iter().flatten().collect())?;
-            self.count_stored(
-                BlobType::Tree,
-                &id,
-                super::Refs {
-                    whole: 1,
-                    slice_bytes: 0,
-                },
-            );
+            self.count_stored(BlobType::Tree, &id, super::Refs::WHOLE);
             let Some((parent, slot)) = st.parent else {
                 self.root = Some(id);
                 return Ok(());

@@ -3,11 +3,12 @@
 //! one open *bundle*; a bundle that reaches the chunker's maximum chunk size is sealed
 //! and stored as one data chunk, and each of its files records its slice of it.
 //!
-//! Compressed together, the small files of a source tree take a fifth less space than
-//! compressed one by one (design.md §9), and the repository holds one chunk per bundle
+//! Compressed together, the small files of the Linux source tree took a fifth less space
+//! than compressed one by one (design.md §9), and the repository holds one chunk per bundle
 //! instead of one per file. A file's slice is known as soon as it is added; the bundle's
 //! id only once it is sealed, so the archiver parks such files until then.
 
+use std::io::{self, Read};
 use std::sync::Mutex;
 
 use crate::sync::lock;
@@ -17,6 +18,16 @@ use crate::sync::lock;
 pub(crate) struct Ticket {
     pub(crate) seq: u64,
     pub(crate) offset: u64,
+}
+
+/// What reading a file that looked small gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Slurped {
+    /// All of it: it is bundled.
+    Whole(Vec<u8>),
+    /// It has grown to the bundling limit (or is empty now): the bytes read so far, to
+    /// be chunked with the rest.
+    Head(Vec<u8>),
 }
 
 /// A bundle closed for additions: to be named, stored, and announced to the archiver.
@@ -57,6 +68,18 @@ impl Bundler {
     /// Whether a file of `size` bytes is bundled. Empty files have no content at all.
     pub(crate) fn takes(&self, size: u64) -> bool {
         size > 0 && size < self.limit
+    }
+
+    /// Reads a file that was smaller than the bundling limit when it was opened (`size`
+    /// bytes): to its end if it still is, else up to the limit.
+    pub(crate) fn slurp(&self, reader: impl Read, size: u64) -> io::Result<Slurped> {
+        let mut data = Vec::with_capacity(size.min(self.limit) as usize);
+        reader.take(self.limit).read_to_end(&mut data)?;
+        Ok(if self.takes(data.len() as u64) {
+            Slurped::Whole(data)
+        } else {
+            Slurped::Head(data)
+        })
     }
 
     /// Appends a file's content; returns its place and, if the bundle is now full, the
@@ -185,6 +208,59 @@ mod tests {
             "{counted} counted for {stored} stored"
         );
         crate::testing::assert_checks_clean(&repo);
+    }
+
+    /// A hard link met while its first name waits for its bundle (sealed only when the
+    /// walk ends) gets the same slice once the bundle is named.
+    #[test]
+    fn a_link_to_a_file_waiting_for_its_bundle_gets_its_slice() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("a")).unwrap();
+        std::fs::create_dir_all(src.join("b")).unwrap();
+        std::fs::write(src.join("a/f"), b"linked small file").unwrap();
+        std::fs::hard_link(src.join("a/f"), src.join("b/link")).unwrap();
+        let (_, mut repo) = crate::testing::memory_repository();
+        repo.backup(
+            std::slice::from_ref(&src),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
+        let first = crate::testing::latest_tree_of(&repo, &src.join("a"));
+        let second = crate::testing::latest_tree_of(&repo, &src.join("b"));
+        let (f, link) = (first.find(b"f").unwrap(), second.find(b"link").unwrap());
+        assert!(f.bundle_offset.is_some());
+        assert_eq!(
+            (&link.content, link.bundle_offset),
+            (&f.content, f.bundle_offset)
+        );
+        let out = dir.path().join("out");
+        let latest = repo.find_snapshot("latest").unwrap();
+        repo.restore(&latest, &out, &RestoreOptions::default(), &NoProgress)
+            .unwrap();
+        let base = out.join(src.strip_prefix("/").unwrap());
+        assert_eq!(
+            std::fs::read(base.join("b/link")).unwrap(),
+            b"linked small file"
+        );
+    }
+
+    /// A file read whole is bundled whatever its size was at opening, as long as it
+    /// stays below the limit; one that reached the limit is handed back for chunking.
+    #[test]
+    fn a_file_that_grew_is_read_to_its_end_or_chunked() {
+        let b = Bundler::new(100, 250);
+        let grown = vec![7u8; 60];
+        assert_eq!(b.slurp(&grown[..], 10).unwrap(), Slurped::Whole(grown));
+        let shrunk = vec![8u8; 5];
+        assert_eq!(b.slurp(&shrunk[..], 50).unwrap(), Slurped::Whole(shrunk));
+        let big = [9u8; 150];
+        assert_eq!(
+            b.slurp(&big[..], 10).unwrap(),
+            Slurped::Head(big[..100].to_vec())
+        );
+        assert_eq!(b.slurp(&[][..], 10).unwrap(), Slurped::Head(Vec::new()));
     }
 
     #[test]

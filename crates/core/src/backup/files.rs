@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arca_repo::{BlobId, BlobType, Node};
 
 use super::archiver::Archiver;
-use super::reader::{Done, FileDone, FileJob, queue_bundle};
+use super::reader::{Done, FileDone, FileJob, ReadContent, queue_bundle};
 use crate::dir_handle::DirHandle;
 use crate::metadata::node_from_stat;
 use crate::progress::FileStatus;
@@ -42,9 +42,9 @@ impl Content {
 #[derive(Default)]
 pub(super) struct BundleWait {
     pub(super) id: Option<BlobId>,
-    /// How many files it holds (known once it is sealed), and how many have reported.
-    pub(super) members: Option<u64>,
-    pub(super) reported: u64,
+    /// Its members (added when it is announced) less the files that have reported
+    /// (taken off as they do): 0 once it is announced and every file has reported.
+    pub(super) unreported: i64,
     pub(super) parked: Vec<Waiter>,
 }
 
@@ -92,7 +92,7 @@ impl Archiver<'_> {
             Done::Bundle { seq, id, members } => {
                 let wait = self.bundles.entry(seq).or_default();
                 wait.id = Some(id);
-                wait.members = Some(members);
+                wait.unreported += i64::try_from(members).unwrap_or(i64::MAX);
                 let parked = std::mem::take(&mut wait.parked);
                 self.forget_bundle_if_done(seq);
                 for w in parked {
@@ -101,10 +101,14 @@ impl Archiver<'_> {
                         .nodes
                         .get_mut(w.slot)
                         .and_then(Option::take);
-                    if let Some(mut node) = node {
-                        node.content = vec![id];
-                        self.place_file(w.dir, w.slot, &w.path, w.status, node)?;
-                    }
+                    let Some(mut node) = node else {
+                        return Err(Error::new(
+                            ErrorKind::Io,
+                            "internal error: a bundled file left its place",
+                        ));
+                    };
+                    node.content = vec![id];
+                    self.place_file(w.dir, w.slot, &w.path, w.status, node)?;
                 }
                 Ok(())
             }
@@ -116,7 +120,7 @@ impl Archiver<'_> {
         if self
             .bundles
             .get(&seq)
-            .is_some_and(|w| w.id.is_some() && w.members == Some(w.reported))
+            .is_some_and(|w| w.id.is_some() && w.unreported == 0)
         {
             self.bundles.remove(&seq);
         }
@@ -181,14 +185,8 @@ impl Archiver<'_> {
         self.counts.bytes_total += node.size;
         self.counts.chunks_total += node.content.len() as u64;
         let refs = match node.bundle_offset {
-            Some(_) => super::Refs {
-                whole: 0,
-                slice_bytes: node.size,
-            },
-            None => super::Refs {
-                whole: 1,
-                slice_bytes: 0,
-            },
+            Some(_) => super::Refs::slice(node.size),
+            None => super::Refs::WHOLE,
         };
         for id in &node.content {
             self.count_stored(BlobType::Data, id, refs);
@@ -199,14 +197,14 @@ impl Archiver<'_> {
     /// snapshot's "compressed" total, now if it is indexed, at the end of the backup if
     /// this session stores it.
     pub(super) fn count_stored(&mut self, blob_type: BlobType, id: &BlobId, refs: super::Refs) {
-        match self.index.get(blob_type, id) {
-            Some(loc) => self.counts.stored_known += super::stored_share(&loc, refs),
-            None => {
-                let r = self.unresolved.entry((blob_type, *id)).or_default();
-                r.whole += refs.whole;
-                r.slice_bytes += refs.slice_bytes;
-            }
-        }
+        let known = &mut self.counts.stored_known;
+        super::count_refs(
+            self.index,
+            known,
+            &mut self.unresolved,
+            (blob_type, *id),
+            refs,
+        );
     }
 
     fn file_done(&mut self, done: FileDone) -> Result<()> {
@@ -227,7 +225,6 @@ impl Archiver<'_> {
             (Ok(read), Some(old)) => {
                 let mut node = node_from_stat(&old.name, &read.before, &mut self.owners);
                 node.xattrs = old.xattrs;
-                node.content = read.content;
                 node.size = read.bytes;
                 self.counts.bytes_read += read.bytes;
                 match status {
@@ -241,12 +238,16 @@ impl Archiver<'_> {
                         "changed while it was being read; the snapshot holds the content as read",
                     );
                 }
-                let Some(ticket) = read.bundled else {
-                    return self.place_file(dir, slot, &path, status, node);
+                let ticket = match read.content {
+                    ReadContent::Chunks(chunks) => {
+                        node.content = chunks;
+                        return self.place_file(dir, slot, &path, status, node);
+                    }
+                    ReadContent::Bundled(ticket) => ticket,
                 };
                 node.bundle_offset = Some(ticket.offset);
                 let wait = self.bundles.entry(ticket.seq).or_default();
-                wait.reported += 1;
+                wait.unreported -= 1;
                 match wait.id {
                     Some(id) => {
                         node.content = vec![id];
@@ -312,26 +313,30 @@ impl Archiver<'_> {
     ) -> Result<()> {
         self.count_file(&node);
         self.progress.file_done(path, status, node.size);
-        let content = Content::of(&node);
-        let waiters = if node.links > 1 {
-            let key = (node.device, node.inode);
-            match self
-                .links
-                .insert(key, Link::Done(content.clone(), node.size))
-            {
-                Some(Link::Reading(w)) => w,
-                _ => Vec::new(),
+        // Only a file with other names keeps a copy of its content for them.
+        let shared = (node.links > 1).then(|| Content::of(&node));
+        let waiters = match &shared {
+            Some(content) => {
+                let key = (node.device, node.inode);
+                match self
+                    .links
+                    .insert(key, Link::Done(content.clone(), node.size))
+                {
+                    Some(Link::Reading(w)) => w,
+                    _ => Vec::new(),
+                }
             }
-        } else {
-            Vec::new()
+            None => Vec::new(),
         };
         if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
             *s = Some(node);
         }
-        for w in waiters {
-            self.link_done(w.dir, w.slot, &w.path, w.status, content.clone())?;
-            self.dir_mut(w.dir)?.pending -= 1;
-            self.complete(w.dir)?;
+        if let Some(content) = &shared {
+            for w in waiters {
+                self.link_done(w.dir, w.slot, &w.path, w.status, content.clone())?;
+                self.dir_mut(w.dir)?.pending -= 1;
+                self.complete(w.dir)?;
+            }
         }
         self.dir_mut(dir)?.pending -= 1;
         self.complete(dir)

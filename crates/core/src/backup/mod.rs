@@ -706,6 +706,41 @@ pub(crate) struct Refs {
     pub(crate) slice_bytes: u64,
 }
 
+impl Refs {
+    /// One reference to the whole blob.
+    pub(crate) const WHOLE: Self = Self {
+        whole: 1,
+        slice_bytes: 0,
+    };
+
+    /// One reference to `bytes` of a bundle.
+    pub(crate) fn slice(bytes: u64) -> Self {
+        Self {
+            whole: 0,
+            slice_bytes: bytes,
+        }
+    }
+}
+
+/// Counts `refs` to a blob in the snapshot's stored total: now if the blob is indexed,
+/// else in `unresolved`, resolved once this session's packs are indexed.
+pub(crate) fn count_refs(
+    index: &Index,
+    stored_known: &mut u64,
+    unresolved: &mut HashMap<(arca_repo::BlobType, arca_repo::BlobId), Refs>,
+    blob: (arca_repo::BlobType, arca_repo::BlobId),
+    refs: Refs,
+) {
+    match index.get(blob.0, &blob.1) {
+        Some(loc) => *stored_known += stored_share(&loc, refs),
+        None => {
+            let r = unresolved.entry(blob).or_default();
+            r.whole += refs.whole;
+            r.slice_bytes += refs.slice_bytes;
+        }
+    }
+}
+
 /// The stored size that `refs` to the blob at `loc` account for: the whole stored size
 /// per whole reference, and a bundle's stored size in proportion to each slice.
 pub(crate) fn stored_share(loc: &arca_repo::BlobLocation, refs: Refs) -> u64 {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use nix::sys::stat::{FileStat, SFlag, fstat};
 
-use super::bundle::{Bundler, Sealed, Ticket};
+use super::bundle::{Bundler, Sealed, Slurped, Ticket};
 use super::saver::BlobSaver;
 use crate::dir_handle::DirHandle;
 use crate::progress::{BackupProgress, CancelToken, FileStatus};
@@ -84,14 +84,19 @@ pub(crate) struct BlobJob {
     pub(crate) data: Bytes,
 }
 
+/// Where a read file's content went.
+#[derive(Debug)]
+pub(crate) enum ReadContent {
+    /// Chunks of its own.
+    Chunks(Vec<BlobId>),
+    /// A place in a bundle, whose id the archiver learns from a [`Done::Bundle`].
+    Bundled(Ticket),
+}
+
 /// What reading a file produced.
 #[derive(Debug)]
 pub(crate) struct ReadFile {
-    /// The chunks, or empty for a bundled file (see `bundled`).
-    pub(crate) content: Vec<BlobId>,
-    /// A small file's place in a bundle, whose id the archiver learns from a
-    /// [`Done::Bundle`].
-    pub(crate) bundled: Option<Ticket>,
+    pub(crate) content: ReadContent,
     pub(crate) bytes: u64,
     /// Metadata of the opened file before it was read.
     pub(crate) before: FileStat,
@@ -171,8 +176,6 @@ impl FileWorker<'_> {
         if !is_regular(&before) {
             return Err("is no longer a regular file".to_owned());
         }
-        // Sized for the expected chunk count, but a huge sparse file must not make this
-        // allocate gigabytes up front.
         let size = before.st_size.max(0) as u64;
         if self.bundler.takes(size) {
             return self.read_small(&file, before, size, done);
@@ -180,8 +183,8 @@ impl FileWorker<'_> {
         self.read_chunked(&file, before, size, Vec::new())
     }
 
-    /// Reads a small file whole and adds it to the open bundle; one that has grown
-    /// past the bundling limit is chunked instead, from the bytes already read on.
+    /// Reads a small file whole and adds it to the open bundle; one that has grown to
+    /// the bundling limit is chunked instead, from the bytes already read on.
     fn read_small(
         &self,
         file: &std::fs::File,
@@ -189,39 +192,34 @@ impl FileWorker<'_> {
         size: u64,
         done: &Sender<Done>,
     ) -> std::result::Result<ReadFile, String> {
-        let mut data = Vec::with_capacity(size as usize);
-        let read = file
-            .take(size + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| format!("read failed after {} bytes: {e}", data.len()))?;
-        if !self.bundler.takes(read as u64) {
-            return self.read_chunked(file, before, size, data);
-        }
+        let read = self.bundler.slurp(file, size);
+        let data = match read.map_err(|e| format!("read failed: {e}"))? {
+            Slurped::Whole(data) => data,
+            Slurped::Head(head) => return self.read_chunked(file, before, size, head),
+        };
         let after = fstat(file).map_err(|e| format!("cannot stat: {e}"))?;
         if self.abort.should_stop() {
             return Err("backup stopped".to_owned());
         }
         let bytes = data.len() as u64;
-        // Nothing fails after the add: every file in a bundle reports its place.
+        // After the add the file reports its place whatever happens: the bundle counts
+        // it among its members, and the archiver waits for every member.
         let (ticket, sealed) = self.bundler.add(&data);
         self.progress.bytes_processed(bytes);
         if let Some(sealed) = sealed {
-            self.store_bundle(sealed, done)?;
+            let announced = queue_bundle(self.repo, self.saver, &self.blobs, sealed)
+                .and_then(|a| done.send(a).map_err(|_| Error::interrupted()));
+            if let Err(e) = announced {
+                // The pipeline is coming down; the archiver returns its error.
+                self.abort.fail(e);
+            }
         }
         Ok(ReadFile {
-            content: Vec::new(),
-            bundled: Some(ticket),
+            content: ReadContent::Bundled(ticket),
             bytes,
             changed: !same_state(&before, &after) || bytes != size,
             before,
         })
-    }
-
-    /// Queues a sealed bundle and tells the archiver its id.
-    fn store_bundle(&self, sealed: Sealed, done: &Sender<Done>) -> std::result::Result<(), String> {
-        let stopped = |_| "backup stopped".to_owned();
-        let announce = queue_bundle(self.repo, self.saver, &self.blobs, sealed).map_err(stopped)?;
-        done.send(announce).map_err(|_| "backup stopped".to_owned())
     }
 
     /// Chunks a file from its current position, `head` (bytes already read) first.
@@ -232,6 +230,8 @@ impl FileWorker<'_> {
         size: u64,
         head: Vec<u8>,
     ) -> std::result::Result<ReadFile, String> {
+        // Sized for the expected chunk count, but a huge sparse file must not make this
+        // allocate gigabytes up front.
         let expected = size / u64::from(self.chunker.params().avg_size) + 1;
         let mut content = Vec::with_capacity(expected.min(1 << 16) as usize);
         let mut bytes = 0u64;
@@ -244,23 +244,14 @@ impl FileWorker<'_> {
             let id = self.repo.blob_id(&chunk);
             bytes += chunk.len() as u64;
             let len = chunk.len() as u64;
-            if self.saver.claim(BlobType::Data, &id) {
-                let job = BlobJob {
-                    blob_type: BlobType::Data,
-                    id,
-                    data: chunk,
-                };
-                if self.blobs.send(job).is_err() {
-                    return Err("backup stopped".to_owned());
-                }
-            }
+            queue_blob(self.saver, &self.blobs, BlobType::Data, id, chunk)
+                .map_err(|_| "backup stopped".to_owned())?;
             content.push(id);
             self.progress.bytes_processed(len);
         }
         let after = fstat(file).map_err(|e| format!("cannot stat: {e}"))?;
         Ok(ReadFile {
-            content,
-            bundled: None,
+            content: ReadContent::Chunks(content),
             bytes,
             changed: !same_state(&before, &after) || bytes != size,
             before,
@@ -289,14 +280,7 @@ pub(crate) fn queue_bundle(
     sealed: Sealed,
 ) -> Result<Done> {
     let id = repo.blob_id(&sealed.data);
-    if saver.claim(BlobType::Data, &id) {
-        let job = BlobJob {
-            blob_type: BlobType::Data,
-            id,
-            data: Bytes::from(sealed.data),
-        };
-        blobs.send(job).map_err(|_| Error::interrupted())?;
-    }
+    queue_blob(saver, blobs, BlobType::Data, id, Bytes::from(sealed.data))?;
     Ok(Done::Bundle {
         seq: sealed.seq,
         id,
@@ -304,19 +288,21 @@ pub(crate) fn queue_bundle(
     })
 }
 
-/// Claims and queues a tree blob.
-pub(crate) fn queue_tree(
+/// Queues a blob for storing if this session claims it (the repository lacks it and no
+/// one else is storing it).
+pub(crate) fn queue_blob(
     saver: &BlobSaver<'_>,
     blobs: &Sender<BlobJob>,
+    blob_type: BlobType,
     id: BlobId,
-    data: Vec<u8>,
+    data: Bytes,
 ) -> Result<()> {
-    if saver.claim(BlobType::Tree, &id) {
+    if saver.claim(blob_type, &id) {
         blobs
             .send(BlobJob {
-                blob_type: BlobType::Tree,
+                blob_type,
                 id,
-                data: Bytes::from(data),
+                data,
             })
             .map_err(|_| Error::interrupted())?;
     }

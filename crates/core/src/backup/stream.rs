@@ -9,7 +9,7 @@ use arca_repo::{BlobId, BlobType, Index, Node, NodeKind, Repo, Timestamp, Tree, 
 use crossbeam_channel::Sender;
 
 use super::archiver::{Counts, Walked};
-use super::reader::{Abort, BlobJob, queue_tree};
+use super::reader::{Abort, BlobJob, queue_blob};
 use super::saver::BlobSaver;
 use crate::metadata::Owners;
 use crate::progress::{BackupProgress, FileStatus};
@@ -67,10 +67,8 @@ impl Stream<'_> {
         t: BlobType,
         id: BlobId,
     ) {
-        match self.index.get(t, &id) {
-            Some(loc) => counts.stored_known += u64::from(loc.length),
-            None => unresolved.entry((t, id)).or_default().whole += 1,
-        }
+        let known = &mut counts.stored_known;
+        super::count_refs(self.index, known, unresolved, (t, id), super::Refs::WHOLE);
     }
 
     /// Stores `reader`'s content as the file `parts` (the last is the file's name, the
@@ -103,14 +101,8 @@ impl Stream<'_> {
             })?;
             let id = self.repo.blob_id(&chunk);
             let len = chunk.len() as u64;
-            if self.saver.claim(BlobType::Data, &id) {
-                let job = BlobJob {
-                    blob_type: BlobType::Data,
-                    id,
-                    data: chunk,
-                };
-                self.blobs.send(job).map_err(|_| self.abort.take_error())?;
-            }
+            queue_blob(self.saver, &self.blobs, BlobType::Data, id, chunk)
+                .map_err(|_| self.abort.take_error())?;
             self.count(&mut counts, &mut unresolved, BlobType::Data, id);
             content.push(id);
             counts.bytes_read += len;
@@ -151,7 +143,8 @@ impl Stream<'_> {
     ) -> Result<BlobId> {
         let bytes = Tree::new(nodes)?.encode()?;
         let id = self.repo.blob_id(&bytes);
-        queue_tree(self.saver, &self.blobs, id, bytes).map_err(|_| self.abort.take_error())?;
+        queue_blob(self.saver, &self.blobs, BlobType::Tree, id, bytes.into())
+            .map_err(|_| self.abort.take_error())?;
         self.count(counts, unresolved, BlobType::Tree, id);
         Ok(id)
     }
