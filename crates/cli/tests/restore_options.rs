@@ -381,6 +381,22 @@ fn owners_by_name_or_number() {
     }
 }
 
+/// Runs `arca ARGS` under `ulimit -n 64` and expects success.
+fn ok_with_64_open_files(env: &Env, args: &[&str]) {
+    let out = env
+        .command("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_arca"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Restore keeps its open files within a small limit of open files (each file waiting
 /// for content is an open descriptor): 400 files under `ulimit -n 64`, with one worker
 /// so that the walk, which only creates files, runs ahead of it.
@@ -397,18 +413,10 @@ fn restore_fits_a_small_open_file_limit() {
     env.init();
     env.backup(&[&src]);
     let target = env.path("out");
-    let out = env
-        .command("sh")
-        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_arca"))
-        .args(["restore", "latest", "--threads", "1"])
-        .args(["--target", target.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let t = target.to_str().unwrap();
+    ok_with_64_open_files(
+        &env,
+        &["restore", "latest", "--threads", "1", "--target", t],
     );
     assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
 }
@@ -428,18 +436,7 @@ fn backup_of_many_directories_of_small_files_fits_a_small_open_file_limit() {
         );
     }
     env.init();
-    let out = env
-        .command("sh")
-        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_arca"))
-        .args(["backup", src.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_with_64_open_files(&env, &["backup", src.to_str().unwrap()]);
     let target = env.path("out");
     env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
