@@ -32,7 +32,7 @@ type Check = fn(&dyn WriteBackend) -> Result<(), String>;
 
 /// Runs every check, each on a fresh backend from `make`, and returns the failures.
 pub fn run(make: &dyn Fn() -> Box<dyn WriteBackend>) -> Vec<Failure> {
-    let checks: [(&'static str, Check); 12] = [
+    let checks: [(&'static str, Check); 13] = [
         ("fresh repository lists empty", fresh_lists_empty),
         (
             "create refuses a non-empty location",
@@ -48,6 +48,7 @@ pub fn run(make: &dyn Fn() -> Box<dyn WriteBackend>) -> Vec<Failure> {
         ("concurrent writers", concurrent_writers),
         ("large objects", large_objects),
         ("writes are atomic to readers", atomic_visibility),
+        ("objects written piece by piece", streamed_writes),
     ];
     let mut failures = Vec::new();
     for (name, check) in checks {
@@ -384,6 +385,75 @@ fn atomic_visibility(b: &dyn WriteBackend) -> Result<(), String> {
     });
     let seen = observed?;
     ensure!(seen >= 1, "the object was not visible after write returned");
+    Ok(())
+}
+
+/// For backends that offer [`WriteBackend::start_write`]: the object is invisible until
+/// committed, then holds every piece in order; a writer dropped uncommitted leaves
+/// nothing; committing onto an existing id fails with `AlreadyExists` and keeps the old
+/// object.
+fn streamed_writes(b: &dyn WriteBackend) -> Result<(), String> {
+    let whole = data(9, 3 << 20);
+    let Some(mut writer) = b
+        .start_write(FileKind::Pack, &id(9))
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    // Pieces small and large, as a pack's entries are.
+    let mut at = 0;
+    for len in [40, 300, 70_000, 1 << 20, 5].into_iter().cycle() {
+        let end = (at + len).min(whole.len());
+        writer.append(&whole[at..end]).map_err(|e| e.to_string())?;
+        at = end;
+        if at == whole.len() {
+            break;
+        }
+    }
+    let listed = b.list(FileKind::Pack).map_err(|e| e.to_string())?;
+    ensure!(
+        listed.is_empty(),
+        "an uncommitted object is listed: {listed:?}"
+    );
+    match b.read_full(FileKind::Pack, &id(9)) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        other => return Err(format!("reading an uncommitted object gave {other:?}")),
+    }
+    writer.commit().map_err(|e| e.to_string())?;
+    let back = b
+        .read_full(FileKind::Pack, &id(9))
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        back == whole,
+        "the committed object differs from its pieces"
+    );
+
+    let mut dropped = b
+        .start_write(FileKind::Pack, &id(10))
+        .map_err(|e| e.to_string())?
+        .ok_or("start_write offered a writer once, then none")?;
+    dropped.append(&whole[..1000]).map_err(|e| e.to_string())?;
+    drop(dropped);
+    let listed = b.list(FileKind::Pack).map_err(|e| e.to_string())?;
+    ensure!(
+        listed == vec![(id(9), whole.len() as u64)],
+        "after a dropped writer the packs are {listed:?}"
+    );
+
+    let mut again = b
+        .start_write(FileKind::Pack, &id(9))
+        .map_err(|e| e.to_string())?
+        .ok_or("start_write offered a writer once, then none")?;
+    again.append(b"other bytes").map_err(|e| e.to_string())?;
+    match again.commit() {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("committing onto an existing id failed with {e}")),
+        Ok(()) => return Err("committing onto an existing id succeeded".into()),
+    }
+    let back = b
+        .read_full(FileKind::Pack, &id(9))
+        .map_err(|e| e.to_string())?;
+    ensure!(back == whole, "the refused commit changed the object");
     Ok(())
 }
 

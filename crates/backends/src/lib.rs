@@ -131,6 +131,42 @@ pub trait WriteBackend: ReadBackend {
     /// # Errors
     /// [`ErrorKind::NotFound`] if it does not exist; storage errors otherwise.
     fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError>;
+
+    /// Starts an object that the caller hands over piece by piece, for backends that can
+    /// store it without holding it whole in memory; `None` from the others (the caller
+    /// then assembles the object and calls [`WriteBackend::write`]).
+    ///
+    /// The object appears only at [`ObjectWriter::commit`], atomically and durably, as
+    /// with `write`. A writer dropped without committing leaves no object (after a crash
+    /// a temporary file may stay behind, which listings and reads ignore).
+    ///
+    /// # Errors
+    /// Storage errors while preparing the temporary storage.
+    fn start_write(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+    ) -> Result<Option<Box<dyn ObjectWriter>>, BackendError> {
+        let _ = (kind, id);
+        Ok(None)
+    }
+}
+
+/// An object being written piece by piece; see [`WriteBackend::start_write`].
+pub trait ObjectWriter: Send {
+    /// Appends `data` to the object.
+    ///
+    /// # Errors
+    /// Storage errors; the object can then only be dropped.
+    fn append(&mut self, data: &[u8]) -> Result<(), BackendError>;
+
+    /// Stores the object: atomic and durable when this returns, as with
+    /// [`WriteBackend::write`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::AlreadyExists`] if an object with this kind and id exists (it is left
+    /// unchanged); storage errors otherwise. Either way nothing of this object is kept.
+    fn commit(self: Box<Self>) -> Result<(), BackendError>;
 }
 
 macro_rules! forward_backend {
@@ -164,6 +200,13 @@ macro_rules! forward_backend {
             }
             fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
                 (**self).remove(kind, id)
+            }
+            fn start_write(
+                &self,
+                kind: FileKind,
+                id: &ObjectId,
+            ) -> Result<Option<Box<dyn ObjectWriter>>, BackendError> {
+                (**self).start_write(kind, id)
             }
         }
     )*};

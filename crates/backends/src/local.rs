@@ -4,13 +4,13 @@
 //! `snapshots/<id>`, `locks/<id>`. Directories are created mode 0700 and files 0600.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::{BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, WriteBackend};
+use crate::{BackendError, ErrorKind, FileKind, ObjectId, ObjectWriter, ReadBackend, WriteBackend};
 
 /// A repository stored in a directory on a local (or locally mounted) filesystem.
 ///
@@ -80,7 +80,8 @@ impl LocalBackend {
         }
     }
 
-    fn write_temp(&self, dir: &Path, data: &[u8]) -> io::Result<PathBuf> {
+    /// Creates a new temporary file in `dir` (and `dir` if it is missing), mode 0600.
+    fn create_temp(&self, dir: &Path) -> io::Result<(File, PathBuf)> {
         let mut suffix = [0u8; 12];
         getrandom::fill(&mut suffix).map_err(io::Error::other)?;
         let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
@@ -91,13 +92,18 @@ impl LocalBackend {
                 .mode(0o600)
                 .open(&tmp)
         };
-        let mut file = match open() {
+        let file = match open() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.ensure_dir(dir)?;
                 open()?
             }
             other => other?,
         };
+        Ok((file, tmp))
+    }
+
+    fn write_temp(&self, dir: &Path, data: &[u8]) -> io::Result<PathBuf> {
+        let (mut file, tmp) = self.create_temp(dir)?;
         let written = file.write_all(data).and_then(|()| file.sync_all());
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -318,6 +324,88 @@ impl WriteBackend for LocalBackend {
         let dir = self.dir(kind, id);
         sync_dir(&dir).map_err(|e| self.err("remove", &dir, e))
     }
+
+    /// Writes into a temporary file beside the object, which [`ObjectWriter::commit`]
+    /// fsyncs and links into place as [`WriteBackend::write`] does: a pack costs no
+    /// memory of its size.
+    fn start_write(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+    ) -> Result<Option<Box<dyn ObjectWriter>>, BackendError> {
+        let path = self.path(kind, id);
+        let dir = self.dir(kind, id);
+        let (file, tmp) = self
+            .create_temp(&dir)
+            .map_err(|e| self.err("write", &path, e))?;
+        Ok(Some(Box::new(LocalWriter {
+            backend: self.clone(),
+            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            tmp,
+            dir,
+            path,
+        })))
+    }
+}
+
+/// Appends smaller than this are gathered before they reach the file (tree entries are
+/// a few hundred bytes); larger ones go straight through.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// An object being written to a temporary file; see [`LocalBackend::start_write`].
+struct LocalWriter {
+    backend: LocalBackend,
+    /// `None` once committed: the temporary file is then gone.
+    file: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl ObjectWriter for LocalWriter {
+    fn append(&mut self, data: &[u8]) -> Result<(), BackendError> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                "write",
+                self.path.display().to_string(),
+                "object already committed",
+            ));
+        };
+        file.write_all(data)
+            .map_err(|e| self.backend.err("write", &self.path, e))
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
+        let Some(file) = self.file.take() else {
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                "write",
+                self.path.display().to_string(),
+                "object already committed",
+            ));
+        };
+        let synced = file
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+            .and_then(|file| file.sync_all());
+        if let Err(e) = synced {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(self.backend.err("write", &self.path, e));
+        }
+        // `publish` removes the temporary file whatever happens.
+        LocalBackend::publish(&self.tmp, &self.path)
+            .map_err(|e| self.backend.err("write", &self.path, e))?;
+        sync_dir(&self.dir).map_err(|e| self.backend.err("write", &self.dir, e))
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +429,48 @@ mod tests {
         assert_eq!(mode(b.root().join("keys")), 0o700);
         assert_eq!(mode(b.root().join("keys").join(id.to_string())), 0o600);
         assert_eq!(mode(b.root().join("data/ab").join(id.to_string())), 0o600);
+    }
+
+    /// Names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A streamed object is written to a private temporary file beside it, which the
+    /// commit turns into the object and a dropped writer removes.
+    #[test]
+    fn streamed_objects_use_a_private_temporary_file_and_leave_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let id = ObjectId::from_bytes([0xcd; 32]);
+        let sub = b.root().join("data/cd");
+        let mut writer = b.start_write(FileKind::Pack, &id).unwrap().unwrap();
+        writer.append(&[7; 100_000]).unwrap();
+        let during = names(&sub);
+        assert_eq!(during.len(), 1);
+        assert!(during[0].starts_with(".tmp-"), "{during:?}");
+        let mode = fs::metadata(sub.join(&during[0]))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        writer.commit().unwrap();
+        assert_eq!(names(&sub), vec![id.to_string()]);
+        assert_eq!(b.read_full(FileKind::Pack, &id).unwrap(), &[7; 100_000][..]);
+
+        let mut other = [0xcd; 32];
+        other[31] = 0;
+        let other = ObjectId::from_bytes(other);
+        let mut dropped = b.start_write(FileKind::Pack, &other).unwrap().unwrap();
+        dropped.append(b"partial").unwrap();
+        drop(dropped);
+        assert_eq!(names(&sub), vec![id.to_string()]);
     }
 
     #[test]

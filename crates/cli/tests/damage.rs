@@ -249,9 +249,14 @@ fn an_interrupted_backup_exits_130_and_leaves_a_valid_repository() {
         .args(["backup", src.to_str().unwrap(), "--threads", "1"])
         .spawn()
         .unwrap();
-    // Interrupt once the backup has uploaded something.
+    // Interrupt once the backup has uploaded something: a pack, not the temporary
+    // file the next one is written to.
+    let is_temporary = |p: &PathBuf| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"))
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
-    while files_in(&env.repo.join("data")).is_empty() {
+    while files_in(&env.repo.join("data")).iter().all(is_temporary) {
         assert!(Instant::now() < deadline, "the backup never wrote a pack");
         if child.try_wait().unwrap().is_some() {
             panic!("the backup finished before it could be interrupted");
@@ -269,6 +274,11 @@ fn an_interrupted_backup_exits_130_and_leaves_a_valid_repository() {
         files_in(&env.repo.join("snapshots")).is_empty(),
         "an interrupted backup wrote a snapshot"
     );
+    let left: Vec<_> = files_in(&env.repo)
+        .into_iter()
+        .filter(is_temporary)
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
     env.ok(&["check", "--read-data"]);
     // What was uploaded is indexed: the next backup does not store it again.
     let done = env.backup(&[&src]);

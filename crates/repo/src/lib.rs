@@ -75,7 +75,7 @@ pub use index::{BlobLocation, Index, IndexBuilder, IndexFile, IndexedPack};
 pub use key_text::{ExportedKey, KeyTextFormat, PAPER_LINE_BYTES, PaperKeyReader, encode_key_text};
 pub use keyfile::{KeyInfo, KeySlot};
 pub use lock::{DeletionPlan, Holder, LockRecord};
-pub use pack::{Pack, PackBuilder, PackEntry, scan_pack};
+pub use pack::{Pack, PackBuilder, PackEntry, PackWriter, scan_pack};
 pub use repo::{GEAR_TABLE_BYTES, InitParams, NewRepo, Repo};
 pub use snapshot::{MAX_NOTES, Snapshot, SnapshotSummary};
 pub use tree::{Node, NodeKind, Timestamp, Tree, UnknownNodeKind, Xattr, is_valid_name};

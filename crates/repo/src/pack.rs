@@ -3,7 +3,7 @@
 //! A pack holds blobs of one type only. Because every entry carries its type, id and
 //! length, the index can be rebuilt from the packs alone ([`scan_pack`]).
 
-use arca_backends::ObjectId;
+use arca_backends::{ObjectId, ObjectWriter};
 use bytes::Bytes;
 
 use crate::RepoError;
@@ -81,7 +81,7 @@ impl PackBuilder {
 
     /// Whether `blob` still fits under [`PackBuilder::MAX_LEN`].
     pub fn fits(&self, blob: &EncodedBlob) -> bool {
-        self.bytes.len() + blob.bytes.len() <= Self::MAX_LEN
+        fits(self.bytes.len(), blob)
     }
 
     /// Appends a blob and returns its entry.
@@ -90,26 +90,7 @@ impl PackBuilder {
     /// [`RepoError::InvalidInput`] if the blob's type differs from the pack's or it does
     /// not [`fit`](Self::fits).
     pub fn push(&mut self, blob: &EncodedBlob) -> Result<PackEntry, RepoError> {
-        if blob.blob_type != self.blob_type {
-            return Err(RepoError::InvalidInput(format!(
-                "{} blob {} pushed into a {} pack",
-                blob.blob_type, blob.id, self.blob_type
-            )));
-        }
-        if !self.fits(blob) {
-            return Err(RepoError::InvalidInput(format!(
-                "pack {} would exceed 4 GiB",
-                self.id
-            )));
-        }
-        let entry = PackEntry {
-            blob_type: blob.blob_type,
-            id: blob.id,
-            // Both fit: checked against MAX_LEN (u32::MAX) just above.
-            offset: self.bytes.len() as u32,
-            length: blob.bytes.len() as u32,
-            raw_len: blob.raw_len,
-        };
+        let entry = next_entry(&self.id, self.blob_type, self.bytes.len(), blob)?;
         self.bytes.extend_from_slice(&blob.bytes);
         self.entries.push(entry);
         Ok(entry)
@@ -123,6 +104,147 @@ impl PackBuilder {
             bytes: Bytes::from(self.bytes),
             entries: self.entries,
         }
+    }
+}
+
+fn fits(len: usize, blob: &EncodedBlob) -> bool {
+    len + blob.bytes.len() <= PackBuilder::MAX_LEN
+}
+
+/// The entry `blob` gets when appended to pack `id` of `pack_type`, now `len` bytes long.
+///
+/// # Errors
+/// [`RepoError::InvalidInput`] if the blob's type differs from the pack's or it does not
+/// fit.
+fn next_entry(
+    id: &ObjectId,
+    pack_type: BlobType,
+    len: usize,
+    blob: &EncodedBlob,
+) -> Result<PackEntry, RepoError> {
+    if blob.blob_type != pack_type {
+        return Err(RepoError::InvalidInput(format!(
+            "{} blob {} pushed into a {pack_type} pack",
+            blob.blob_type, blob.id
+        )));
+    }
+    if !fits(len, blob) {
+        return Err(RepoError::InvalidInput(format!(
+            "pack {id} would exceed 4 GiB"
+        )));
+    }
+    Ok(PackEntry {
+        blob_type: blob.blob_type,
+        id: blob.id,
+        // Both fit: checked against MAX_LEN (u32::MAX) just above.
+        offset: len as u32,
+        length: blob.bytes.len() as u32,
+        raw_len: blob.raw_len,
+    })
+}
+
+/// Writes a pack straight to storage, entry by entry, for backends that can take an
+/// object piece by piece ([`crate::Repo::start_pack`]): a pack being filled costs no
+/// memory of its size. Its file is what [`PackBuilder`] would have assembled.
+pub struct PackWriter {
+    id: ObjectId,
+    blob_type: BlobType,
+    writer: Box<dyn ObjectWriter>,
+    len: usize,
+    entries: Vec<PackEntry>,
+    /// An append failed: the file may hold part of an entry, so it must never be
+    /// committed.
+    broken: bool,
+}
+
+impl std::fmt::Debug for PackWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackWriter")
+            .field("id", &self.id)
+            .field("blob_type", &self.blob_type)
+            .field("len", &self.len)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackWriter {
+    /// Starts pack `id` for blobs of `blob_type` in `writer`.
+    ///
+    /// # Errors
+    /// Storage errors writing the header.
+    pub(crate) fn start(
+        id: ObjectId,
+        blob_type: BlobType,
+        mut writer: Box<dyn ObjectWriter>,
+    ) -> Result<Self, RepoError> {
+        writer.append(&Header::new(ObjectType::Pack, *id.as_bytes()).encode())?;
+        Ok(Self {
+            id,
+            blob_type,
+            writer,
+            len: HEADER_LEN,
+            entries: Vec::new(),
+            broken: false,
+        })
+    }
+
+    /// The pack's id.
+    pub fn id(&self) -> &ObjectId {
+        &self.id
+    }
+
+    /// Current size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether `blob` still fits under [`PackBuilder::MAX_LEN`].
+    pub fn fits(&self, blob: &EncodedBlob) -> bool {
+        fits(self.len, blob)
+    }
+
+    /// Appends a blob and returns its entry.
+    ///
+    /// # Errors
+    /// [`RepoError::InvalidInput`] as [`PackBuilder::push`]; storage errors, after which
+    /// the pack can no longer be finished.
+    pub fn push(&mut self, blob: &EncodedBlob) -> Result<PackEntry, RepoError> {
+        if self.broken {
+            return Err(self.broken_error());
+        }
+        let entry = next_entry(&self.id, self.blob_type, self.len, blob)?;
+        if let Err(e) = self.writer.append(&blob.bytes) {
+            self.broken = true;
+            return Err(e.into());
+        }
+        self.len += blob.bytes.len();
+        self.entries.push(entry);
+        Ok(entry)
+    }
+
+    /// Stores the pack, durably, and returns its entries in file order.
+    ///
+    /// # Errors
+    /// Storage errors, or an earlier failed [`PackWriter::push`]; nothing is stored then.
+    pub fn finish(self) -> Result<Vec<PackEntry>, RepoError> {
+        if self.broken {
+            return Err(self.broken_error());
+        }
+        self.writer.commit()?;
+        Ok(self.entries)
+    }
+
+    fn broken_error(&self) -> RepoError {
+        RepoError::InvalidInput(format!(
+            "pack {} was not written whole after a storage error",
+            self.id
+        ))
     }
 }
 
@@ -177,4 +299,112 @@ pub fn scan_pack(data: &[u8], id: &ObjectId) -> (Vec<PackEntry>, Option<RepoErro
         pos = end as usize;
     }
     (entries, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use arca_backends::{BackendError, ErrorKind};
+
+    use super::*;
+
+    /// Storage seen through an [`ObjectWriter`]: what was appended, whether it was
+    /// committed, and the append (counted from 0) that fails, if any.
+    #[derive(Default)]
+    struct Seen {
+        bytes: Vec<u8>,
+        committed: bool,
+        fail_at: Option<usize>,
+        appends: usize,
+    }
+
+    struct FakeWriter(Arc<Mutex<Seen>>);
+
+    impl ObjectWriter for FakeWriter {
+        fn append(&mut self, data: &[u8]) -> Result<(), BackendError> {
+            let mut seen = self.0.lock().unwrap();
+            let n = seen.appends;
+            seen.appends += 1;
+            if seen.fail_at == Some(n) {
+                // Part of the piece reaches storage before the failure.
+                seen.bytes.extend_from_slice(&data[..data.len() / 2]);
+                return Err(BackendError::new(
+                    ErrorKind::Permanent,
+                    "write",
+                    "fake",
+                    "disk full",
+                ));
+            }
+            seen.bytes.extend_from_slice(data);
+            Ok(())
+        }
+
+        fn commit(self: Box<Self>) -> Result<(), BackendError> {
+            self.0.lock().unwrap().committed = true;
+            Ok(())
+        }
+    }
+
+    fn blob(n: u8, len: usize) -> EncodedBlob {
+        EncodedBlob {
+            blob_type: BlobType::Data,
+            id: BlobId([n; 32]),
+            raw_len: len as u32 * 2,
+            bytes: vec![n; len],
+        }
+    }
+
+    fn writer(fail_at: Option<usize>) -> (PackWriter, Arc<Mutex<Seen>>) {
+        let seen = Arc::new(Mutex::new(Seen {
+            fail_at,
+            ..Seen::default()
+        }));
+        let id = ObjectId::from_bytes([9; 32]);
+        let w = PackWriter::start(id, BlobType::Data, Box::new(FakeWriter(seen.clone()))).unwrap();
+        (w, seen)
+    }
+
+    #[test]
+    fn a_written_pack_is_the_pack_a_builder_assembles() {
+        let blobs = [blob(1, 100), blob(2, 70_000), blob(3, 1)];
+        let (mut w, seen) = writer(None);
+        let mut b = PackBuilder::new(ObjectId::from_bytes([9; 32]), BlobType::Data, 0);
+        for blob in &blobs {
+            assert_eq!(w.push(blob).unwrap(), b.push(blob).unwrap());
+            assert_eq!(w.len(), b.len());
+        }
+        let entries = w.finish().unwrap();
+        let pack = b.finish();
+        let seen = seen.lock().unwrap();
+        assert!(seen.committed);
+        assert_eq!(seen.bytes, pack.bytes);
+        assert_eq!(entries, pack.entries);
+    }
+
+    /// After a failed append the file may end in part of an entry: the pack is never
+    /// committed, and nothing more is appended.
+    #[test]
+    fn a_pack_whose_append_failed_is_never_committed() {
+        // Append 0 is the header; append 2 is the second blob.
+        let (mut w, seen) = writer(Some(2));
+        w.push(&blob(1, 100)).unwrap();
+        assert!(w.push(&blob(2, 100)).is_err());
+        assert!(w.push(&blob(3, 100)).is_err());
+        assert_eq!(seen.lock().unwrap().appends, 3);
+        assert!(w.finish().is_err());
+        assert!(!seen.lock().unwrap().committed);
+    }
+
+    #[test]
+    fn a_blob_of_another_type_is_refused_before_it_is_written() {
+        let (mut w, seen) = writer(None);
+        let mut tree = blob(1, 10);
+        tree.blob_type = BlobType::Tree;
+        assert!(matches!(w.push(&tree), Err(RepoError::InvalidInput(_))));
+        assert_eq!(seen.lock().unwrap().appends, 1);
+        assert!(w.is_empty());
+        w.push(&blob(2, 10)).unwrap();
+        assert_eq!(w.finish().unwrap().len(), 1);
+    }
 }

@@ -20,7 +20,7 @@ use crate::header::{Header, ObjectType, open_file, seal_file};
 use crate::index::{BlobLocation, Index, IndexFile};
 use crate::keyfile::{KeyInfo, KeySlot};
 use crate::lock::LockRecord;
-use crate::pack::{Pack, PackEntry, scan_pack};
+use crate::pack::{Pack, PackEntry, PackWriter, scan_pack};
 use crate::snapshot::Snapshot;
 use crate::tree::{Timestamp, Tree};
 
@@ -492,6 +492,23 @@ impl Repo {
         self.backend
             .write(FileKind::Pack, &pack.id, pack.bytes.clone())?;
         Ok(())
+    }
+
+    /// Starts pack `id` written straight to storage, if the backend can take it piece
+    /// by piece ([`WriteBackend::start_write`]); `None` if it cannot, and the caller
+    /// assembles the pack with a [`crate::PackBuilder`] and calls [`Repo::write_pack`].
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn start_pack(
+        &self,
+        id: ObjectId,
+        blob_type: BlobType,
+    ) -> Result<Option<PackWriter>, RepoError> {
+        match self.backend.start_write(FileKind::Pack, &id)? {
+            Some(writer) => PackWriter::start(id, blob_type, writer).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn save_sealed(

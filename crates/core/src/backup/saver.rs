@@ -10,7 +10,7 @@ use std::time::Duration;
 use arca_backends::ObjectId;
 use arca_repo::{
     BlobId, BlobType, BuildBlobIdHasher, Compression, EncodedBlob, Index, IndexedPack, PackBuilder,
-    Repo,
+    PackWriter, Repo,
 };
 
 use super::reader::Abort;
@@ -26,6 +26,46 @@ pub(crate) struct SaverStats {
     pub(crate) tree_blobs: AtomicU64,
 }
 
+/// A pack being filled: written straight to storage where the backend can take it
+/// piece by piece (a local directory), so it costs no memory of its size; assembled in
+/// memory otherwise, and in a dry run.
+#[derive(Debug)]
+enum OpenPack {
+    Streamed(PackWriter),
+    Memory(PackBuilder),
+}
+
+impl OpenPack {
+    fn len(&self) -> usize {
+        match self {
+            Self::Streamed(p) => p.len(),
+            Self::Memory(p) => p.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Streamed(p) => p.is_empty(),
+            Self::Memory(p) => p.is_empty(),
+        }
+    }
+
+    fn fits(&self, blob: &EncodedBlob) -> bool {
+        match self {
+            Self::Streamed(p) => p.fits(blob),
+            Self::Memory(p) => p.fits(blob),
+        }
+    }
+
+    fn push(&mut self, blob: &EncodedBlob) -> Result<()> {
+        match self {
+            Self::Streamed(p) => p.push(blob)?,
+            Self::Memory(p) => p.push(blob)?,
+        };
+        Ok(())
+    }
+}
+
 /// Saves blobs into packs; see the module docs.
 pub(crate) struct BlobSaver<'r> {
     repo: &'r Repo,
@@ -34,8 +74,8 @@ pub(crate) struct BlobSaver<'r> {
     pack_size: usize,
     /// Blobs this session has taken responsibility for storing.
     claimed: Mutex<HashSet<(BlobType, BlobId), BuildBlobIdHasher>>,
-    data_pack: Mutex<Option<PackBuilder>>,
-    tree_pack: Mutex<Option<PackBuilder>>,
+    data_pack: Mutex<Option<OpenPack>>,
+    tree_pack: Mutex<Option<OpenPack>>,
     /// Packs uploaded in this session, durable, in upload order.
     written: Mutex<Vec<IndexedPack>>,
     /// Buffers of uploaded data packs, for the next ones (see [`BlobSaver::recycle`]).
@@ -101,7 +141,7 @@ impl<'r> BlobSaver<'r> {
         Ok(())
     }
 
-    fn packer(&self, blob_type: BlobType) -> &Mutex<Option<PackBuilder>> {
+    fn packer(&self, blob_type: BlobType) -> &Mutex<Option<OpenPack>> {
         match blob_type {
             BlobType::Data => &self.data_pack,
             BlobType::Tree => &self.tree_pack,
@@ -155,29 +195,14 @@ impl<'r> BlobSaver<'r> {
             }
             let pack = match slot.as_mut() {
                 Some(p) => p,
-                None => {
-                    let id = ObjectId::random().map_err(|e| {
-                        Error::new(
-                            crate::ErrorKind::Io,
-                            format!("cannot name a new pack file: random generator failed: {e}"),
-                        )
-                    })?;
-                    // Data packs fill up; tree packs of a small backup stay small.
-                    let builder = match blob_type {
-                        BlobType::Data => match lock(&self.spare).pop() {
-                            Some(buffer) => PackBuilder::reusing(id, blob_type, buffer),
-                            None => {
-                                PackBuilder::new(id, blob_type, self.pack_size + self.pack_size / 8)
-                            }
-                        },
-                        BlobType::Tree => {
-                            PackBuilder::new(id, blob_type, self.pack_size.min(1 << 20))
-                        }
-                    };
-                    slot.insert(builder)
-                }
+                None => slot.insert(self.open_pack(blob_type)?),
             };
-            pack.push(&blob)?;
+            if let Err(e) = pack.push(&blob) {
+                // A pack written straight to storage may now end in part of this
+                // entry: it goes (with its temporary file), and the session fails.
+                slot.take();
+                return Err(e);
+            }
             if full.is_none() && pack.len() >= self.pack_size {
                 full = slot.take();
             }
@@ -190,22 +215,60 @@ impl<'r> BlobSaver<'r> {
         Ok(())
     }
 
-    fn upload(&self, builder: PackBuilder) -> Result<()> {
-        let pack = builder.finish();
-        if !self.dry_run {
-            self.repo.write_pack(&pack)?;
+    /// Starts a pack: in storage if the backend takes objects piece by piece, in
+    /// memory otherwise.
+    fn open_pack(&self, blob_type: BlobType) -> Result<OpenPack> {
+        let id = ObjectId::random().map_err(|e| {
+            Error::new(
+                crate::ErrorKind::Io,
+                format!("cannot name a new pack file: random generator failed: {e}"),
+            )
+        })?;
+        if !self.dry_run
+            && let Some(writer) = self.repo.start_pack(id, blob_type)?
+        {
+            return Ok(OpenPack::Streamed(writer));
         }
-        lock(&self.written).push(IndexedPack {
-            id: pack.id,
-            entries: pack.entries,
-        });
-        if pack.blob_type == BlobType::Data {
-            self.recycle(pack.bytes);
-        }
+        // Data packs fill up; tree packs of a small backup stay small.
+        Ok(OpenPack::Memory(match blob_type {
+            BlobType::Data => match lock(&self.spare).pop() {
+                Some(buffer) => PackBuilder::reusing(id, blob_type, buffer),
+                None => PackBuilder::new(id, blob_type, self.pack_size + self.pack_size / 8),
+            },
+            BlobType::Tree => PackBuilder::new(id, blob_type, self.pack_size.min(1 << 20)),
+        }))
+    }
+
+    fn upload(&self, pack: OpenPack) -> Result<()> {
+        let written = match pack {
+            OpenPack::Streamed(writer) => {
+                let id = *writer.id();
+                IndexedPack {
+                    id,
+                    entries: writer.finish()?,
+                }
+            }
+            OpenPack::Memory(builder) => {
+                let pack = builder.finish();
+                if !self.dry_run {
+                    self.repo.write_pack(&pack)?;
+                }
+                let written = IndexedPack {
+                    id: pack.id,
+                    entries: pack.entries,
+                };
+                if pack.blob_type == BlobType::Data {
+                    self.recycle(pack.bytes);
+                }
+                written
+            }
+        };
+        lock(&self.written).push(written);
         Ok(())
     }
 
-    /// Keeps an uploaded data pack's buffer for a later pack, if nothing else holds it.
+    /// Keeps an uploaded data pack's buffer for a later pack, if nothing else holds it
+    /// (packs assembled in memory only).
     ///
     /// Besides saving the allocation, this keeps the allocator's behaviour in check:
     /// glibc raises its threshold for serving allocations from fresh mappings to the
@@ -249,20 +312,16 @@ impl<'r> BlobSaver<'r> {
 mod tests {
     use std::sync::Arc;
 
-    use arca_backends::LocalBackend;
+    use arca_backends::{FileKind, Limits, LocalBackend, ReadBackend, Throttle};
+    use arca_repo::{BlobLocation, PackEntry};
 
     use super::*;
     use crate::Repository;
     use crate::testing::{fast_init, random_bytes};
 
-    /// A pack uploaded to storage that keeps no reference to its bytes gives its buffer
-    /// to the next pack.
-    #[test]
-    fn uploaded_pack_buffers_are_kept_for_the_next_packs() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(LocalBackend::new(dir.path().to_path_buf()));
-        Repository::init(backend.clone(), b"pw", &fast_init(1 << 20)).unwrap();
-        let repo = Repository::open(backend, b"pw").unwrap();
+    /// Stores twelve 300 kB blobs through a saver on `repo` (1 MiB packs) and returns
+    /// it, flushed, with the packs it wrote.
+    fn fill(repo: &Repository) -> (BlobSaver<'_>, Vec<IndexedPack>) {
         let saver = BlobSaver::new(&repo.repo, &repo.index, Compression::None, false);
         for i in 0..12u64 {
             let data = random_bytes(300_000, i);
@@ -271,7 +330,71 @@ mod tests {
             saver.store(BlobType::Data, id, &data).unwrap();
         }
         saver.flush().unwrap();
-        assert!(saver.take_written().len() >= 3);
+        let written = saver.take_written();
+        assert!(written.len() >= 3);
+        (saver, written)
+    }
+
+    /// A local repository takes packs entry by entry: no pack is assembled in memory,
+    /// and every blob reads back from the pack and the place its entry names.
+    #[test]
+    fn local_packs_are_written_straight_to_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(LocalBackend::new(dir.path().to_path_buf()));
+        Repository::init(backend.clone(), b"pw", &fast_init(1 << 20)).unwrap();
+        let repo = Repository::open(backend.clone(), b"pw").unwrap();
+        let (saver, written) = fill(&repo);
+        assert!(lock(&saver.spare).is_empty());
+        let mut blobs = 0;
+        for pack in &written {
+            let bytes = backend.read_full(FileKind::Pack, &pack.id).unwrap();
+            let (scanned, damage) = arca_repo::scan_pack(&bytes, &pack.id);
+            assert!(damage.is_none());
+            // A scan cannot see plaintext lengths (they are encrypted).
+            let framing = |e: &PackEntry| (e.blob_type, e.id, e.offset, e.length);
+            assert!(
+                scanned
+                    .iter()
+                    .map(framing)
+                    .eq(pack.entries.iter().map(framing))
+            );
+            for entry in &pack.entries {
+                let range = entry.offset as usize..(entry.offset + entry.length) as usize;
+                let loc = BlobLocation {
+                    pack: pack.id,
+                    blob_type: entry.blob_type,
+                    offset: entry.offset,
+                    length: entry.length,
+                    raw_len: entry.raw_len,
+                };
+                let plain = repo
+                    .repo
+                    .decode_blob(&bytes[range], BlobType::Data, &entry.id, &loc)
+                    .unwrap();
+                assert_eq!(repo.repo.blob_id(&plain), entry.id);
+                blobs += 1;
+            }
+        }
+        assert_eq!(blobs, 12);
+    }
+
+    /// A pack uploaded to storage that keeps no reference to its bytes gives its buffer
+    /// to the next pack.
+    #[test]
+    fn uploaded_pack_buffers_are_kept_for_the_next_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        // A decorator takes whole objects only, so packs are assembled in memory.
+        let limits = Limits {
+            connections: Some(4),
+            ..Limits::default()
+        };
+        let backend = Arc::new(Throttle::new(
+            LocalBackend::new(dir.path().to_path_buf()),
+            limits,
+        ));
+        Repository::init(backend.clone(), b"pw", &fast_init(1 << 20)).unwrap();
+        let repo = Repository::open(backend, b"pw").unwrap();
+        let (saver, _) = fill(&repo);
         let spare = lock(&saver.spare);
         assert!(!spare.is_empty());
         assert!(spare.iter().all(|b| b.capacity() >= 1 << 20));
