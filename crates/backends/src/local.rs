@@ -341,6 +341,7 @@ impl WriteBackend for LocalBackend {
         Ok(Some(Box::new(LocalWriter {
             backend: self.clone(),
             file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            failed: false,
             tmp,
             dir,
             path,
@@ -355,40 +356,64 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// An object being written to a temporary file; see [`LocalBackend::start_write`].
 struct LocalWriter {
     backend: LocalBackend,
-    /// `None` once committed: the temporary file is then gone.
+    /// `None` once committed or discarded: the temporary file is then gone.
     file: Option<BufWriter<File>>,
+    /// An append failed: the file may end in part of it, so it is never published.
+    failed: bool,
     tmp: PathBuf,
     dir: PathBuf,
     path: PathBuf,
 }
 
+impl LocalWriter {
+    fn refuse(&self, why: &str) -> BackendError {
+        BackendError::new(
+            ErrorKind::Permanent,
+            "write",
+            self.path.display().to_string(),
+            why,
+        )
+    }
+
+    /// Removes the temporary file, without writing out what is still buffered.
+    fn discard(&mut self) {
+        if let Some(writer) = self.file.take() {
+            drop(writer.into_parts());
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 impl ObjectWriter for LocalWriter {
     fn append(&mut self, data: &[u8]) -> Result<(), BackendError> {
+        if self.failed {
+            return Err(self.refuse("an earlier append to this object failed"));
+        }
         let Some(file) = self.file.as_mut() else {
-            return Err(BackendError::new(
-                ErrorKind::Permanent,
-                "write",
-                self.path.display().to_string(),
-                "object already committed",
-            ));
+            return Err(self.refuse("object already discarded"));
         };
-        file.write_all(data)
-            .map_err(|e| self.backend.err("write", &self.path, e))
+        file.write_all(data).map_err(|e| {
+            self.failed = true;
+            self.backend.err("write", &self.path, e)
+        })
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
+        if self.failed {
+            self.discard();
+            return Err(self.refuse("an earlier append to this object failed"));
+        }
         let Some(file) = self.file.take() else {
-            return Err(BackendError::new(
-                ErrorKind::Permanent,
-                "write",
-                self.path.display().to_string(),
-                "object already committed",
-            ));
+            return Err(self.refuse("object already discarded"));
         };
-        let synced = file
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)
-            .and_then(|file| file.sync_all());
+        let synced = match file.into_inner() {
+            Ok(file) => file.sync_all(),
+            Err(e) => {
+                let (e, writer) = e.into_parts();
+                drop(writer.into_parts());
+                Err(e)
+            }
+        };
         if let Err(e) = synced {
             let _ = fs::remove_file(&self.tmp);
             return Err(self.backend.err("write", &self.path, e));
@@ -402,9 +427,7 @@ impl ObjectWriter for LocalWriter {
 
 impl Drop for LocalWriter {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
+        self.discard();
     }
 }
 

@@ -187,30 +187,40 @@ impl<'r> BlobSaver<'r> {
         }
         .fetch_add(1, Ordering::Relaxed);
 
-        let full = {
+        let (full, pushed) = {
             let mut slot = lock(self.packer(blob_type));
             let mut full = None;
             if slot.as_ref().is_some_and(|p| !p.fits(&blob)) {
                 full = slot.take();
             }
-            let pack = match slot.as_mut() {
-                Some(p) => p,
-                None => slot.insert(self.open_pack(blob_type)?),
-            };
-            if let Err(e) = pack.push(&blob) {
-                // A pack written straight to storage may now end in part of this
-                // entry: it goes (with its temporary file), and the session fails.
-                slot.take();
-                return Err(e);
-            }
-            if full.is_none() && pack.len() >= self.pack_size {
+            let pushed = self.push_into(&mut slot, &blob);
+            if pushed.is_ok()
+                && full.is_none()
+                && slot.as_ref().is_some_and(|p| p.len() >= self.pack_size)
+            {
                 full = slot.take();
             }
-            full
+            (full, pushed)
         };
-        // Upload outside the lock so other workers keep packing meanwhile.
+        // Upload outside the lock so other workers keep packing meanwhile; a full pack
+        // is uploaded even if this blob failed, so the packs finished stay usable.
         if let Some(pack) = full {
             self.upload(pack)?;
+        }
+        pushed
+    }
+
+    /// Appends `blob` to the open pack in `slot`, starting one if there is none.
+    fn push_into(&self, slot: &mut Option<OpenPack>, blob: &EncodedBlob) -> Result<()> {
+        let pack = match slot.as_mut() {
+            Some(p) => p,
+            None => slot.insert(self.open_pack(blob.blob_type)?),
+        };
+        if let Err(e) = pack.push(blob) {
+            // A pack written straight to storage may now end in part of this entry: it
+            // goes (with its temporary file), and the session fails.
+            *slot = None;
+            return Err(e);
         }
         Ok(())
     }
