@@ -7,7 +7,8 @@
 //! complete); completing it encodes its tree, queues the tree blob, and fills in its
 //! node in the parent, which may complete the parent in turn. Memory is bounded by the
 //! walk depth plus the files in flight and the directories of the files waiting for the
-//! open bundle (at most one per file of it), not by the size of the tree; open
+//! open bundle (at most one per file of it, and a bundle holds at most 4,096 files), not
+//! by the size of the tree; open
 //! descriptors by the walk depth plus the files in flight.
 
 use std::collections::HashMap;

@@ -13,6 +13,12 @@ use std::sync::Mutex;
 
 use crate::sync::lock;
 
+/// A bundle is also sealed once it holds this many files, whatever their size: the
+/// archiver keeps each of them (its node, path and directory) until the bundle is
+/// sealed, so a tree of many tiny files must not park millions at once. Files of 256
+/// bytes and more fill the default 1 MiB bundle first.
+const MAX_MEMBERS: u64 = 4096;
+
 /// Where a file's content went: bundle number `seq`, from byte `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
@@ -95,7 +101,8 @@ impl Bundler {
         };
         open.data.extend_from_slice(content);
         open.members += 1;
-        let sealed = (open.data.len() >= self.target).then(|| take(&mut open));
+        let full = open.data.len() >= self.target || open.members >= MAX_MEMBERS;
+        let sealed = full.then(|| take(&mut open));
         (ticket, sealed)
     }
 
@@ -288,5 +295,22 @@ mod tests {
         let s = b.seal().unwrap();
         assert_eq!((s.seq, s.data, s.members), (1, vec![4; 5], 1));
         assert_eq!(b.add(&[5]).0, Ticket { seq: 2, offset: 0 });
+    }
+
+    /// However small its files, a bundle holds at most MAX_MEMBERS of them.
+    #[test]
+    fn a_bundle_of_tiny_files_is_sealed_at_the_member_cap() {
+        let b = Bundler::new(100, 1 << 20);
+        for i in 1..MAX_MEMBERS {
+            assert!(b.add(&[1]).1.is_none(), "sealed after {i} files");
+        }
+        let (t, sealed) = b.add(&[2]);
+        assert_eq!(t.offset, MAX_MEMBERS - 1);
+        let sealed = sealed.unwrap();
+        assert_eq!(
+            (sealed.members, sealed.data.len() as u64),
+            (MAX_MEMBERS, MAX_MEMBERS)
+        );
+        assert_eq!(b.add(&[3]).0, Ticket { seq: 1, offset: 0 });
     }
 }
