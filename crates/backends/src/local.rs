@@ -102,44 +102,33 @@ impl LocalBackend {
         Ok((file, tmp))
     }
 
-    fn write_temp(&self, dir: &Path, data: &[u8]) -> io::Result<PathBuf> {
-        let (mut file, tmp) = self.create_temp(dir)?;
-        let written = file.write_all(data).and_then(|()| file.sync_all());
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok(tmp)
-    }
-
-    /// Moves `tmp` to `path` unless `path` exists.
+    /// Links `tmp` to `path` unless `path` exists (the caller removes `tmp`).
     fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
-        let linked = fs::hard_link(tmp, path);
-        match linked {
-            Ok(()) => {
-                let _ = fs::remove_file(tmp);
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = fs::remove_file(tmp);
-                Err(e)
-            }
+        match fs::hard_link(tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
             // Filesystems without hard links (FAT, some FUSE mounts): check, then rename.
             // Not race-free against a concurrent writer of the same id, but ids are
             // random or content-derived, so two writers of one id write the same bytes.
-            Err(_) => {
-                if path.exists() {
-                    let _ = fs::remove_file(tmp);
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        "object already exists",
-                    ));
-                }
-                fs::rename(tmp, path).inspect_err(|_| {
-                    let _ = fs::remove_file(tmp);
-                })
-            }
+            Err(_) if path.exists() => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "object already exists",
+            )),
+            Err(_) => fs::rename(tmp, path),
         }
+    }
+
+    /// Starts object `(kind, id)` in a new temporary file beside it.
+    fn writer(&self, kind: FileKind, id: &ObjectId) -> Result<LocalWriter, BackendError> {
+        let path = self.path(kind, id);
+        let (file, tmp) = self
+            .create_temp(&self.dir(kind, id))
+            .map_err(|e| self.err("write", &path, e))?;
+        Ok(LocalWriter {
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            temp: Temp(tmp),
+            path,
+        })
     }
 
     fn list_dir(&self, dir: &Path, out: &mut Vec<(ObjectId, u64)>) -> Result<(), BackendError> {
@@ -309,13 +298,9 @@ impl WriteBackend for LocalBackend {
     }
 
     fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
-        let path = self.path(kind, id);
-        let dir = self.dir(kind, id);
-        let tmp = self
-            .write_temp(&dir, &data)
-            .map_err(|e| self.err("write", &path, e))?;
-        Self::publish(&tmp, &path).map_err(|e| self.err("write", &path, e))?;
-        sync_dir(&dir).map_err(|e| self.err("write", &dir, e))
+        let mut writer = self.writer(kind, id)?;
+        writer.append(&data)?;
+        writer.finish()
     }
 
     fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
@@ -333,101 +318,60 @@ impl WriteBackend for LocalBackend {
         kind: FileKind,
         id: &ObjectId,
     ) -> Result<Option<Box<dyn ObjectWriter>>, BackendError> {
-        let path = self.path(kind, id);
-        let dir = self.dir(kind, id);
-        let (file, tmp) = self
-            .create_temp(&dir)
-            .map_err(|e| self.err("write", &path, e))?;
-        Ok(Some(Box::new(LocalWriter {
-            backend: self.clone(),
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
-            failed: false,
-            tmp,
-            dir,
-            path,
-        })))
+        Ok(Some(Box::new(self.writer(kind, id)?)))
     }
 }
 
-/// Appends smaller than this are gathered before they reach the file (tree entries are
-/// a few hundred bytes); larger ones go straight through.
+/// Appends smaller than this are gathered before they reach the file: a pack's header
+/// and tree entries (a few hundred bytes each), and whole small objects (snapshots,
+/// locks, keys), which then take one `write`. Larger appends, such as data entries, go
+/// straight through.
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// An object being written to a temporary file; see [`LocalBackend::start_write`].
+/// A temporary file, removed when dropped: after it was linked to its object's name,
+/// or when the object is abandoned (a renamed one is no longer there to remove).
+struct Temp(PathBuf);
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// An object being written to a temporary file beside it: [`WriteBackend::write`] in
+/// one piece, or [`LocalBackend::start_write`] in many. Dropped without
+/// [`LocalWriter::finish`], it leaves nothing.
 struct LocalWriter {
-    backend: LocalBackend,
-    /// `None` once committed or discarded: the temporary file is then gone.
-    file: Option<BufWriter<File>>,
-    /// An append failed: the file may end in part of it, so it is never published.
-    failed: bool,
-    tmp: PathBuf,
-    dir: PathBuf,
+    file: BufWriter<File>,
+    temp: Temp,
     path: PathBuf,
 }
 
 impl LocalWriter {
-    fn refuse(&self, why: &str) -> BackendError {
-        BackendError::new(
-            ErrorKind::Permanent,
-            "write",
-            self.path.display().to_string(),
-            why,
-        )
+    fn err(&self, e: io::Error) -> BackendError {
+        BackendError::from_io("write", self.path.display().to_string(), e)
     }
 
-    /// Removes the temporary file, without writing out what is still buffered.
-    fn discard(&mut self) {
-        if let Some(writer) = self.file.take() {
-            drop(writer.into_parts());
-            let _ = fs::remove_file(&self.tmp);
-        }
+    /// Makes the object durable under its name, write-once: fsyncs the temporary file,
+    /// links it into place and fsyncs the directory.
+    fn finish(mut self) -> Result<(), BackendError> {
+        self.file
+            .flush()
+            .and_then(|()| self.file.get_ref().sync_all())
+            .map_err(|e| self.err(e))?;
+        LocalBackend::publish(&self.temp.0, &self.path).map_err(|e| self.err(e))?;
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        sync_dir(dir).map_err(|e| BackendError::from_io("write", dir.display().to_string(), e))
     }
 }
 
 impl ObjectWriter for LocalWriter {
     fn append(&mut self, data: &[u8]) -> Result<(), BackendError> {
-        if self.failed {
-            return Err(self.refuse("an earlier append to this object failed"));
-        }
-        let Some(file) = self.file.as_mut() else {
-            return Err(self.refuse("object already discarded"));
-        };
-        file.write_all(data).map_err(|e| {
-            self.failed = true;
-            self.backend.err("write", &self.path, e)
-        })
+        self.file.write_all(data).map_err(|e| self.err(e))
     }
 
-    fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
-        if self.failed {
-            self.discard();
-            return Err(self.refuse("an earlier append to this object failed"));
-        }
-        let Some(file) = self.file.take() else {
-            return Err(self.refuse("object already discarded"));
-        };
-        let synced = match file.into_inner() {
-            Ok(file) => file.sync_all(),
-            Err(e) => {
-                let (e, writer) = e.into_parts();
-                drop(writer.into_parts());
-                Err(e)
-            }
-        };
-        if let Err(e) = synced {
-            let _ = fs::remove_file(&self.tmp);
-            return Err(self.backend.err("write", &self.path, e));
-        }
-        // `publish` removes the temporary file whatever happens.
-        LocalBackend::publish(&self.tmp, &self.path)
-            .map_err(|e| self.backend.err("write", &self.path, e))?;
-        sync_dir(&self.dir).map_err(|e| self.backend.err("write", &self.dir, e))
-    }
-}
-
-impl Drop for LocalWriter {
-    fn drop(&mut self) {
-        self.discard();
+    fn commit(self: Box<Self>) -> Result<(), BackendError> {
+        (*self).finish()
     }
 }
 
@@ -437,11 +381,17 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn files_and_directories_are_private() {
+    /// A created repository in a temporary directory (removed when the first is dropped).
+    fn created() -> (tempfile::TempDir, LocalBackend) {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path().join("repo"));
         b.create().unwrap();
+        (dir, b)
+    }
+
+    #[test]
+    fn files_and_directories_are_private() {
+        let (_dir, b) = created();
         let id = ObjectId::from_bytes([0xab; 32]);
         b.write(FileKind::Key, &id, Bytes::from_static(b"k"))
             .unwrap();
@@ -468,9 +418,7 @@ mod tests {
     /// commit turns into the object and a dropped writer removes.
     #[test]
     fn streamed_objects_use_a_private_temporary_file_and_leave_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = LocalBackend::new(dir.path().join("repo"));
-        b.create().unwrap();
+        let (_dir, b) = created();
         let id = ObjectId::from_bytes([0xcd; 32]);
         let sub = b.root().join("data/cd");
         let mut writer = b.start_write(FileKind::Pack, &id).unwrap().unwrap();
@@ -485,6 +433,10 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         writer.commit().unwrap();
         assert_eq!(names(&sub), vec![id.to_string()]);
+        // A refused write leaves no temporary file either.
+        let again = b.write(FileKind::Pack, &id, Bytes::from_static(b"other"));
+        assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyExists);
+        assert_eq!(names(&sub), vec![id.to_string()]);
         assert_eq!(b.read_full(FileKind::Pack, &id).unwrap(), &[7; 100_000][..]);
 
         let mut other = [0xcd; 32];
@@ -498,9 +450,7 @@ mod tests {
 
     #[test]
     fn temporary_and_foreign_files_are_not_objects() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = LocalBackend::new(dir.path().join("repo"));
-        b.create().unwrap();
+        let (_dir, b) = created();
         fs::write(b.root().join("index/.tmp-123"), b"partial").unwrap();
         fs::write(b.root().join("index/README"), b"x").unwrap();
         fs::write(b.root().join("data/00/notes.txt"), b"x").unwrap();
@@ -536,9 +486,7 @@ mod tests {
 
     #[test]
     fn removed_subdirectories_are_recreated_inside_the_repository() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = LocalBackend::new(dir.path().join("repo"));
-        b.create().unwrap();
+        let (_dir, b) = created();
         fs::remove_dir(b.root().join("data/ab")).unwrap();
         fs::remove_dir(b.root().join("snapshots")).unwrap();
         let id = ObjectId::from_bytes([0xab; 32]);
@@ -564,9 +512,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_object() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = LocalBackend::new(dir.path().join("repo"));
-        b.create().unwrap();
+        let (_dir, b) = created();
         let id = ObjectId::from_bytes([0x42; 32]);
         let msg = b
             .read_full(FileKind::Snapshot, &id)
