@@ -173,9 +173,9 @@ fn an_interrupted_backup_leaves_a_checkpoint_the_next_one_resumes_from() {
     assert_eq!(s.files_unchanged, held as u64);
     assert_eq!(s.files_new + s.files_changed, 60 - held as u64);
     let held_bytes: u64 = files.iter().take(held).map(|(_, d)| d.len() as u64).sum();
-    let all_bytes: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+    let all_bytes = total_size(&files);
     assert_eq!(s.bytes_read, all_bytes - held_bytes);
-    assert_eq!(data_stored(&repo), (0, total_size(&files)));
+    assert_eq!(data_stored(&repo), (0, all_bytes));
     let latest = repo.find_snapshot("latest").unwrap();
     assert_eq!(restored_files(&repo, &latest, &src, &files), 60);
     crate::testing::assert_checks_clean(&repo);

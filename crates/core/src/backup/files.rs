@@ -42,9 +42,11 @@ impl Content {
 #[derive(Default)]
 pub(super) struct BundleWait {
     pub(super) id: Option<BlobId>,
-    /// Its members (added when it is announced) less the files that have reported
-    /// (taken off as they do): 0 once it is announced and every file has reported.
-    pub(super) unreported: i64,
+    /// How many files it holds: known once it is announced (with its id).
+    pub(super) members: u64,
+    /// How many of its files have reported to the archiver (before or after the
+    /// announcement).
+    pub(super) reported: u64,
     pub(super) parked: Vec<Waiter>,
 }
 
@@ -92,7 +94,7 @@ impl Archiver<'_> {
             Done::Bundle { seq, id, members } => {
                 let wait = self.bundles.entry(seq).or_default();
                 wait.id = Some(id);
-                wait.unreported += i64::try_from(members).unwrap_or(i64::MAX);
+                wait.members = members;
                 let parked = std::mem::take(&mut wait.parked);
                 self.forget_bundle_if_done(seq);
                 for w in parked {
@@ -120,7 +122,7 @@ impl Archiver<'_> {
         if self
             .bundles
             .get(&seq)
-            .is_some_and(|w| w.id.is_some() && w.unreported == 0)
+            .is_some_and(|w| w.id.is_some() && w.reported == w.members)
         {
             self.bundles.remove(&seq);
         }
@@ -247,7 +249,7 @@ impl Archiver<'_> {
                 };
                 node.bundle_offset = Some(ticket.offset);
                 let wait = self.bundles.entry(ticket.seq).or_default();
-                wait.unreported -= 1;
+                wait.reported += 1;
                 match wait.id {
                     Some(id) => {
                         node.content = vec![id];
@@ -314,24 +316,20 @@ impl Archiver<'_> {
         self.count_file(&node);
         self.progress.file_done(path, status, node.size);
         // Only a file with other names keeps a copy of its content for them.
-        let shared = (node.links > 1).then(|| Content::of(&node));
-        let waiters = match &shared {
-            Some(content) => {
-                let key = (node.device, node.inode);
-                match self
-                    .links
-                    .insert(key, Link::Done(content.clone(), node.size))
-                {
-                    Some(Link::Reading(w)) => w,
-                    _ => Vec::new(),
-                }
+        let waiters = if node.links > 1 {
+            let done = Link::Done(Content::of(&node), node.size);
+            match self.links.insert((node.device, node.inode), done) {
+                Some(Link::Reading(w)) => w,
+                _ => Vec::new(),
             }
-            None => Vec::new(),
+        } else {
+            Vec::new()
         };
+        let content = (!waiters.is_empty()).then(|| Content::of(&node));
         if let Some(s) = self.dir_mut(dir)?.nodes.get_mut(slot) {
             *s = Some(node);
         }
-        if let Some(content) = &shared {
+        if let Some(content) = content {
             for w in waiters {
                 self.link_done(w.dir, w.slot, &w.path, w.status, content.clone())?;
                 self.dir_mut(w.dir)?.pending -= 1;
