@@ -265,24 +265,29 @@ impl Repository {
         let named = |e: Error| Error::new(e.kind(), format!("{}: {e}", path.display()));
         match (a.bundle_offset, b.bundle_offset) {
             (None, None) => Ok(false),
-            (Some(x), Some(y)) => {
-                let (one, r1) = self.bundled_slice(a, x, bundles).map_err(named)?;
-                let (two, r2) = self.bundled_slice(b, y, bundles).map_err(named)?;
+            (Some(x), Some(y)) => self.bundled_slice(a, x, bundles).and_then(|(one, r1)| {
+                let (two, r2) = self.bundled_slice(b, y, bundles)?;
                 Ok(one[r1] == two[r2])
-            }
-            (Some(offset), None) | (None, Some(offset)) => {
-                let (bundled, chunked) = if a.bundle_offset.is_some() {
-                    (a, b)
-                } else {
-                    (b, a)
-                };
-                let (bundle, range) = self
-                    .bundled_slice(bundled, offset, bundles)
-                    .map_err(named)?;
-                self.holds_content(&bundle[range], chunked, bundles)
-                    .map_err(|e| named(Error::new(ErrorKind::Io, e.to_string())))
-            }
+            }),
+            (Some(offset), None) => self.slice_matches_chunks(a, offset, b, bundles),
+            (None, Some(offset)) => self.slice_matches_chunks(b, offset, a, bundles),
         }
+        .map_err(named)
+    }
+
+    /// Whether bundled file `bundled` (at `offset` of its bundle) holds the content of
+    /// `chunked`, a file stored as chunks of its own.
+    fn slice_matches_chunks(
+        &self,
+        bundled: &Node,
+        offset: u64,
+        chunked: &Node,
+        bundles: &BundleCache,
+    ) -> crate::Result<bool> {
+        let (bundle, range) = self.bundled_slice(bundled, offset, bundles)?;
+        // Reading from memory cannot fail.
+        self.chunks_match(&bundle[range], chunked)
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))
     }
 
     /// Whether `reader` yields exactly `node`'s content: it is cut into chunks as a
@@ -310,9 +315,15 @@ impl Repository {
                 .map_err(Unchecked::Live)?;
             return Ok(live == bundle[range]);
         }
+        self.chunks_match(reader, node).map_err(Unchecked::Live)
+    }
+
+    /// Whether `reader`, cut into chunks as a backup would, yields `node`'s chunk ids,
+    /// stopping at the first difference.
+    fn chunks_match(&self, reader: impl Read, node: &Node) -> io::Result<bool> {
         let mut ids = node.content.iter();
         for chunk in self.chunker.chunks(reader, node.size) {
-            if ids.next() != Some(&self.repo.blob_id(&chunk.map_err(Unchecked::Live)?)) {
+            if ids.next() != Some(&self.repo.blob_id(&chunk?)) {
                 return Ok(false);
             }
         }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use arca_backends::{FileKind, ObjectId};
 use arca_repo::{
-    BlobId, BlobLocation, BlobType, DeletionPlan, EncodedBlob, Index, IndexedPack, LockRecord,
-    NodeKind, PackEntry,
+    BlobId, BlobType, DeletionPlan, EncodedBlob, Index, IndexedPack, LockRecord, NodeKind,
+    PackEntry,
 };
 
 use crate::backup::{BlobSaver, write_index};
@@ -457,15 +457,8 @@ impl Repository {
                 })?;
                 // Authenticated (and its length checked, as the new index repeats it)
                 // before it is copied: a damaged entry stops the prune.
-                let location = BlobLocation {
-                    pack: *pack,
-                    blob_type: e.blob_type,
-                    offset: e.offset,
-                    length: e.length,
-                    raw_len: e.raw_len,
-                };
                 self.repo
-                    .decode_blob(entry, e.blob_type, &e.id, &location)?;
+                    .decode_blob(entry, e.blob_type, &e.id, &e.location(*pack))?;
                 saver.store_encoded(EncodedBlob {
                     blob_type: e.blob_type,
                     id: e.id,

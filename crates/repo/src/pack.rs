@@ -25,6 +25,19 @@ pub struct PackEntry {
     pub raw_len: u32,
 }
 
+impl PackEntry {
+    /// Where this entry of pack `pack` is, as the index records it.
+    pub fn location(&self, pack: ObjectId) -> crate::BlobLocation {
+        crate::BlobLocation {
+            pack,
+            blob_type: self.blob_type,
+            offset: self.offset,
+            length: self.length,
+            raw_len: self.raw_len,
+        }
+    }
+}
+
 /// A finished pack, ready to upload.
 #[derive(Debug, Clone)]
 pub struct Pack {

@@ -323,7 +323,7 @@ mod tests {
     use std::sync::Arc;
 
     use arca_backends::{FileKind, Limits, LocalBackend, ReadBackend, Throttle};
-    use arca_repo::{BlobLocation, PackEntry};
+    use arca_repo::PackEntry;
 
     use super::*;
     use crate::Repository;
@@ -370,13 +370,7 @@ mod tests {
             );
             for entry in &pack.entries {
                 let range = entry.offset as usize..(entry.offset + entry.length) as usize;
-                let loc = BlobLocation {
-                    pack: pack.id,
-                    blob_type: entry.blob_type,
-                    offset: entry.offset,
-                    length: entry.length,
-                    raw_len: entry.raw_len,
-                };
+                let loc = entry.location(pack.id);
                 let plain = repo
                     .repo
                     .decode_blob(&bytes[range], BlobType::Data, &entry.id, &loc)

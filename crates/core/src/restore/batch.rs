@@ -121,20 +121,19 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
         }
     }
     // A bundle read for the previous batch (its files straddle batches) is not read
-    // again.
-    pieces.retain(|p| {
-        let cached = p.slice.as_ref().and_then(|_| ctx.bundles.cached(&p.id));
-        match cached {
-            Some(plain) => {
-                let f = &mut files[p.job];
-                if f.error.is_none() {
-                    place_piece(ctx, f, p, &plain);
-                }
-                false
-            }
-            None => true,
+    // again: its pieces are written now, the others read below.
+    let mut to_read = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        let Some(plain) = p.slice.as_ref().and_then(|_| ctx.bundles.cached(&p.id)) else {
+            to_read.push(p);
+            continue;
+        };
+        let f = &mut files[p.job];
+        if f.error.is_none() {
+            place_piece(ctx, f, &p, &plain);
         }
-    });
+    }
+    let mut pieces = to_read;
     pieces.sort_unstable_by_key(|p| (p.loc.pack, p.loc.offset, p.job, p.at));
     let mut rest = &pieces[..];
     while !rest.is_empty() {
@@ -212,7 +211,13 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
             .is_none_or(|(offset, _)| *offset != p.offset())
         {
             match decode_piece(ctx, &span, start, p) {
-                Ok(plain) => decoded = Some((p.offset(), Arc::new(plain))),
+                Ok(plain) => {
+                    let plain = Arc::new(plain);
+                    if p.slice.is_some() {
+                        ctx.bundles.keep(p.id, Arc::clone(&plain));
+                    }
+                    decoded = Some((p.offset(), plain));
+                }
                 Err(message) => {
                     f.error = Some(message);
                     decoded = None;
@@ -223,9 +228,6 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
         let Some((_, plain)) = &decoded else {
             continue;
         };
-        if p.slice.is_some() {
-            ctx.bundles.keep(p.id, Arc::clone(plain));
-        }
         place_piece(ctx, f, p, plain);
     }
 }

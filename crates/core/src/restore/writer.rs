@@ -83,37 +83,26 @@ pub(crate) fn settle_existing(
     job: FileJob,
     counts: &Mutex<WorkerCounts>,
 ) -> Option<FileJob> {
-    let checked = match holds(ctx, &job.file, &job.node) {
+    let outcome = match holds(ctx, &job.file, &job.node) {
         Err(e @ Unchecked::Stored(_)) => {
             ctx.fail(&job.path, format!("left as it was: {e}"));
             return None;
         }
-        other => other.map_err(|e| e.to_string()),
-    };
-    let checked = checked.and_then(|correct| {
-        if correct {
+        Err(e) => Err(e.to_string()),
+        Ok(true) => {
             ctx.progress.bytes_written(job.node.size);
             ctx.apply_metadata(Target::File(&job.file), &job.path, &job.node)
-                .map_err(|e| format!("cannot set metadata: {e}"))?;
-        } else {
-            // Content is written at its offsets (no file position involved).
-            job.file
-                .set_len(0)
-                .map_err(|e| format!("cannot truncate: {e}"))?;
+                .map(|()| Outcome::AlreadyCorrect)
+                .map_err(|e| format!("cannot set metadata: {e}"))
         }
-        Ok(correct)
-    });
-    match checked {
-        Ok(false) => Some(job),
-        Ok(true) => {
-            record(ctx, job, Ok(Outcome::AlreadyCorrect), counts);
-            None
-        }
-        Err(message) => {
-            record(ctx, job, Err(message), counts);
-            None
-        }
-    }
+        // Content is written at its offsets (no file position involved).
+        Ok(false) => match job.file.set_len(0) {
+            Ok(()) => return Some(job),
+            Err(e) => Err(format!("cannot truncate: {e}")),
+        },
+    };
+    record(ctx, job, outcome, counts);
+    None
 }
 
 /// Finishes a file whose content is written: its length (a trailing hole has no bytes
