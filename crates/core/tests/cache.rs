@@ -1,6 +1,7 @@
 //! The metadata cache: a second opening reads no index, snapshot or tree from the
 //! repository; a damaged cached copy is replaced, never reported as damage; objects
-//! the repository lost leave the cache.
+//! the repository lost leave the cache. Restore and archive dumps read a bundle of many
+//! small files once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,7 +12,10 @@ use std::fs;
 use std::sync::{Arc, Mutex};
 
 use arca_backends::{Call, FileKind, Intercept, MemoryBackend, ReadBackend, WriteBackend};
-use arca_core::{BackupOptions, NoProgress, NodeKind, OpenOptions, Repository};
+use arca_core::{
+    ArchiveFormat, BackupOptions, CancelToken, NoProgress, NodeKind, OpenOptions, Repository,
+    RestoreOptions,
+};
 
 type ReadCounts = Arc<Mutex<HashMap<FileKind, u64>>>;
 
@@ -153,4 +157,79 @@ fn the_cache_spares_downloads_and_is_never_trusted() {
     let fifth = open();
     assert_eq!(fifth.snapshots().unwrap().len(), 1);
     assert!(!dir.join("snapshots").join(gone.to_string()).exists());
+}
+
+/// 200 files of 5,000 random bytes share one bundle. Restore (one thread, batches of 64 files)
+/// and a tar dump (file by file) each read the pack holding it once: the operation's
+/// bundle cache serves the other files.
+#[test]
+fn a_bundle_of_many_files_is_read_once_per_operation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // Incompressible, so the data pack is the larger one.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for f in 0..200u32 {
+        let data: Vec<u8> = (0..5000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        fs::write(src.join(format!("f{f:03}.bin")), data).unwrap();
+    }
+    let reads = Arc::new(Mutex::new(HashMap::new()));
+    let counted = reads.clone();
+    let backend = Arc::new(Intercept::new(
+        MemoryBackend::new(),
+        Box::new(move |call| {
+            if let Call::Read(FileKind::Pack, id) = call {
+                *counted.lock().unwrap().entry(*id).or_insert(0u32) += 1;
+            }
+            Ok(())
+        }),
+    ));
+    Repository::init(backend.clone(), b"pw", &common::fast_init()).unwrap();
+    let mut repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let summary = repo
+        .backup(
+            std::slice::from_ref(&src),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(summary.snapshot.summary.files_new, 200);
+    // The data pack is the large one; the other holds the trees.
+    let data_pack = backend
+        .list(FileKind::Pack)
+        .unwrap()
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .unwrap()
+        .0;
+    let snapshot = repo.find_snapshot("latest").unwrap();
+    let data_reads = || reads.lock().unwrap().get(&data_pack).copied().unwrap_or(0);
+
+    let options = RestoreOptions {
+        threads: 1,
+        ..RestoreOptions::default()
+    };
+    let target = tmp.path().join("restored");
+    repo.restore(&snapshot, &target, &options, &NoProgress)
+        .unwrap();
+    assert_eq!(data_reads(), 1);
+
+    let mut tar = Vec::new();
+    repo.dump_archive(
+        &snapshot,
+        &src,
+        ArchiveFormat::Tar,
+        &mut tar,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert!(tar.len() > 200 * 5000);
+    assert_eq!(data_reads(), 2);
 }
