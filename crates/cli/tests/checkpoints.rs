@@ -138,6 +138,10 @@ fn a_killed_backup_resumes_from_its_checkpoint() {
         text.contains("checkpoint superseded by a complete snapshot"),
         "{text}"
     );
+    // Named on the command line, the checkpoint goes for that reason alone.
+    let text = env.ok(&["forget", &id, "--dry-run"]);
+    assert!(text.contains(&id[..8]) && text.contains("remove"), "{text}");
+    assert!(!text.contains("superseded"), "{text}");
     // The killed backup's session record is stale (its process is gone): plain
     // `unlock` removes it, so that prune may delete what it condemns.
     let out = env.ok(&["unlock"]);
