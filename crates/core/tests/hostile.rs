@@ -69,12 +69,19 @@ fn write_hostile_node(repo: &Repo, name: &[u8], bundle_offset: Option<u64>) -> O
     .unwrap()
 }
 
-#[test]
-fn hostile_names_are_refused_and_nothing_escapes() {
+/// A new repository in a temporary directory, opened at the format level (where a
+/// hostile writer works).
+fn raw_repository() -> (tempfile::TempDir, Arc<LocalBackend>, Repo) {
     let tmp = tempfile::tempdir().unwrap();
     let backend = Arc::new(LocalBackend::new(tmp.path().join("repo")));
     Repository::init(backend.clone(), b"pw", &common::fast_init()).unwrap();
     let raw = Repo::open(backend.clone(), b"pw").unwrap();
+    (tmp, backend, raw)
+}
+
+#[test]
+fn hostile_names_are_refused_and_nothing_escapes() {
+    let (tmp, backend, raw) = raw_repository();
     let escape_dir = tmp.path().join("outside");
     std::fs::create_dir(&escape_dir).unwrap();
     let absolute = format!("{}/escaped", escape_dir.display());
@@ -115,12 +122,10 @@ fn hostile_names_are_refused_and_nothing_escapes() {
 /// fail for it with the bundle named, and nothing is left in its place.
 #[test]
 fn a_slice_beyond_its_bundle_is_reported_not_read() {
-    let tmp = tempfile::tempdir().unwrap();
-    let backend = Arc::new(LocalBackend::new(tmp.path().join("repo")));
-    Repository::init(backend.clone(), b"pw", &common::fast_init()).unwrap();
-    let raw = Repo::open(backend.clone(), b"pw").unwrap();
+    let (tmp, backend, raw) = raw_repository();
     // "pwned" is 5 bytes; 5 bytes from offset 1 run past its end.
     write_hostile_node(&raw, b"sliced", Some(1));
+    let bundle = raw.blob_id(b"pwned").to_string();
     let repo = Repository::open(backend, b"pw").unwrap();
     let report = repo.check(&CheckOptions::default(), &NoProgress).unwrap();
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
@@ -134,6 +139,7 @@ fn a_slice_beyond_its_bundle_is_reported_not_read() {
         .restore(snap, &target, &RestoreOptions::default(), &NoProgress)
         .unwrap_err();
     assert!(err.to_string().contains("sliced"), "{err}");
+    assert!(err.to_string().contains(&bundle), "{err}");
     assert!(!target.join("sliced").exists());
     // An existing file of that name and size may well be right: it is left as it was.
     let existing = tmp.path().join("existing");
@@ -150,4 +156,5 @@ fn a_slice_beyond_its_bundle_is_reported_not_read() {
         .dump(snap, std::path::Path::new("/sliced"), &mut out, &cancel)
         .unwrap_err();
     assert!(err.to_string().contains("beyond its bundle"), "{err}");
+    assert!(err.to_string().contains(&bundle), "{err}");
 }
