@@ -341,15 +341,7 @@ fn data_subsets_together_read_everything_and_find_the_damage() {
     for i in 0..6 {
         write(&src.join(format!("f{i}")), &bytes(700_000, 40 + i));
     }
-    env.ok(&[
-        "init",
-        "--kdf-memory",
-        "1",
-        "--kdf-iterations",
-        "1",
-        "--pack-size",
-        "1M",
-    ]);
+    env.ok(&init_args(&["--pack-size", "1M"]));
     env.backup(&[&src]);
     let total = env.json(&["check"])["packs"].as_u64().unwrap();
     assert!(total >= 4, "{total} packs");

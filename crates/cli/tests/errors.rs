@@ -83,7 +83,7 @@ fn init_refuses_a_non_empty_target_and_an_existing_repository() {
     let env = Env::new();
     fs::create_dir_all(&env.repo).unwrap();
     write(&env.repo.join("precious.txt"), b"keep me");
-    let out = env.expect(1, &["init", "--kdf-memory", "1", "--kdf-iterations", "1"]);
+    let out = env.expect(1, &init_args(&[]));
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
     assert_eq!(fs::read(env.repo.join("precious.txt")).unwrap(), b"keep me");
     assert_eq!(fs::read_dir(&env.repo).unwrap().count(), 1);
@@ -91,7 +91,7 @@ fn init_refuses_a_non_empty_target_and_an_existing_repository() {
     let env = Env::new();
     env.init();
     let before = snapshot_of(&env.repo);
-    let out = env.expect(1, &["init", "--kdf-memory", "1", "--kdf-iterations", "1"]);
+    let out = env.expect(1, &init_args(&[]));
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
     assert_eq!(snapshot_of(&env.repo), before);
 }

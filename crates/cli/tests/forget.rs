@@ -315,16 +315,14 @@ fn several_passwords_open_the_repository_and_the_last_cannot_go() {
     // passwd: the old password stops working, the new one works.
     let pw_file = env.path("new-pw");
     std::fs::write(&pw_file, "third password\n").unwrap();
-    env.ok(&[
+    let mut passwd = vec![
         "key",
         "passwd",
         "--new-password-file",
         pw_file.to_str().unwrap(),
-        "--kdf-memory",
-        "1",
-        "--kdf-iterations",
-        "1",
-    ]);
+    ];
+    passwd.extend(FAST_KDF);
+    env.ok(&passwd);
     env.expect(12, &["snapshots"]);
     let mut with_third = env.cmd();
     with_third

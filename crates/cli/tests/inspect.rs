@@ -221,13 +221,7 @@ fn verify_reports_missing_extra_and_changed_entries() {
 
     // Same size and times, different bytes: only --compare-data sees it.
     let keep = src.join("keep.txt");
-    let before = fs::metadata(&keep).unwrap();
-    write(&keep, b"same size B");
-    filetime::set_file_mtime(
-        &keep,
-        filetime::FileTime::from_last_modification_time(&before),
-    )
-    .unwrap();
+    rewrite_keeping_mtime(&keep, b"same size B");
     env.expect(0, &["verify", "latest"]);
     let lines = json_lines_code(&env, 1, &["verify", "latest", "--compare-data"]);
     assert_eq!(lines[0]["path"], keep.to_str().unwrap());
@@ -281,13 +275,7 @@ fn verify_reports_missing_extra_and_changed_entries() {
     let t = target.to_str().unwrap();
     env.expect(0, &["verify", "latest", "--target", t, "--compare-data"]);
     let restored_file = restored(&target, &src).join("sub/deep/file");
-    let meta = fs::metadata(&restored_file).unwrap();
-    write(&restored_file, b"DEEP");
-    filetime::set_file_mtime(
-        &restored_file,
-        filetime::FileTime::from_last_modification_time(&meta),
-    )
-    .unwrap();
+    rewrite_keeping_mtime(&restored_file, b"DEEP");
     let out = env.expect(1, &["verify", "latest", "--target", t, "--compare-data"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -417,13 +405,7 @@ fn diff_compares_bundled_files_by_their_bytes() {
     let mtime = filetime::FileTime::from_unix_time(1_600_000_000, 0);
     filetime::set_file_mtime(&touched, mtime).unwrap();
     let rewritten = src.join("rewritten.txt");
-    let before = fs::metadata(&rewritten).unwrap();
-    write(&rewritten, b"version B");
-    filetime::set_file_mtime(
-        &rewritten,
-        filetime::FileTime::from_last_modification_time(&before),
-    )
-    .unwrap();
+    rewrite_keeping_mtime(&rewritten, b"version B");
     let second = snapshot_id(&env.backup(&[&src]));
 
     let lines = json_lines(&env, &["diff", &first, &second]);

@@ -28,9 +28,7 @@ fn s(path: &Path) -> &str {
 
 /// `arca init --key-file FILE` with a cheap key derivation.
 fn init_with_key_file(env: &Env, file: &Path) {
-    let mut args = vec!["init", "--key-file", s(file)];
-    args.extend(FAST_KDF);
-    env.ok(&args);
+    env.ok(&init_args(&["--key-file", s(file)]));
 }
 
 /// `arca ARGS` with `--key-file FILE`.

@@ -160,7 +160,7 @@ fn sftp_logs_in_with_any_key_the_agent_holds() {
         .push(("HOME".into(), home.to_str().unwrap().into()));
     env.vars
         .push(("SSH_AUTH_SOCK".into(), sock.to_str().unwrap().into()));
-    let out = env.run(&["init", "--kdf-memory", "1", "--kdf-iterations", "1"]);
+    let out = env.run(&init_args(&[]));
     let _ = agent.kill();
     let _ = agent.wait();
     assert!(
@@ -249,9 +249,7 @@ fn through_faults(mut env: Env, seed: u32) {
         format!("transient=0.2,lost-replies=0.5,seed={seed}"),
     ));
     let retries = ["--retries", "30"];
-    let mut init = vec!["init", "--kdf-memory", "1", "--kdf-iterations", "1"];
-    init.extend(retries);
-    env.ok(&init);
+    env.ok(&init_args(&retries));
     let out = env.expect(
         0,
         &["backup", src.to_str().unwrap(), retries[0], retries[1]],

@@ -18,6 +18,14 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A cheap key derivation (tests open repositories many times).
 pub const FAST_KDF: [&str; 4] = ["--kdf-memory", "1", "--kdf-iterations", "1"];
 
+/// `init ARGS` with [`FAST_KDF`]: the arguments of a cheap `arca init`.
+pub fn init_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["init"];
+    args.extend(FAST_KDF);
+    args.extend(extra);
+    args
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -114,8 +122,8 @@ impl Env {
             out.status.code(),
             Some(code),
             "arca {args:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            stdout(&out),
+            stderr(&out)
         );
         out
     }
@@ -127,6 +135,15 @@ impl Env {
 
     /// Runs `arca ARGS --json`, asserting success, and parses the output: the last line
     /// when it is JSON lines (backup prints status lines before its summary), else all.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ok(&all);
+        serde_json::from_str(&out)
+            .or_else(|_| serde_json::from_str(out.lines().last().unwrap_or_default()))
+            .unwrap()
+    }
+
     /// The id of a key slot other than the one in use, from `key list --json`.
     pub fn other_key_id(&self) -> String {
         let keys = self.json(&["key", "list"]);
@@ -136,15 +153,6 @@ impl Env {
             .iter()
             .find(|k| k["current"] == false);
         other.unwrap()["id"].as_str().unwrap().to_owned()
-    }
-
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let out = self.ok(&all);
-        serde_json::from_str(&out)
-            .or_else(|_| serde_json::from_str(out.lines().last().unwrap_or_default()))
-            .unwrap()
     }
 
     /// `arca dump latest SRC --archive FORMAT --target ARCHIVE`, asserting exit `code`.
@@ -164,9 +172,7 @@ impl Env {
 
     /// `arca init` with a cheap key derivation (tests open the repository many times).
     pub fn init(&self) {
-        let mut args = vec!["init"];
-        args.extend(FAST_KDF);
-        self.ok(&args);
+        self.ok(&init_args(&[]));
     }
 
     /// `arca key add ARGS` with a cheap key derivation, the new password `password`.
@@ -232,6 +238,14 @@ pub fn write(path: &Path, data: &[u8]) {
         fs::create_dir_all(p).unwrap();
     }
     fs::write(path, data).unwrap();
+}
+
+/// Writes `data` to `path` and sets its modification time back to what it was: a change
+/// that size and times do not show (when `data` has the old size).
+pub fn rewrite_keeping_mtime(path: &Path, data: &[u8]) {
+    let before = fs::metadata(path).unwrap();
+    write(path, data);
+    filetime::set_file_mtime(path, FileTime::from_last_modification_time(&before)).unwrap();
 }
 
 pub fn set_times(path: &Path, atime: (i64, u32), mtime: (i64, u32)) {
