@@ -2,7 +2,8 @@
 //! and their combination as a backup performs it (throughput in bytes/s); lookups in the
 //! in-memory index, which dedup does once per chunk (lookups/s); tree encoding and
 //! decoding (nodes/s); pack assembly (bytes/s); and compression of small files on their
-//! own against the same files as one stream (the repository-size gap of issue 6).
+//! own against the same files as one stream (why backups bundle small files:
+//! docs/design.md §9).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -250,8 +251,9 @@ fn pack_assembly(c: &mut Criterion) {
     g.finish();
 }
 
-/// 4 MiB of source-like text in 16 KiB files: compressed file by file (what a backup does
-/// today) and as one stream cut in 1 MiB pieces (what bundling small files would do).
+/// 4 MiB of source-like text in 16 KiB files: compressed file by file (as backups did
+/// before bundling, and still do for files from the average chunk size up) and as one
+/// stream cut in 1 MiB pieces (as bundles are).
 /// Reports throughput; the stored sizes print once to stderr.
 #[allow(clippy::print_stderr)] // the sizes are the point of this bench
 fn small_files(c: &mut Criterion) {

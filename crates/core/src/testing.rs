@@ -40,16 +40,16 @@ pub(crate) fn memory_repository_with(pack_size: u32) -> (Arc<dyn WriteBackend>, 
 }
 
 /// A new repository in memory with passphrase `pw` and [`FAST_KDF`], its key in the key
-/// file `key_file` if given (else in `keys/`); and its backend.
+/// file `key_file` if given (else in `keys/`); and its backend. The repository is the
+/// one `init` returns (not opened again, unlike [`memory_repository_with`]'s).
 pub(crate) fn memory_repository_keyed(
     pw: &[u8],
     key_file: Option<&Path>,
 ) -> (Arc<dyn WriteBackend>, Repository) {
     let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
     let options = InitOptions {
-        kdf: FAST_KDF,
         key_file: key_file.map(Path::to_path_buf),
-        ..InitOptions::default()
+        ..fast_init(InitOptions::default().pack_size)
     };
     let repo = Repository::init(backend.clone(), pw, &options).unwrap_or_else(|e| panic!("{e}"));
     (backend, repo)
