@@ -1,10 +1,10 @@
 //! `arca init`.
 
 use anyhow::{Context, bail};
-use arca_core::{ChunkerParams, Compression, IdAlgorithm, InitOptions, KdfParams, Repository};
+use arca_core::{ChunkerParams, Compression, IdAlgorithm, InitOptions, Repository};
 use serde::Serialize;
 
-use super::parse_size;
+use super::{KdfArgs, parse_size};
 use crate::app::GlobalArgs;
 use crate::{exit, output};
 
@@ -143,35 +143,4 @@ pub fn run(g: &GlobalArgs, a: &Args) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
-}
-
-/// The Argon2id cost of a new key slot (`init`, `key add`, `key passwd`).
-#[derive(Debug, clap::Args)]
-pub(crate) struct KdfArgs {
-    /// Argon2id memory for the key slot, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = KdfParams::default().memory_kib / 1024)]
-    kdf_memory: u32,
-
-    /// Argon2id passes for the key slot
-    #[arg(long, value_name = "N", default_value_t = KdfParams::default().iterations)]
-    kdf_iterations: u32,
-
-    /// Argon2id lanes for the key slot: computed on that many cores at once, so more
-    /// lanes unlock sooner at the same cost to an attacker
-    #[arg(long, value_name = "N", default_value_t = KdfParams::default().parallelism,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(KdfParams::MAX_PARALLELISM)))]
-    kdf_lanes: u32,
-}
-
-impl KdfArgs {
-    /// The settings, checked: a bad value is refused before any password is asked for.
-    pub(crate) fn params(&self) -> anyhow::Result<KdfParams> {
-        let kdf = KdfParams {
-            memory_kib: self.kdf_memory.saturating_mul(1024),
-            iterations: self.kdf_iterations,
-            parallelism: self.kdf_lanes,
-        };
-        kdf.validate().context("invalid key derivation settings")?;
-        Ok(kdf)
-    }
 }

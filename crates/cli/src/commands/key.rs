@@ -11,7 +11,7 @@ use arca_core::{
 use serde::Serialize;
 
 use crate::app::{GlobalArgs, key_file_hint};
-use crate::commands::init::KdfArgs;
+use crate::commands::KdfArgs;
 use crate::{exit, output};
 
 /// Manage the repository's passwords (key slots), key files and exported keys

@@ -21,7 +21,7 @@ pub mod verify;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use arca_core::{SnapshotFilter, parse_time};
+use arca_core::{KdfParams, SnapshotFilter, parse_time};
 
 /// Options that narrow which snapshots a command considers.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,4 +86,37 @@ pub fn parse_size(text: &str) -> anyhow::Result<u64> {
         .with_binary()
         .parse_size(text)
         .with_context(|| format!("invalid size {text:?} (examples: 512K, 16M, 1G)"))
+}
+
+/// The Argon2id cost of a new key slot (`init`, `key add`, `key passwd`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct KdfArgs {
+    /// Argon2id memory for the key slot, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = KdfParams::default().memory_kib / 1024)]
+    kdf_memory: u32,
+
+    /// Argon2id passes for the key slot
+    #[arg(long, value_name = "N", default_value_t = KdfParams::default().iterations)]
+    kdf_iterations: u32,
+
+    /// Argon2id lanes for the key slot: computed on that many cores at once, so more
+    /// lanes unlock sooner at the same cost to an attacker
+    // The range check here makes a bad count a usage error (exit 2); `params` checks
+    // all three against the library's limits.
+    #[arg(long, value_name = "N", default_value_t = KdfParams::default().parallelism,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(KdfParams::MAX_PARALLELISM)))]
+    kdf_lanes: u32,
+}
+
+impl KdfArgs {
+    /// The settings, checked: a bad value is refused before any password is asked for.
+    pub(crate) fn params(&self) -> anyhow::Result<KdfParams> {
+        let kdf = KdfParams {
+            memory_kib: self.kdf_memory.saturating_mul(1024),
+            iterations: self.kdf_iterations,
+            parallelism: self.kdf_lanes,
+        };
+        kdf.validate().context("invalid key derivation settings")?;
+        Ok(kdf)
+    }
 }
