@@ -17,6 +17,7 @@ use std::path::Path;
 
 use arca_repo::{Node, NodeKind};
 
+use crate::content::{BundleCache, FileReader};
 use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;
 use crate::{Error, ErrorKind, Repository, Result};
@@ -73,12 +74,13 @@ pub(crate) enum Added {
 pub(crate) trait ArchiveWriter {
     /// Adds `node` under archive name `name` (no leading `/`). `first_name` is the
     /// archive name of an earlier name of the same hard-linked file, if any.
+    /// `content` reads a file's content (nothing for other nodes).
     fn add(
         &mut self,
-        repo: &Repository,
         name: &[u8],
         node: &Node,
         first_name: Option<&[u8]>,
+        content: FileReader<'_>,
     ) -> Result<Added>;
 
     /// Writes the archive's trailer.
@@ -146,9 +148,11 @@ impl Repository {
         cancel: &CancelToken,
     ) -> Result<DumpSummary> {
         let mut writer: Box<dyn ArchiveWriter + '_> = match format {
-            ArchiveFormat::Tar => Box::new(tar::TarWriter::new(out, cancel)),
-            ArchiveFormat::Zip => Box::new(zip::ZipWriter::new(out, cancel)),
+            ArchiveFormat::Tar => Box::new(tar::TarWriter::new(out)),
+            ArchiveFormat::Zip => Box::new(zip::ZipWriter::new(out)),
         };
+        // The bundles read last: a directory's small files share them.
+        let bundles = BundleCache::default();
         let mut summary = DumpSummary::default();
         // Hard-linked files by (device, inode): the archive name of the first name met.
         let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
@@ -163,7 +167,8 @@ impl Repository {
             } else {
                 None
             };
-            let added = writer.add(self, &name, node, first.as_deref())?;
+            let content = self.file_reader_in(node, &bundles).cancel_on(cancel);
+            let added = writer.add(&name, node, first.as_deref(), content)?;
             if linked && first.is_none() {
                 links.insert((node.device, node.inode), name);
             }

@@ -8,23 +8,16 @@ use arca_repo::{Node, NodeKind};
 use tar::{Builder, EntryType, Header};
 
 use super::{Added, ArchiveWriter, as_path, write_error};
-use crate::content::BundleCache;
-use crate::progress::CancelToken;
-use crate::{Error, Repository, Result};
+use crate::{Error, FileReader, Result};
 
 pub(crate) struct TarWriter<'w> {
     builder: Builder<&'w mut dyn Write>,
-    cancel: CancelToken,
-    /// The bundles read last: a directory's small files share them.
-    bundles: BundleCache,
 }
 
 impl<'w> TarWriter<'w> {
-    pub(crate) fn new(out: &'w mut dyn Write, cancel: &CancelToken) -> Self {
+    pub(crate) fn new(out: &'w mut dyn Write) -> Self {
         Self {
             builder: Builder::new(out),
-            cancel: cancel.clone(),
-            bundles: BundleCache::default(),
         }
     }
 }
@@ -99,10 +92,10 @@ fn pax_time(secs: i64, nanos: u32) -> String {
 impl ArchiveWriter for TarWriter<'_> {
     fn add(
         &mut self,
-        repo: &Repository,
         name: &[u8],
         node: &Node,
         first_name: Option<&[u8]>,
+        content: FileReader<'_>,
     ) -> Result<Added> {
         let entry_type = match node.kind {
             NodeKind::File if first_name.is_some() => EntryType::Link,
@@ -150,11 +143,8 @@ impl ArchiveWriter for TarWriter<'_> {
             }
             (NodeKind::File, None) => {
                 h.set_size(node.size);
-                let reader = repo
-                    .file_reader_in(node, &self.bundles)
-                    .cancel_on(&self.cancel);
                 self.builder
-                    .append_data(&mut h, path, reader)
+                    .append_data(&mut h, path, content)
                     .map_err(|e| append_error(e, name))?;
                 node.size
             }

@@ -10,9 +10,7 @@ use zip::write::{FullFileOptions, StreamWriter};
 use zip::{CompressionMethod, DateTime};
 
 use super::{Added, ArchiveWriter};
-use crate::content::BundleCache;
-use crate::progress::CancelToken;
-use crate::{Error, ErrorKind, Repository, Result};
+use crate::{Error, ErrorKind, FileReader, Result};
 
 /// Files at least this large are written with ZIP64 sizes (deflate can grow
 /// incompressible data slightly, so the switch comes before 4 GiB).
@@ -23,19 +21,14 @@ const EXTENDED_TIMESTAMP: u16 = 0x5455;
 
 pub(crate) struct ZipWriter<'w> {
     zip: zip::ZipWriter<StreamWriter<&'w mut dyn Write>>,
-    cancel: CancelToken,
-    /// The bundles read last: a directory's small files share them.
-    bundles: BundleCache,
     /// Entry names used so far (zip refuses duplicates).
     names: HashSet<String>,
 }
 
 impl<'w> ZipWriter<'w> {
-    pub(crate) fn new(out: &'w mut dyn Write, cancel: &CancelToken) -> Self {
+    pub(crate) fn new(out: &'w mut dyn Write) -> Self {
         Self {
             zip: zip::ZipWriter::new_stream(out),
-            cancel: cancel.clone(),
-            bundles: BundleCache::default(),
             names: HashSet::new(),
         }
     }
@@ -110,10 +103,10 @@ fn options(node: &Node) -> (FullFileOptions<'static, 'static>, bool) {
 impl ArchiveWriter for ZipWriter<'_> {
     fn add(
         &mut self,
-        repo: &Repository,
         name: &[u8],
         node: &Node,
         _first_name: Option<&[u8]>,
+        mut content: FileReader<'_>,
     ) -> Result<Added> {
         if !matches!(
             node.kind,
@@ -149,10 +142,7 @@ impl ArchiveWriter for ZipWriter<'_> {
             }
             _ => {
                 self.zip.start_file(text, opts).map_err(|e| failed(&e))?;
-                let mut reader = repo
-                    .file_reader_in(node, &self.bundles)
-                    .cancel_on(&self.cancel);
-                io::copy(&mut reader, &mut self.zip).map_err(|e| {
+                io::copy(&mut content, &mut self.zip).map_err(|e| {
                     if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
                         Error::from_io(e, &format!("/{}", String::from_utf8_lossy(name)))
                     } else {
