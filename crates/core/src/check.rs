@@ -15,8 +15,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arca_backends::{FileKind, ObjectId};
-use arca_repo::{BlobId, BlobType, BuildBlobIdHasher, NodeKind, PackEntry, scan_pack};
+use arca_repo::{
+    BlobId, BlobLocation, BlobType, BuildBlobIdHasher, NodeKind, PackEntry, scan_pack,
+};
 
+use crate::content::bundle_slice;
 use crate::progress::{CancelToken, CheckProgress};
 use crate::sync::lock;
 use crate::{Error, Repository, Result};
@@ -255,8 +258,9 @@ impl Repository {
             report.error(format!("snapshot {id}"), e.to_string());
         }
         report.snapshots = snapshots.len() as u64;
-        let chunk_problem = |id: &BlobId| -> Option<String> {
-            match self.index.get(BlobType::Data, id) {
+        // `loc`: where the index puts chunk `id`.
+        let chunk_problem = |id: &BlobId, loc: Option<&BlobLocation>| -> Option<String> {
+            match loc {
                 None => Some("is missing".to_owned()),
                 Some(loc) if missing_packs.contains(&loc.pack) => {
                     Some(format!("is in missing pack {}", loc.pack))
@@ -293,18 +297,24 @@ impl Repository {
                         report.trees += 1;
                         for node in tree.nodes().iter().filter(|n| n.kind == NodeKind::File) {
                             for id in &node.content {
-                                if let Some(why) = chunk_problem(id) {
+                                let loc = self.index.get(BlobType::Data, id);
+                                if let Some(why) = chunk_problem(id, loc.as_ref()) {
                                     bad_chunks.insert(*id, why);
                                 }
-                            }
-                            if let Some(why) = self.slice_problem(node) {
-                                report.error(
-                                    format!(
-                                        "{snap} {}",
-                                        path.join(OsStr::from_bytes(&node.name)).display()
-                                    ),
-                                    why,
-                                );
+                                // A bundled file's slice must lie in its bundle (a missing
+                                // bundle is a bad chunk, above).
+                                let slice = node.bundle_offset.zip(loc).map(|(offset, loc)| {
+                                    bundle_slice(offset, node.size, loc.raw_len as usize)
+                                });
+                                if let Some(Err(why)) = slice {
+                                    report.error(
+                                        format!(
+                                            "{snap} {}",
+                                            path.join(OsStr::from_bytes(&node.name)).display()
+                                        ),
+                                        format!("cannot be restored: bundle {}: {why}", id.short()),
+                                    );
+                                }
                             }
                         }
                         true
@@ -356,17 +366,6 @@ impl Repository {
             }
         }
         Ok(report)
-    }
-
-    /// Why a bundled file's slice cannot be in its bundle as the index records it, if
-    /// it cannot (a missing bundle is reported as a bad chunk).
-    fn slice_problem(&self, node: &arca_repo::Node) -> Option<String> {
-        let offset = node.bundle_offset?;
-        let id = node.content.first()?;
-        let loc = self.index.get(BlobType::Data, id)?;
-        crate::content::bundle_slice(offset, node.size, loc.raw_len as usize)
-            .err()
-            .map(|why| format!("cannot be restored: bundle {}: {why}", id.short()))
     }
 
     /// Walks the trees below `root` depth first. `visit` gets each directory's path and
