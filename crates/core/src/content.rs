@@ -345,9 +345,7 @@ mod tests {
     /// counts.
     #[test]
     fn bundled_content_compares_by_bytes_with_bundled_and_chunked_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
+        let (_dir, src) = crate::testing::source_dir();
         let data = random_bytes(30_000, 7);
         let mut other = data.clone();
         other[29_999] ^= 1;

@@ -98,9 +98,7 @@ mod tests {
 
     #[test]
     fn forget_removes_only_what_the_policy_lets_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
+        let (_dir, src) = crate::testing::source_dir();
         let (_, mut repo) = crate::testing::memory_repository();
         for i in 0..4 {
             std::fs::write(src.join("f"), format!("{i}")).unwrap();

@@ -15,9 +15,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
+        let (dir, src) = crate::testing::source_dir();
         let backend: Arc<dyn WriteBackend> = Arc::new(MemoryBackend::new());
         Repository::init(backend.clone(), b"pw", &crate::testing::fast_init(1 << 20)).unwrap();
         Self {

@@ -1,6 +1,6 @@
 //! What unit tests of several modules share: a repository in memory, cheap to open.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arca_backends::{MemoryBackend, WriteBackend};
@@ -78,6 +78,14 @@ pub(crate) fn assert_checks_clean(repo: &Repository) {
         .check(&options, &crate::NoProgress)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(report.is_ok(), "{report:?}");
+}
+
+/// A temporary directory holding an empty directory `src`, for a test's source files.
+pub(crate) fn source_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap_or_else(|e| panic!("{e}"));
+    (dir, src)
 }
 
 /// Deterministic incompressible bytes (xorshift64) for `seed`: distinct content per seed.

@@ -140,9 +140,7 @@ mod tests {
     /// once over its files.
     #[test]
     fn small_files_share_bundles_and_restore_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
+        let (dir, src) = crate::testing::source_dir();
         let mut files = BTreeMap::new();
         for i in 0..70u64 {
             files.insert(format!("s{i:02}"), random_bytes(20_000 + i as usize, i + 1));

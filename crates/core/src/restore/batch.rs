@@ -300,9 +300,7 @@ mod tests {
     /// which are removed.
     #[test]
     fn batches_restore_exactly_and_damage_stays_with_its_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
+        let (dir, src) = crate::testing::source_dir();
         let mut files = Vec::new();
         for i in 0..150u64 {
             let data = if i % 10 == 0 {
