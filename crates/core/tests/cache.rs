@@ -168,17 +168,12 @@ fn a_bundle_of_many_files_is_read_once_per_operation() {
     let src = tmp.path().join("src");
     fs::create_dir(&src).unwrap();
     // Incompressible, so the data pack is the larger one.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for f in 0..200u32 {
-        let data: Vec<u8> = (0..5000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        fs::write(src.join(format!("f{f:03}.bin")), data).unwrap();
+    for f in 0..200u64 {
+        fs::write(
+            src.join(format!("f{f:03}.bin")),
+            common::noise(5000, (f + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        )
+        .unwrap();
     }
     let reads = Arc::new(Mutex::new(HashMap::new()));
     let counted = reads.clone();

@@ -47,15 +47,7 @@ fn a_failing_backend_stops_the_backup_cleanly() {
     repo.backup(&paths, &BackupOptions::default(), &NoProgress)
         .unwrap();
 
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..8_000_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let noise = common::noise(8_000_000, 0x2545_f491_4f6c_dd1d);
     std::fs::write(dir.path().join("b"), noise).unwrap();
     broken.store(true, Ordering::SeqCst);
     let cancel = CancelToken::new();

@@ -26,3 +26,16 @@ pub fn assert_checks_clean(repo: &Repository) {
     assert!(report.is_ok(), "{:?}", report.errors);
     assert!(report.packs_read > 0);
 }
+
+/// `len` incompressible bytes (xorshift64) from `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
