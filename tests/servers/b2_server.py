@@ -383,6 +383,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: B2Server
     server_version = "arca-b2-simulator"
+    # The upload URL id this request holds (see claim_upload), until its answer is sent.
+    claimed_upload: str | None = None
 
     # ---- plumbing -------------------------------------------------------------------
 
@@ -405,6 +407,9 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        # The upload is over once its answer goes out: a client may use the URL again
+        # as soon as it reads this, possibly before this handler returns.
+        self.release_upload()
         data = json.dumps(body, default=json_default).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
@@ -439,6 +444,7 @@ class Handler(BaseHTTPRequestHandler):
             # using one upload URL at once are refused as B2 does.
             if upload_id is not None:
                 self.claim_upload(upload_id)
+                self.claimed_upload = upload_id
             try:
                 body = self.read_body()
                 if self.server.next_request_fails():
@@ -450,14 +456,20 @@ class Handler(BaseHTTPRequestHandler):
                     self.server.maybe_expire(self.auth_header(query))
                 self.route(method, endpoint, url.path, query, body, upload_id)
             finally:
-                if upload_id is not None:
-                    with self.server.lock:
-                        self.server.uploads_in_flight.discard(upload_id)
+                self.release_upload()
         except Exception as exc:  # every failure becomes a B2 JSON error
             error = error_for(exc, endpoint)
             if error.status >= 500 and error.code != "service_unavailable":
                 traceback.print_exc()
             self.send_error_json(error)
+
+    def release_upload(self) -> None:
+        """Ends this request's claim on its upload URL, if it holds one."""
+        upload_id = self.claimed_upload
+        if upload_id is not None:
+            self.claimed_upload = None
+            with self.server.lock:
+                self.server.uploads_in_flight.discard(upload_id)
 
     def claim_upload(self, upload_id: str) -> None:
         with self.server.lock:
