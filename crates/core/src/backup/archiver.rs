@@ -1,6 +1,7 @@
-//! The archiver walks the sources depth-first in sorted order, reuses the content of
-//! files unchanged since the parent snapshot, sends the others to the file workers, and
-//! writes each directory's tree once all its entries are known (bottom-up).
+//! The archiver takes the walker's listings ([`super::walk`]) depth-first in sorted
+//! order, reuses the content of files unchanged since the parent snapshot, sends the
+//! others to the file workers, and writes each directory's tree once all its entries are
+//! known (bottom-up).
 //!
 //! Directories are tracked in a table keyed by a number. A directory is complete when
 //! its walk is done and no entry is pending (a file being read or a subdirectory not yet
@@ -9,7 +10,7 @@
 //! walk depth plus the files in flight and the directories of the files waiting for the
 //! open bundle (at most one per file of it, and a bundle holds at most 4,096 files), not
 //! by the size of the tree; open
-//! descriptors by the walk depth plus the files in flight.
+//! descriptors by the walk depth plus the files in flight plus the walker's lead.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -24,11 +25,10 @@ use super::checkpoint::Checkpoints;
 use super::files::{BundleWait, Content, Link, Waiter};
 use super::reader::{Abort, BlobJob, Done, FileJob, queue_blob};
 use super::saver::BlobSaver;
-use super::sources::{Entry, is_cache_dir};
+use super::walk::{Item, Listing, Scanned};
 use crate::dir_handle::DirHandle;
 use crate::metadata::{Owners, node_from_stat, same_inode_state, unchanged};
 use crate::progress::{BackupProgress, FileStatus};
-use crate::selection::Selector;
 use crate::{Error, ErrorKind, LockGuard, Result};
 
 /// What the walk counted.
@@ -69,10 +69,9 @@ pub(super) struct DirState {
     /// The open directory its entries are reached through; `None` if it could not be
     /// opened (it is then recorded empty).
     handle: Option<Arc<DirHandle>>,
-    /// The file system of the source it belongs to (`None` above the sources).
-    device: Option<u64>,
-    /// The backed-up path it belongs to (`None` above the sources).
-    source: Option<Arc<PathBuf>>,
+    /// A directory above the sources (`/`, unless it is the source, and the path
+    /// components leading to the sources).
+    above_sources: bool,
     pub(super) nodes: Vec<Option<Node>>,
     pub(super) pending: usize,
     walk_done: bool,
@@ -85,7 +84,7 @@ pub(super) struct DirState {
 
 struct Frame {
     dir: u64,
-    entries: std::vec::IntoIter<Entry>,
+    entries: std::vec::IntoIter<Item>,
 }
 
 pub(crate) struct Archiver<'a> {
@@ -93,7 +92,6 @@ pub(crate) struct Archiver<'a> {
     pub(crate) index: &'a Index,
     pub(crate) saver: &'a BlobSaver<'a>,
     pub(super) bundler: &'a Bundler,
-    pub(crate) selector: &'a Selector,
     pub(crate) progress: &'a dyn BackupProgress,
     pub(crate) abort: &'a Abort,
     pub(crate) jobs: Option<Sender<FileJob>>,
@@ -129,7 +127,6 @@ impl<'a> Archiver<'a> {
         index: &'a Index,
         saver: &'a BlobSaver<'a>,
         bundler: &'a Bundler,
-        selector: &'a Selector,
         progress: &'a dyn BackupProgress,
         abort: &'a Abort,
         jobs: Sender<FileJob>,
@@ -142,7 +139,6 @@ impl<'a> Archiver<'a> {
             saver,
             bundler,
             bundles: HashMap::new(),
-            selector,
             progress,
             abort,
             jobs: Some(jobs),
@@ -195,6 +191,7 @@ impl<'a> Archiver<'a> {
         handle: Option<Arc<DirHandle>>,
         parent: Option<(u64, usize)>,
         previous_id: Option<BlobId>,
+        above_sources: bool,
     ) -> u64 {
         let previous = previous_id.and_then(|id| match self.repo.load_tree(self.index, &id) {
             Ok(t) => Some(t),
@@ -211,8 +208,7 @@ impl<'a> Archiver<'a> {
             DirState {
                 path,
                 handle,
-                device: None,
-                source: None,
+                above_sources,
                 nodes: Vec::new(),
                 pending: 0,
                 walk_done: false,
@@ -239,63 +235,52 @@ impl<'a> Archiver<'a> {
         Ok(st.nodes.len() - 1)
     }
 
-    /// Lists a directory's entries sorted by name; unreadable directories are recorded
-    /// empty with an error.
-    fn list_dir(&mut self, dir: &DirHandle) -> Vec<Entry> {
-        match dir.names() {
-            Ok(names) => {
-                let mut entries: Vec<Entry> = names
-                    .into_iter()
-                    .map(|name| Entry {
-                        path: dir.join(&name),
-                        name,
-                        children: None,
-                    })
-                    .collect();
-                entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-                entries
+    /// The walker's next listing, which must be of the directory at `path`.
+    fn listing(&mut self, listings: &Receiver<Listing>, path: &Path) -> Result<Listing> {
+        let Ok(listing) = listings.recv() else {
+            if self.abort.should_stop() {
+                return Err(self.abort.take_error());
             }
-            Err(e) => {
-                self.error(dir.path(), format!("cannot read directory: {e}"));
-                Vec::new()
-            }
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("internal error: the walk ended before {}", path.display()),
+            ));
+        };
+        if listing.path != path {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "internal error: the walk listed {} where {} was expected",
+                    listing.path.display(),
+                    path.display()
+                ),
+            ));
         }
+        if let Some(message) = &listing.error {
+            self.error(path, message.clone());
+        }
+        Ok(listing)
     }
 
-    /// Archives the sources into the snapshot's root tree and returns its id.
+    /// Archives the sources into the snapshot's root tree and returns its id, taking
+    /// the directories' listings from the walker (`/` first; it is the source itself if
+    /// `root_is_source`).
     pub(crate) fn run(
         mut self,
-        root_entries: Option<Vec<Entry>>,
+        root_is_source: bool,
+        listings: Receiver<Listing>,
         previous_root: Option<BlobId>,
     ) -> Result<Walked> {
         let root_dir = Path::new("/");
-        let handle =
-            DirHandle::open_path(root_dir).map_err(|e| Error::io("cannot open", root_dir, e))?;
-        // Backing up `/` itself: the root is the source (its file system, its rules).
-        let root_is_source = root_entries.is_none();
-        let device = if root_is_source {
-            let st = handle
-                .stat()
-                .map_err(|e| Error::io("cannot read metadata of", root_dir, e))?;
-            Some(st.st_dev)
-        } else {
-            None
-        };
-        let entries = match root_entries {
-            Some(e) => e,
-            None => self.list_dir(&handle),
-        };
+        let listing = self.listing(&listings, root_dir)?;
         let root = self.new_dir(
             root_dir.to_path_buf(),
-            Some(Arc::new(handle)),
+            listing.handle,
             None,
             previous_root,
+            !root_is_source,
         );
-        if root_is_source {
-            let st = self.dir_mut(root)?;
-            st.device = device;
-            st.source = Some(Arc::new(root_dir.to_path_buf()));
-        }
+        let entries = listing.items;
         let mut stack = vec![Frame {
             dir: root,
             entries: entries.into_iter(),
@@ -306,8 +291,8 @@ impl<'a> Archiver<'a> {
             }
             let dir = frame.dir;
             match frame.entries.next() {
-                Some(entry) => {
-                    if let Some(child) = self.process(dir, entry)? {
+                Some(item) => {
+                    if let Some(child) = self.process(&listings, dir, item)? {
                         stack.push(child);
                     }
                 }
@@ -351,54 +336,31 @@ impl<'a> Archiver<'a> {
         }
     }
 
-    fn process(&mut self, dir: u64, entry: Entry) -> Result<Option<Frame>> {
-        let path = entry.path;
-        let parent = self.dir_mut(dir)?.handle.clone();
-        // Entries right below a virtual directory are sources themselves.
-        let source_root = self.dir_mut(dir)?.source.clone();
-        // Path components above a backed-up path are followed if they are symlinks, so
-        // the snapshot shows the directory structure the user named; they are opened by
-        // path. Everything else is reached by name through its open parent.
-        let own_handle = match entry.children {
-            Some(_) => match DirHandle::open_path(&path) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    self.error(&path, format!("cannot open: {e}"));
-                    return Ok(None);
-                }
-            },
-            None => None,
-        };
-        let stat = match (&own_handle, &parent) {
-            (Some(h), _) => h.stat(),
-            (None, Some(p)) => p.lstat(&entry.name),
-            (None, None) => return Ok(None),
-        };
-        let stat = match stat {
-            Ok(s) => s,
-            Err(e) => {
-                self.error(&path, format!("cannot read metadata: {e}"));
+    fn process(
+        &mut self,
+        listings: &Receiver<Listing>,
+        dir: u64,
+        item: Item,
+    ) -> Result<Option<Frame>> {
+        let Scanned {
+            name,
+            path,
+            stat,
+            own,
+        } = match item {
+            Item::Entry(scanned) => scanned,
+            Item::Error(path, message) => {
+                self.error(&path, message);
                 return Ok(None);
             }
         };
-        let mut node = node_from_stat(&entry.name, &stat, &mut self.owners);
-        // Path components above a source are not subject to the rules: the user named
-        // what lies below them.
-        let virtual_dir = entry.children.is_some();
-        if !virtual_dir
-            && (self.selector.filter.excludes(
-                &path,
-                node.kind == NodeKind::Dir,
-                source_root.as_deref().map_or(&path, |p| p.as_path()),
-            ) || (node.kind == NodeKind::File && self.selector.too_large(node.size)))
-        {
-            return Ok(None);
-        }
+        let parent = self.dir_mut(dir)?.handle.clone();
+        let mut node = node_from_stat(&name, &stat, &mut self.owners);
         let previous = self
             .dir_mut(dir)?
             .previous
             .as_ref()
-            .and_then(|t| t.find(&entry.name))
+            .and_then(|t| t.find(&name))
             .cloned();
         // Setting or removing an attribute changes the change time: an entry whose
         // inode and change time are those of the parent snapshot's, settled before that
@@ -412,9 +374,9 @@ impl<'a> Archiver<'a> {
         if let Some(p) = same_attributes {
             node.xattrs = p.xattrs.clone();
         } else {
-            let xattrs = match (&own_handle, &parent) {
+            let xattrs = match (&own, &parent) {
                 (Some(h), _) => h.own_xattrs(),
-                (None, Some(p)) => p.xattrs(&entry.name),
+                (None, Some(p)) => p.xattrs(&name),
                 (None, None) => Ok(Vec::new()),
             };
             match xattrs {
@@ -469,7 +431,7 @@ impl<'a> Archiver<'a> {
                         _ => {
                             // Changed size since: not the same content any more.
                             self.links.remove(&key);
-                            self.send_file(dir, slot, parent, entry.name, path, status)?;
+                            self.send_file(dir, slot, parent, name, path, status)?;
                         }
                     }
                 } else if let Some(handle) = parent {
@@ -477,7 +439,7 @@ impl<'a> Archiver<'a> {
                         self.links.insert(key, Link::Reading(Vec::new()));
                     }
                     let slot = self.push_node(dir, node)?;
-                    self.send_file(dir, slot, Some(handle), entry.name, path, status)?;
+                    self.send_file(dir, slot, Some(handle), name, path, status)?;
                 }
                 Ok(None)
             }
@@ -485,67 +447,27 @@ impl<'a> Archiver<'a> {
                 let previous_id = previous
                     .filter(|p| p.kind == NodeKind::Dir)
                     .and_then(|p| p.subtree);
-                let handle = match (own_handle, &parent) {
-                    (Some(h), _) => Some(h),
-                    (None, Some(p)) => match p.child(&entry.name) {
-                        Ok(h) => Some(h),
-                        Err(e) => {
-                            self.error(&path, format!("cannot open directory: {e}"));
-                            None
-                        }
-                    },
-                    (None, None) => None,
-                };
-                // The file system a source lives on: set by the source itself, inherited.
-                let parent_device = self.dir_mut(dir)?.device;
-                let crosses = self.selector.one_file_system
-                    && parent_device.is_some_and(|d| d != node.device);
-                let device = if virtual_dir {
-                    None
-                } else {
-                    Some(parent_device.unwrap_or(node.device))
-                };
-                let mut entries = match (entry.children, &handle) {
-                    (Some(children), _) => children,
-                    // A mount point is recorded, empty (as Borg does).
-                    (None, Some(_)) if crosses => Vec::new(),
-                    (None, Some(h)) => self.list_dir(h),
-                    (None, None) => Vec::new(),
-                };
-                if !virtual_dir {
-                    if self
-                        .selector
-                        .has_marker(entries.iter().map(|e| e.name.as_slice()))
-                    {
-                        return Ok(None);
-                    }
-                    if self.selector.exclude_caches
-                        && let Some(h) = &handle
-                        && is_cache_dir(h, &entries)
-                    {
-                        entries.retain(|e| e.name == b"CACHEDIR.TAG");
-                    }
+                let listing = self.listing(listings, &path)?;
+                if listing.excluded {
+                    return Ok(None);
                 }
                 let slot = self.push_node(dir, node)?;
                 self.dir_mut(dir)?.pending += 1;
-                let source = if virtual_dir {
-                    None
-                } else {
-                    Some(source_root.unwrap_or_else(|| Arc::new(path.clone())))
-                };
-                let child =
-                    self.new_dir(path, handle.map(Arc::new), Some((dir, slot)), previous_id);
-                let st = self.dir_mut(child)?;
-                st.device = device;
-                st.source = source;
+                let child = self.new_dir(
+                    path,
+                    listing.handle,
+                    Some((dir, slot)),
+                    previous_id,
+                    own.is_some(),
+                );
                 Ok(Some(Frame {
                     dir: child,
-                    entries: entries.into_iter(),
+                    entries: listing.items.into_iter(),
                 }))
             }
             NodeKind::Symlink => {
                 let target = match &parent {
-                    Some(p) => p.read_link(&entry.name),
+                    Some(p) => p.read_link(&name),
                     None => return Ok(None),
                 };
                 match target {
@@ -589,7 +511,7 @@ impl<'a> Archiver<'a> {
             let Some(st) = self.dirs.remove(&dir) else {
                 return Ok(());
             };
-            if st.source.is_none() {
+            if st.above_sources {
                 self.top.extend(st.nodes.iter().flatten().map(|n| {
                     (
                         st.path.join(std::ffi::OsStr::from_bytes(&n.name)),

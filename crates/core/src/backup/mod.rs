@@ -1,6 +1,8 @@
 //! `backup`: turn source paths into a snapshot.
 //!
-//! Threads: the calling thread walks and builds trees ([`archiver`]); file workers read,
+//! Threads: a walker lists directories and reads metadata ([`walk`]); the calling
+//! thread compares with the parent snapshot and builds trees ([`archiver`]); file
+//! workers read,
 //! chunk and name content ([`reader`]); blob workers compress, encrypt and pack
 //! ([`saver`]); an optional scanner estimates the totals for progress. Bounded channels
 //! between them keep memory bounded. The snapshot is written only after every pack it
@@ -15,6 +17,7 @@ mod saver;
 mod scan;
 mod sources;
 mod stream;
+mod walk;
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -35,6 +38,7 @@ pub(crate) use self::saver::BlobSaver;
 use self::saver::SaverStats;
 pub(crate) use self::sources::{is_cache_dir_at, normalize};
 use self::sources::{normalize_sources, path_bytes, source_entries};
+use self::walk::{Root, Walker};
 use crate::dir_handle::raise_open_file_limit;
 use crate::progress::{BackupProgress, CancelToken};
 use crate::repository::{RepositoryStats, SnapshotInfo};
@@ -258,11 +262,12 @@ impl Repository {
             .checkpoint_interval
             .filter(|_| !options.dry_run)
             .map(|every| Checkpoints::new(every, prep.started, prep.template.clone()));
-        let root_entries = if sources.len() == 1 && sources[0] == Path::new("/") {
+        let root = Root::open(if sources.len() == 1 && sources[0] == Path::new("/") {
             None
         } else {
             Some(source_entries(&sources))
-        };
+        })?;
+        let root_is_source = root.is_source();
         let params = self.chunker.params();
         let bundler = Bundler::new(u64::from(params.avg_size), params.max_size as usize);
         let walked = std::thread::scope(|s| {
@@ -286,6 +291,12 @@ impl Repository {
                 s.spawn(move || blob_worker(blobs, saver, abort));
             }
             drop((job_rx, blob_rx, done_tx));
+            let (listing_tx, listing_rx) = bounded(walk::AHEAD);
+            let walker = Walker {
+                selector: &selector,
+                abort: &abort,
+            };
+            s.spawn(move || walker.run(root, &listing_tx));
             if options.estimate {
                 let (sources, selector, abort, done) = (&sources, &selector, &abort, &scan_done);
                 s.spawn(move || scan::estimate(sources, selector, progress, abort, done));
@@ -295,7 +306,6 @@ impl Repository {
                 &self.index,
                 &saver,
                 &bundler,
-                &selector,
                 progress,
                 &abort,
                 job_tx,
@@ -307,10 +317,12 @@ impl Repository {
             }
             archiver.checkpoints = checkpoints.as_mut();
             archiver.session = prep.session.as_ref();
-            let result = archiver.run(root_entries, previous_root).map(|mut w| {
-                w.top.retain(|(path, _)| sources.contains(path));
-                w
-            });
+            let result = archiver
+                .run(root_is_source, listing_rx, previous_root)
+                .map(|mut w| {
+                    w.top.retain(|(path, _)| sources.contains(path));
+                    w
+                });
             // The estimate is moot now; do not wait for it to finish its walk.
             scan_done.store(true, Ordering::SeqCst);
             if result.is_err() {

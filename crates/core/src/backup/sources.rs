@@ -92,9 +92,9 @@ pub(crate) fn path_bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-/// Whether `entries` (of the open directory `dir`) include a valid `CACHEDIR.TAG`.
-pub(crate) fn is_cache_dir(dir: &DirHandle, entries: &[Entry]) -> bool {
-    entries.iter().any(|e| e.name == b"CACHEDIR.TAG") && is_cache_dir_at(dir)
+/// Whether `names` (of the open directory `dir`) include a valid `CACHEDIR.TAG`.
+pub(crate) fn is_cache_dir(dir: &DirHandle, names: &[Vec<u8>]) -> bool {
+    names.iter().any(|n| n == b"CACHEDIR.TAG") && is_cache_dir_at(dir)
 }
 
 /// Whether the open directory `dir` holds a `CACHEDIR.TAG` that starts with the
