@@ -103,13 +103,17 @@ impl DirHandle {
     }
 
     /// The names in this directory, unsorted, without `.` and `..`. Read through a new
-    /// descriptor (also `O_NOATIME`), so it can be called more than once.
+    /// descriptor (also `O_NOATIME`), so it can be called more than once, and straight
+    /// with `getdents64` into one 32 KiB buffer: `opendir` would add an `fstat`, two
+    /// `fcntl`s and a rewinding `lseek` per directory, a sixth of an unchanged backup's
+    /// system calls.
     pub(crate) fn names(&self) -> io::Result<Vec<Vec<u8>>> {
         let fd = open_noatime(&self.fd, OsStr::new("."), DIR_FLAGS)?;
-        let mut dir = nix::dir::Dir::from_fd(fd).map_err(io_err)?;
+        let mut buf = Vec::with_capacity(32 * 1024);
+        let mut dir = rustix::fs::RawDir::new(&fd, buf.spare_capacity_mut());
         let mut names = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(io_err)?;
+        while let Some(entry) = dir.next() {
+            let entry = entry.map_err(io::Error::from)?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
                 names.push(name.to_vec());
