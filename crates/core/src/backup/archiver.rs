@@ -7,10 +7,13 @@
 //! its walk is done and no entry is pending (a file being read or a subdirectory not yet
 //! complete); completing it encodes its tree, queues the tree blob, and fills in its
 //! node in the parent, which may complete the parent in turn. Memory is bounded by the
-//! walk depth plus the files in flight and the directories of the files waiting for the
-//! open bundle (at most one per file of it, and a bundle holds at most 4,096 files), not
-//! by the size of the tree; open
-//! descriptors by the walk depth plus the files in flight plus the walker's lead.
+//! walk depth (with each directory's remaining names at each level, in the walker),
+//! the walker's lead (at most [`super::walk::AHEAD`] batches of at most
+//! [`super::walk::CHUNK`] entries), the files in flight and the directories of the files
+//! waiting for the open bundle (at most one per file of it, and a bundle holds at most
+//! 4,096 files), not by the size of the tree. Open descriptors are bounded by the walk
+//! depth (twice: the walker's and the archiver's), the walker's lead and the files in
+//! flight.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -25,7 +28,7 @@ use super::checkpoint::Checkpoints;
 use super::files::{BundleWait, Content, Link, Waiter};
 use super::reader::{Abort, BlobJob, Done, FileJob, queue_blob};
 use super::saver::BlobSaver;
-use super::walk::{Item, Listing, Scanned};
+use super::walk::{Item, Listing, Listings};
 use crate::dir_handle::DirHandle;
 use crate::metadata::{Owners, node_from_stat, same_inode_state, unchanged};
 use crate::progress::{BackupProgress, FileStatus};
@@ -66,8 +69,8 @@ pub(crate) struct Walked {
 
 pub(super) struct DirState {
     pub(super) path: PathBuf,
-    /// The open directory its entries are reached through; `None` if it could not be
-    /// opened (it is then recorded empty).
+    /// The open directory its entries are reached through, once the archiver needs it
+    /// (see [`Archiver::dir_handle`]); dropped when its walk is done.
     handle: Option<Arc<DirHandle>>,
     /// A directory above the sources (`/`, unless it is the source, and the path
     /// components leading to the sources).
@@ -85,6 +88,8 @@ pub(super) struct DirState {
 struct Frame {
     dir: u64,
     entries: std::vec::IntoIter<Item>,
+    /// More listings of this directory will come.
+    more: bool,
 }
 
 pub(crate) struct Archiver<'a> {
@@ -235,9 +240,60 @@ impl<'a> Archiver<'a> {
         Ok(st.nodes.len() - 1)
     }
 
+    /// The open directory `dir`, opened now if the archiver has not needed it yet: by
+    /// name through its parent (opened in turn if need be), or by path for `/` and the
+    /// path components above the sources. An unchanged backup opens none.
+    pub(super) fn dir_handle(&mut self, dir: u64) -> std::result::Result<Arc<DirHandle>, String> {
+        let missing = |id: u64| format!("internal error: directory {id} is not being archived");
+        // The directories to open by name, innermost first, below one that is open or
+        // is opened by path.
+        let mut chain = Vec::new();
+        let mut at = dir;
+        let mut handle = loop {
+            let st = self.dirs.get_mut(&at).ok_or_else(|| missing(at))?;
+            if let Some(h) = &st.handle {
+                break h.clone();
+            }
+            match st.parent {
+                Some((parent, _)) if !st.above_sources => {
+                    chain.push(at);
+                    at = parent;
+                }
+                _ => {
+                    let h = Arc::new(DirHandle::open_path(&st.path).map_err(|e| e.to_string())?);
+                    st.handle = Some(h.clone());
+                    break h;
+                }
+            }
+        };
+        while let Some(id) = chain.pop() {
+            let st = self.dirs.get_mut(&id).ok_or_else(|| missing(id))?;
+            let name = st
+                .path
+                .file_name()
+                .map(OsStrExt::as_bytes)
+                .unwrap_or_default();
+            handle = Arc::new(handle.child(name).map_err(|e| e.to_string())?);
+            st.handle = Some(handle.clone());
+        }
+        Ok(handle)
+    }
+
+    /// The open directory `dir` to read the file at `path` through; if it cannot be
+    /// opened, the file is left out with an error.
+    fn file_dir(&mut self, dir: u64, path: &Path) -> Option<Arc<DirHandle>> {
+        match self.dir_handle(dir) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                self.error(path, format!("cannot open its directory: {e}"));
+                None
+            }
+        }
+    }
+
     /// The walker's next listing, which must be of the directory at `path`.
-    fn listing(&mut self, listings: &Receiver<Listing>, path: &Path) -> Result<Listing> {
-        let Ok(listing) = listings.recv() else {
+    fn listing(&mut self, listings: &mut Listings, path: &Path) -> Result<Listing> {
+        let Some(listing) = listings.next() else {
             if self.abort.should_stop() {
                 return Err(self.abort.take_error());
             }
@@ -268,22 +324,22 @@ impl<'a> Archiver<'a> {
     pub(crate) fn run(
         mut self,
         root_is_source: bool,
-        listings: Receiver<Listing>,
+        mut listings: Listings,
         previous_root: Option<BlobId>,
     ) -> Result<Walked> {
         let root_dir = Path::new("/");
-        let listing = self.listing(&listings, root_dir)?;
+        let listing = self.listing(&mut listings, root_dir)?;
         let root = self.new_dir(
             root_dir.to_path_buf(),
-            listing.handle,
+            None,
             None,
             previous_root,
             !root_is_source,
         );
-        let entries = listing.items;
         let mut stack = vec![Frame {
             dir: root,
-            entries: entries.into_iter(),
+            entries: listing.items.into_iter(),
+            more: listing.more,
         }];
         while let Some(frame) = stack.last_mut() {
             if self.abort.should_stop() {
@@ -292,9 +348,15 @@ impl<'a> Archiver<'a> {
             let dir = frame.dir;
             match frame.entries.next() {
                 Some(item) => {
-                    if let Some(child) = self.process(&listings, dir, item)? {
+                    if let Some(child) = self.process(&mut listings, dir, item)? {
                         stack.push(child);
                     }
+                }
+                None if frame.more => {
+                    let path = self.dir_mut(dir)?.path.clone();
+                    let next = self.listing(&mut listings, &path)?;
+                    frame.entries = next.items.into_iter();
+                    frame.more = next.more;
                 }
                 None => {
                     stack.pop();
@@ -313,6 +375,15 @@ impl<'a> Archiver<'a> {
             if !stack.is_empty() {
                 self.checkpoint_if_due()?;
             }
+        }
+        if let Some(extra) = listings.next() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "internal error: the walk listed {} after the last directory",
+                    extra.path.display()
+                ),
+            ));
         }
         // No more files to read: let the workers finish and collect their results.
         self.jobs = None;
@@ -336,25 +407,26 @@ impl<'a> Archiver<'a> {
         }
     }
 
-    fn process(
-        &mut self,
-        listings: &Receiver<Listing>,
-        dir: u64,
-        item: Item,
-    ) -> Result<Option<Frame>> {
-        let Scanned {
-            name,
-            path,
-            stat,
-            own,
-        } = match item {
-            Item::Entry(scanned) => scanned,
+    fn process(&mut self, listings: &mut Listings, dir: u64, item: Item) -> Result<Option<Frame>> {
+        // A path component above the sources comes with its listing, read through the
+        // directory's own handle, which also gives its metadata and attributes.
+        let (name, path, stat, mut above) = match item {
+            Item::Entry(s) => (s.name, s.path, s.stat, None),
+            Item::Above(name, path) => {
+                let mut listing = self.listing(listings, &path)?;
+                match listing.stat.take() {
+                    Some(stat) if !listing.excluded => (name, path, *stat, Some(listing)),
+                    _ => return Ok(None),
+                }
+            }
             Item::Error(path, message) => {
                 self.error(&path, message);
                 return Ok(None);
             }
         };
-        let parent = self.dir_mut(dir)?.handle.clone();
+        let above_sources = above.is_some();
+        // A path component above the sources is opened by path, if needed.
+        let mut own = None;
         let mut node = node_from_stat(&name, &stat, &mut self.owners);
         let previous = self
             .dir_mut(dir)?
@@ -374,10 +446,17 @@ impl<'a> Archiver<'a> {
         if let Some(p) = same_attributes {
             node.xattrs = p.xattrs.clone();
         } else {
-            let xattrs = match (&own, &parent) {
-                (Some(h), _) => h.own_xattrs(),
-                (None, Some(p)) => p.xattrs(&name),
-                (None, None) => Ok(Vec::new()),
+            let xattrs = if above_sources {
+                match DirHandle::open_path(&path) {
+                    Ok(h) => own
+                        .insert(Arc::new(h))
+                        .own_xattrs()
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            } else {
+                self.dir_handle(dir)
+                    .and_then(|p| p.xattrs(&name).map_err(|e| e.to_string()))
             };
             match xattrs {
                 Ok(x) => node.xattrs = x,
@@ -431,10 +510,20 @@ impl<'a> Archiver<'a> {
                         _ => {
                             // Changed size since: not the same content any more.
                             self.links.remove(&key);
-                            self.send_file(dir, slot, parent, name, path, status)?;
+                            match self.file_dir(dir, &path) {
+                                Some(h) => {
+                                    self.send_file(dir, slot, Some(h), name, path, status)?
+                                }
+                                // Not read: no entry rather than one without content.
+                                None => {
+                                    if let Some(n) = self.dir_mut(dir)?.nodes.get_mut(slot) {
+                                        *n = None;
+                                    }
+                                }
+                            }
                         }
                     }
-                } else if let Some(handle) = parent {
+                } else if let Some(handle) = self.file_dir(dir, &path) {
                     if node.links > 1 {
                         self.links.insert(key, Link::Reading(Vec::new()));
                     }
@@ -447,29 +536,26 @@ impl<'a> Archiver<'a> {
                 let previous_id = previous
                     .filter(|p| p.kind == NodeKind::Dir)
                     .and_then(|p| p.subtree);
-                let listing = self.listing(listings, &path)?;
+                let listing = match above.take() {
+                    Some(listing) => listing,
+                    None => self.listing(listings, &path)?,
+                };
                 if listing.excluded {
                     return Ok(None);
                 }
                 let slot = self.push_node(dir, node)?;
                 self.dir_mut(dir)?.pending += 1;
-                let child = self.new_dir(
-                    path,
-                    listing.handle,
-                    Some((dir, slot)),
-                    previous_id,
-                    own.is_some(),
-                );
+                let child = self.new_dir(path, own, Some((dir, slot)), previous_id, above_sources);
                 Ok(Some(Frame {
                     dir: child,
                     entries: listing.items.into_iter(),
+                    more: listing.more,
                 }))
             }
             NodeKind::Symlink => {
-                let target = match &parent {
-                    Some(p) => p.read_link(&name),
-                    None => return Ok(None),
-                };
+                let target = self
+                    .dir_handle(dir)
+                    .and_then(|p| p.read_link(&name).map_err(|e| e.to_string()));
                 match target {
                     Ok(target) => {
                         node.target = target;

@@ -2,10 +2,10 @@
 //!
 //! Threads: a walker lists directories and reads metadata ([`walk`]); the calling
 //! thread compares with the parent snapshot and builds trees ([`archiver`]); file
-//! workers read,
-//! chunk and name content ([`reader`]); blob workers compress, encrypt and pack
-//! ([`saver`]); an optional scanner estimates the totals for progress. Bounded channels
-//! between them keep memory bounded. The snapshot is written only after every pack it
+//! workers read, chunk and name content ([`reader`]); blob workers compress, encrypt and
+//! pack ([`saver`]); an optional scanner estimates the totals for progress. Bounded
+//! channels between them keep memory bounded (the archiver's module documentation
+//! gives the bound). The snapshot is written only after every pack it
 //! needs and the index naming those packs are durable.
 
 mod archiver;
@@ -297,6 +297,7 @@ impl Repository {
                 abort: &abort,
             };
             s.spawn(move || walker.run(root, &listing_tx));
+            let listings = walk::Listings::new(listing_rx);
             if options.estimate {
                 let (sources, selector, abort, done) = (&sources, &selector, &abort, &scan_done);
                 s.spawn(move || scan::estimate(sources, selector, progress, abort, done));
@@ -318,7 +319,7 @@ impl Repository {
             archiver.checkpoints = checkpoints.as_mut();
             archiver.session = prep.session.as_ref();
             let result = archiver
-                .run(root_is_source, listing_rx, previous_root)
+                .run(root_is_source, listings, previous_root)
                 .map(|mut w| {
                     w.top.retain(|(path, _)| sources.contains(path));
                     w
@@ -788,6 +789,7 @@ mod tests {
     use arca_repo::{BlobId, BlobType, PackEntry};
 
     use super::*;
+    use crate::NoProgress;
 
     fn pack(id: u8, n: usize) -> IndexedPack {
         IndexedPack {
@@ -802,6 +804,41 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_directory_listed_in_parts_is_archived_whole() {
+        let (_tmp, src) = crate::testing::source_dir();
+        let files = walk::CHUNK * 2 + 7;
+        for i in 0..files {
+            std::fs::write(src.join(format!("f{i:04}")), i.to_string()).unwrap();
+        }
+        // Directories sorted into the first part, between the parts, and last.
+        for d in ["a/deep", "f0600d/deep", "z"] {
+            std::fs::create_dir_all(src.join(d)).unwrap();
+            std::fs::write(src.join(d).join("x"), d).unwrap();
+        }
+        // Files changed less than a second before a backup are read again by the next.
+        std::thread::sleep(Duration::from_millis(1200));
+        let (_, mut repo) = crate::testing::memory_repository();
+        let options = BackupOptions::default();
+        let first = repo
+            .backup(std::slice::from_ref(&src), &options, &NoProgress)
+            .unwrap();
+        let tree = crate::testing::latest_tree_of(&repo, &src);
+        assert_eq!(tree.nodes().len(), files + 3);
+        for d in ["a/deep", "f0600d/deep", "z"] {
+            let inner = crate::testing::latest_tree_of(&repo, &src.join(d));
+            assert_eq!(inner.nodes().len(), 1, "{d}");
+        }
+        assert_eq!(first.snapshot.summary.files_new, files as u64 + 3);
+        let second = repo
+            .backup(std::slice::from_ref(&src), &options, &NoProgress)
+            .unwrap();
+        assert_eq!(second.snapshot.summary.files_unchanged, files as u64 + 3);
+        let again = crate::testing::latest_tree_of(&repo, &src);
+        assert_eq!(again.nodes(), tree.nodes());
+        crate::testing::assert_checks_clean(&repo);
     }
 
     #[test]

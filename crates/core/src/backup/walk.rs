@@ -1,35 +1,54 @@
 //! The walker lists the sources ahead of the archiver, on a thread of its own: it reads
 //! each directory, sorts its names, reads every entry's metadata and applies the
 //! selection rules, so the archiver is left with comparing against the parent snapshot
-//! and storing. (An unchanged backup spends about half its time in `getdents` and
+//! and storing. (An unchanged backup spends about half its walk in `getdents` and
 //! `fstatat`; the other half, loading the parent's trees and writing the new ones, now
 //! runs beside it.)
 //!
-//! It sends one [`Listing`] per directory in the order the archiver descends: depth
-//! first, names sorted. Every directory entry in a listing is followed, later, by exactly
-//! one listing of its own. The channel is bounded, so the walker runs at most that many
-//! directories ahead, each holding one open descriptor.
+//! It makes a directory's entries into [`Listing`]s of at most [`CHUNK`] entries, in the
+//! order the archiver consumes them: depth first, names sorted. After a listing, the
+//! listings of the directories among its entries follow, each with its whole subtree,
+//! before the next listing of the same directory. Listings travel in batches of at most
+//! [`CHUNK`] entries or [`BATCH`] listings (most directories are small, and a message
+//! per directory cost as many futex and yield calls as the walker saved), and the
+//! channel holds at most [`AHEAD`] batches. So the walker's lead is bounded in entries
+//! however large a directory is. Listings carry no descriptor: the walker holds one
+//! per level of its walk, and the archiver opens a directory itself, by name through
+//! its parent, only if it needs to read something in it.
 
+use std::collections::VecDeque;
+use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-use nix::sys::stat::{FileStat, SFlag};
+use arca_repo::NodeKind;
+use crossbeam_channel::{Receiver, Sender};
+use nix::sys::stat::FileStat;
 
 use super::reader::Abort;
 use super::sources::{Entry, is_cache_dir};
 use crate::dir_handle::DirHandle;
+use crate::metadata::kind_of;
 use crate::selection::Selector;
 use crate::{Error, Result};
 
-/// How many directories the walker may list ahead of the archiver.
-pub(super) const AHEAD: usize = 32;
+/// How many batches the walker may have sent that the archiver has not taken.
+pub(super) const AHEAD: usize = 4;
+
+/// At most this many entries go in one listing, and in one batch.
+pub(super) const CHUNK: usize = 512;
+
+/// At most this many listings go in one batch.
+pub(super) const BATCH: usize = 32;
 
 /// One entry of a directory, as the archiver gets it.
 #[derive(Debug)]
 pub(super) enum Item {
     /// An entry the selection keeps, with its metadata.
     Entry(Scanned),
+    /// A path component above the sources; its metadata and handle come with its
+    /// listing, which follows.
+    Above(Vec<u8>, PathBuf),
     /// An entry that could not be read: it is left out with this error.
     Error(PathBuf, String),
 }
@@ -39,34 +58,100 @@ pub(super) struct Scanned {
     pub(super) name: Vec<u8>,
     pub(super) path: PathBuf,
     pub(super) stat: FileStat,
-    /// For a path component above the sources: the directory itself, opened by path
-    /// (following symlinks), which `stat` describes.
-    pub(super) own: Option<Arc<DirHandle>>,
 }
 
-/// A directory's listing.
+/// Entries of one directory.
 #[derive(Debug)]
 pub(super) struct Listing {
     pub(super) path: PathBuf,
-    /// `None` if the directory could not be opened.
-    pub(super) handle: Option<Arc<DirHandle>>,
-    /// Why the directory is recorded empty: it could not be opened or read.
+    /// For a path component above the sources, its metadata.
+    pub(super) stat: Option<Box<FileStat>>,
+    /// What went wrong opening or reading it: it is then recorded empty, or, above the
+    /// sources, left out.
     pub(super) error: Option<String>,
-    /// It holds a marker file (`--exclude-if-present`): it is left out entirely.
+    /// It is left out of the snapshot: it holds a marker file (`--exclude-if-present`)
+    /// or, above the sources, could not be opened.
     pub(super) excluded: bool,
-    /// Its entries in name order.
+    /// Entries in name order.
     pub(super) items: Vec<Item>,
+    /// More listings of this directory follow (after those of its subdirectories).
+    pub(super) more: bool,
 }
 
 impl Listing {
-    fn new(path: PathBuf, handle: Option<Arc<DirHandle>>) -> Self {
+    fn new(path: PathBuf) -> Self {
         Self {
             path,
-            handle,
+            stat: None,
             error: None,
             excluded: false,
             items: Vec::new(),
+            more: false,
         }
+    }
+
+    fn failed(path: PathBuf, message: String) -> Self {
+        let mut listing = Self::new(path);
+        listing.error = Some(message);
+        listing
+    }
+}
+
+/// The archiver's end of the channel: listings one by one.
+pub(super) struct Listings {
+    batches: Receiver<Vec<Listing>>,
+    taken: VecDeque<Listing>,
+}
+
+impl Listings {
+    pub(super) fn new(batches: Receiver<Vec<Listing>>) -> Self {
+        Self {
+            batches,
+            taken: VecDeque::new(),
+        }
+    }
+
+    /// The next listing; `None` once the walker has stopped and all it sent is taken.
+    pub(super) fn next(&mut self) -> Option<Listing> {
+        while self.taken.is_empty() {
+            self.taken.extend(self.batches.recv().ok()?);
+        }
+        self.taken.pop_front()
+    }
+}
+
+/// The walker's end of the channel: collects listings into batches.
+struct Outbox<'a> {
+    batches: &'a Sender<Vec<Listing>>,
+    batch: Vec<Listing>,
+    items: usize,
+    /// Listings made so far, sent or not.
+    made: usize,
+}
+
+impl Outbox<'_> {
+    /// Adds `listing` to the batch, sending the batch if full; false if the archiver
+    /// has hung up.
+    fn push(&mut self, listing: Listing) -> bool {
+        self.made += 1;
+        self.items += listing.items.len();
+        self.batch.push(listing);
+        if self.items >= CHUNK || self.batch.len() >= BATCH {
+            self.flush()
+        } else {
+            true
+        }
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        if self.batches.send(std::mem::take(&mut self.batch)).is_err() {
+            return false;
+        }
+        self.items = 0;
+        true
     }
 }
 
@@ -106,22 +191,26 @@ impl Root {
     }
 }
 
-/// A directory below one being walked, to descend into once its parent's listing is sent.
+/// A directory among the entries of a listing, to walk once that listing is sent.
 struct Subdir {
     name: Vec<u8>,
     path: PathBuf,
     device: u64,
-    /// Given children of a path component above the sources, and its own handle.
-    above: Option<(Vec<Entry>, Arc<DirHandle>)>,
+    /// The given children of a path component above the sources.
+    above: Option<Vec<Entry>>,
 }
 
 /// A directory being walked.
 struct Frame {
     handle: Arc<DirHandle>,
+    path: PathBuf,
     /// The file system of the source it belongs to (`None` above the sources).
     device: Option<u64>,
     /// The backed-up path it belongs to (`None` above the sources).
     source: Option<Arc<PathBuf>>,
+    /// Entries not yet listed.
+    rest: Peekable<Box<dyn Iterator<Item = Entry> + Send>>,
+    /// Directories among the entries of the last listing sent, not yet walked.
     subdirs: std::vec::IntoIter<Subdir>,
 }
 
@@ -131,26 +220,38 @@ pub(super) struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// Walks from `root`, sending each directory's listing; stops early if the backup
-    /// stops or the archiver hangs up.
-    pub(super) fn run(&self, root: Root, listings: &Sender<Listing>) {
+    /// Walks from `root`, sending listings in batches; stops early if the backup stops
+    /// or the archiver hangs up. Returns how many listings it made.
+    pub(super) fn run(&self, root: Root, batches: &Sender<Vec<Listing>>) -> usize {
+        let mut out = Outbox {
+            batches,
+            batch: Vec::new(),
+            items: 0,
+            made: 0,
+        };
+        self.walk(root, &mut out);
+        out.made
+    }
+
+    fn walk(&self, root: Root, out: &mut Outbox<'_>) {
         let path = PathBuf::from("/");
-        let (frame, listing) = match root.entries {
-            Some(entries) => self.list(root.handle, path, None, None, entries),
+        let mut frame = match root.entries {
+            Some(entries) => self.frame(root.handle, path, None, None, entries.into_iter()),
             None => {
                 let source = Some(Arc::new(path.clone()));
-                // The root is listed as it is: the marker and cache rules apply to
-                // directories below the sources' tops, as for any other source.
+                // `/` as the source is listed as it is: no marker or cache rule.
                 match self.read(&root.handle, &path, false) {
-                    Ok(entries) => self.list(root.handle, path, root.device, source, entries),
+                    Ok(entries) => self.frame(root.handle, path, root.device, source, entries),
                     Err(listing) => {
-                        let _ = listings.send(listing);
+                        out.push(listing);
+                        out.flush();
                         return;
                     }
                 }
             }
         };
-        if listings.send(listing).is_err() {
+        let listing = self.next_listing(&mut frame);
+        if !out.push(listing) {
             return;
         }
         let mut stack = vec![frame];
@@ -158,35 +259,79 @@ impl Walker<'_> {
             if self.abort.should_stop() {
                 return;
             }
-            let Some(sub) = top.subdirs.next() else {
+            let (listing, frame) = if let Some(sub) = top.subdirs.next() {
+                let descended = self.descend(top, sub);
+                // A directory with nothing left to walk closes before its last
+                // subdirectory is walked: a chain of single subdirectories holds one
+                // descriptor, not one per level.
+                if top.subdirs.len() == 0 && top.rest.peek().is_none() {
+                    stack.pop();
+                }
+                descended
+            } else if top.rest.peek().is_some() {
+                (self.next_listing(top), None)
+            } else {
                 stack.pop();
                 continue;
             };
-            let (frame, listing) = self.descend(top, sub);
-            if listings.send(listing).is_err() {
+            if !out.push(listing) {
                 return;
             }
             stack.extend(frame);
         }
+        out.flush();
     }
 
-    /// Opens and lists subdirectory `sub` of `parent`.
-    fn descend(&self, parent: &Frame, sub: Subdir) -> (Option<Frame>, Listing) {
-        if let Some((entries, handle)) = sub.above {
-            let (frame, listing) = self.list(handle, sub.path, None, None, entries);
-            return (Some(frame), listing);
+    fn frame(
+        &self,
+        handle: Arc<DirHandle>,
+        path: PathBuf,
+        device: Option<u64>,
+        source: Option<Arc<PathBuf>>,
+        entries: impl Iterator<Item = Entry> + Send + 'static,
+    ) -> Frame {
+        let rest: Box<dyn Iterator<Item = Entry> + Send> = Box::new(entries);
+        Frame {
+            handle,
+            path,
+            device,
+            source,
+            rest: rest.peekable(),
+            subdirs: Vec::new().into_iter(),
+        }
+    }
+
+    /// Opens subdirectory `sub` of `parent`; returns its first listing and, if it has
+    /// entries, its frame.
+    fn descend(&self, parent: &Frame, sub: Subdir) -> (Listing, Option<Frame>) {
+        if let Some(children) = sub.above {
+            // Opened by path, following symlinks: the user named what lies below.
+            let handle = match DirHandle::open_path(&sub.path) {
+                Ok(h) => Arc::new(h),
+                Err(e) => return (Self::left_out(sub.path, format!("cannot open: {e}")), None),
+            };
+            let stat = match handle.stat() {
+                Ok(s) => s,
+                Err(e) => {
+                    let message = format!("cannot read metadata: {e}");
+                    return (Self::left_out(sub.path, message), None);
+                }
+            };
+            let mut frame = self.frame(handle, sub.path, None, None, children.into_iter());
+            let mut listing = self.next_listing(&mut frame);
+            listing.stat = Some(Box::new(stat));
+            return (listing, Some(frame));
         }
         let handle = match parent.handle.child(&sub.name) {
             Ok(h) => Arc::new(h),
             Err(e) => {
-                let mut listing = Listing::new(sub.path, None);
-                listing.error = Some(format!("cannot open directory: {e}"));
-                return (None, listing);
+                let message = format!("cannot open directory: {e}");
+                return (Listing::failed(sub.path, message), None);
             }
         };
         // A mount point is recorded, empty (as Borg does).
         if self.selector.one_file_system && parent.device.is_some_and(|d| d != sub.device) {
-            return (None, Listing::new(sub.path, Some(handle)));
+            return (Listing::new(sub.path), None);
         }
         let device = Some(parent.device.unwrap_or(sub.device));
         let source = Some(
@@ -197,35 +342,38 @@ impl Walker<'_> {
         );
         match self.read(&handle, &sub.path, true) {
             Ok(entries) => {
-                let (frame, listing) = self.list(handle, sub.path, device, source, entries);
-                (Some(frame), listing)
+                let mut frame = self.frame(handle, sub.path, device, source, entries);
+                (self.next_listing(&mut frame), Some(frame))
             }
-            Err(mut listing) => {
-                listing.handle = Some(handle);
-                (None, listing)
-            }
+            Err(listing) => (listing, None),
         }
     }
 
-    /// The names of directory `dir` as entries, sorted, with the marker and cache rules
-    /// applied if `rules`; or the listing it is recorded as instead (unreadable, or left
-    /// out for a marker).
+    /// A path component above the sources that is left out with an error.
+    fn left_out(path: PathBuf, message: String) -> Listing {
+        let mut listing = Listing::failed(path, message);
+        listing.excluded = true;
+        listing
+    }
+
+    /// The entries of directory `dir`, sorted, with the marker and cache rules applied
+    /// if `rules`; or the listing it is recorded as instead (unreadable, or left out
+    /// for a marker).
     fn read(
         &self,
         dir: &Arc<DirHandle>,
         path: &Path,
         rules: bool,
-    ) -> std::result::Result<Vec<Entry>, Listing> {
+    ) -> std::result::Result<impl Iterator<Item = Entry> + Send + 'static, Listing> {
         let mut names = match dir.names() {
             Ok(n) => n,
             Err(e) => {
-                let mut listing = Listing::new(path.to_path_buf(), Some(dir.clone()));
-                listing.error = Some(format!("cannot read directory: {e}"));
-                return Err(listing);
+                let message = format!("cannot read directory: {e}");
+                return Err(Listing::failed(path.into(), message));
             }
         };
         if rules && self.selector.has_marker(names.iter().map(|n| n.as_slice())) {
-            let mut listing = Listing::new(path.to_path_buf(), None);
+            let mut listing = Listing::new(path.to_path_buf());
             listing.excluded = true;
             return Err(listing);
         }
@@ -233,64 +381,36 @@ impl Walker<'_> {
             names.retain(|n| n == b"CACHEDIR.TAG");
         }
         names.sort_unstable();
-        Ok(names
-            .into_iter()
-            .map(|name| Entry {
-                path: dir.join(&name),
-                name,
-                children: None,
-            })
-            .collect())
+        let dir = dir.clone();
+        // Paths are made as entries are listed, not for the whole directory at once.
+        Ok(names.into_iter().map(move |name| Entry {
+            path: dir.join(&name),
+            name,
+            children: None,
+        }))
     }
 
-    /// Reads the metadata of `entries` of directory `dir` and applies the selection
-    /// rules to them (not to path components above the sources: the user named what
-    /// lies below those).
-    fn list(
-        &self,
-        dir: Arc<DirHandle>,
-        path: PathBuf,
-        device: Option<u64>,
-        source: Option<Arc<PathBuf>>,
-        entries: Vec<Entry>,
-    ) -> (Frame, Listing) {
-        let mut listing = Listing::new(path, Some(dir.clone()));
+    /// The next listing of `frame`'s directory: up to [`CHUNK`] entries, with their
+    /// metadata and the selection rules applied (except to path components above the
+    /// sources). Records the directories among them in `frame.subdirs`.
+    fn next_listing(&self, frame: &mut Frame) -> Listing {
+        let mut listing = Listing::new(frame.path.clone());
         let mut subdirs = Vec::new();
-        listing.items.reserve(entries.len());
-        for entry in entries {
+        while listing.items.len() < CHUNK {
+            let Some(entry) = frame.rest.next() else {
+                break;
+            };
             if let Some(children) = entry.children {
-                let own = match DirHandle::open_path(&entry.path) {
-                    Ok(h) => Arc::new(h),
-                    Err(e) => {
-                        listing
-                            .items
-                            .push(Item::Error(entry.path, format!("cannot open: {e}")));
-                        continue;
-                    }
-                };
-                let stat = match own.stat() {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let message = format!("cannot read metadata: {e}");
-                        listing.items.push(Item::Error(entry.path, message));
-                        continue;
-                    }
-                };
                 subdirs.push(Subdir {
                     name: entry.name.clone(),
                     path: entry.path.clone(),
-                    device: stat.st_dev,
-                    above: Some((children, own.clone())),
+                    device: 0,
+                    above: Some(children),
                 });
-                listing.items.push(Item::Entry(Scanned {
-                    name: entry.name,
-                    path: entry.path,
-                    stat,
-                    own: Some(own),
-                }));
+                listing.items.push(Item::Above(entry.name, entry.path));
                 continue;
             }
-            let stat = match dir.lstat(&entry.name) {
+            let stat = match frame.handle.lstat(&entry.name) {
                 Ok(s) => s,
                 Err(e) => {
                     let message = format!("cannot read metadata: {e}");
@@ -298,17 +418,20 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
-            let within = source
+            let kind = kind_of(&stat);
+            let within = frame
+                .source
                 .as_deref()
                 .map_or(entry.path.as_path(), PathBuf::as_path);
-            let is_dir = kind == SFlag::S_IFDIR;
-            if self.selector.filter.excludes(&entry.path, is_dir, within)
-                || (kind == SFlag::S_IFREG && self.selector.too_large(stat.st_size.max(0) as u64))
+            if self
+                .selector
+                .filter
+                .excludes(&entry.path, kind == NodeKind::Dir, within)
+                || (kind == NodeKind::File && self.selector.too_large(stat.st_size.max(0) as u64))
             {
                 continue;
             }
-            if is_dir {
+            if kind == NodeKind::Dir {
                 subdirs.push(Subdir {
                     name: entry.name.clone(),
                     path: entry.path.clone(),
@@ -320,19 +443,13 @@ impl Walker<'_> {
                 name: entry.name,
                 path: entry.path,
                 stat,
-                own: None,
             }));
         }
-        let frame = Frame {
-            handle: dir,
-            device,
-            source,
-            subdirs: subdirs.into_iter(),
-        };
-        (frame, listing)
+        listing.more = frame.rest.peek().is_some();
+        frame.subdirs = subdirs.into_iter();
+        listing
     }
 }
-
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -345,31 +462,55 @@ mod tests {
     use crate::selection::{Filter, FilterRule};
     use crate::testing::source_dir;
 
-    /// What a walk sends: each listing's path and its items (names, or `!` and the
-    /// path of an error).
-    fn walk(sources: &[PathBuf], selector: &Selector) -> Vec<(PathBuf, Vec<String>)> {
+    /// A listing as the tests compare it: its path (marked if left out, `+` if more
+    /// follow) and its items (names, or `!` and the path of an error).
+    fn shown(l: &Listing) -> (String, Vec<String>) {
+        let items = l
+            .items
+            .iter()
+            .map(|i| match i {
+                Item::Entry(s) => String::from_utf8_lossy(&s.name).into_owned(),
+                Item::Above(name, _) => format!("^{}", String::from_utf8_lossy(name)),
+                Item::Error(p, _) => format!("!{}", p.display()),
+            })
+            .collect();
+        let excluded = if l.excluded { "excluded " } else { "" };
+        let more = if l.more { " +" } else { "" };
+        (format!("{excluded}{}{more}", l.path.display()), items)
+    }
+
+    fn walk(sources: &[PathBuf], selector: &Selector) -> Vec<Listing> {
         let abort = Abort::new(CancelToken::default());
         let root = Root::open(Some(source_entries(sources))).unwrap();
         let (tx, rx) = unbounded();
-        Walker {
+        let sent = Walker {
             selector,
             abort: &abort,
         }
         .run(root, &tx);
         drop(tx);
-        rx.iter()
-            .map(|l| {
-                let items = l
-                    .items
-                    .iter()
-                    .map(|i| match i {
-                        Item::Entry(s) => String::from_utf8_lossy(&s.name).into_owned(),
-                        Item::Error(p, _) => format!("!{}", p.display()),
-                    })
-                    .collect();
-                let mark = if l.excluded { "excluded " } else { "" };
-                (PathBuf::from(format!("{mark}{}", l.path.display())), items)
-            })
+        let got: Vec<Listing> = rx.iter().flatten().collect();
+        assert_eq!(sent, got.len());
+        got
+    }
+
+    fn name_of(p: &Path) -> String {
+        p.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// `src`, or the path `p` below it, as [`shown`] shows it.
+    fn shown_path(src: &Path, p: &str) -> String {
+        match p {
+            "" => src.display().to_string(),
+            _ => src.join(p).display().to_string(),
+        }
+    }
+
+    /// The listings below `src` (the ones above it lead to it).
+    fn below(got: &[Listing], src: &Path) -> Vec<(String, Vec<String>)> {
+        got.iter()
+            .filter(|l| l.path.starts_with(src))
+            .map(shown)
             .collect()
     }
 
@@ -383,26 +524,64 @@ mod tests {
         fs::write(src.join("a/file"), b"2").unwrap();
         std::os::unix::fs::symlink("b", src.join("link")).unwrap();
         let got = walk(std::slice::from_ref(&src), &Selector::default());
-        // Above the source: `/` and each component of its path, one entry each.
+        // Above the source: `/` and each component of its path, one entry each, each
+        // with its metadata.
         let above = src.components().count() - 1;
-        assert_eq!(got.len(), above + 7, "{got:#?}");
-        assert_eq!(got[0].0, Path::new("/"));
-        assert_eq!(got[above - 1].0, src.parent().unwrap());
-        assert_eq!(got[above - 1].1, ["src"]);
-        let rest = &got[above..];
-        let expect = [
-            ("", vec!["a", "b", "c", "link"]),
-            ("a", vec!["file"]),
-            ("b", vec!["file", "x", "y"]),
-            ("b/x", vec![]),
-            ("b/y", vec![]),
-            ("c", vec!["z"]),
-            ("c/z", vec![]),
-        ];
-        for ((path, items), (want_path, want_items)) in rest.iter().zip(expect) {
-            assert_eq!(*path, src.join(want_path));
-            assert_eq!(*items, want_items, "{}", path.display());
+        assert_eq!(got.len(), above + 7);
+        assert_eq!(got[0].path, Path::new("/"));
+        for l in &got[1..above] {
+            assert!(l.stat.is_some(), "{l:?}");
+            assert_eq!(l.items.len(), 1);
         }
+        assert_eq!(
+            shown(&got[above - 2]).1,
+            [format!("^{}", name_of(src.parent().unwrap()))]
+        );
+        assert_eq!(shown(&got[above - 1]).1, [name_of(&src)]);
+        let s = |p: &str| shown_path(&src, p);
+        let v = |items: &[&str]| items.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            below(&got, &src),
+            [
+                (s(""), v(&["a", "b", "c", "link"])),
+                (s("a"), v(&["file"])),
+                (s("b"), v(&["file", "x", "y"])),
+                (s("b/x"), v(&[])),
+                (s("b/y"), v(&[])),
+                (s("c"), v(&["z"])),
+                (s("c/z"), v(&[])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_large_directory_comes_in_parts_with_its_subdirectories_between() {
+        let (_tmp, src) = source_dir();
+        for i in 0..CHUNK + 10 {
+            fs::write(src.join(format!("f{i:04}")), b"").unwrap();
+        }
+        // Sorted: "d0" comes before every "f", "z0" after.
+        fs::create_dir_all(src.join("d0/inner")).unwrap();
+        fs::create_dir(src.join("z0")).unwrap();
+        let got = walk(std::slice::from_ref(&src), &Selector::default());
+        let got = below(&got, &src);
+        let paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+        let s = |p: &str| shown_path(&src, p);
+        assert_eq!(
+            paths,
+            [
+                format!("{} +", s("")),
+                s("d0"),
+                s("d0/inner"),
+                s(""),
+                s("z0")
+            ]
+        );
+        assert_eq!(got[0].1.len(), CHUNK);
+        assert_eq!(got[0].1[0], "d0");
+        // The second part holds the rest: 10 files, then z0.
+        assert_eq!(got[3].1.len(), 12);
+        assert_eq!(got[3].1.last().unwrap(), "z0");
     }
 
     #[test]
@@ -426,51 +605,91 @@ mod tests {
             one_file_system: false,
         };
         let got = walk(std::slice::from_ref(&src), &selector);
-        let mine: Vec<_> = got
-            .into_iter()
-            .filter(|(p, _)| p.ends_with("src") || p.to_string_lossy().contains("src/"))
-            .collect();
-        let src_listing = (
-            src.clone(),
-            ["cache", "keep", "marked", "small"]
-                .map(String::from)
-                .to_vec(),
-        );
-        assert_eq!(mine[0], src_listing);
-        assert_eq!(
-            mine[1],
-            (src.join("cache"), vec!["CACHEDIR.TAG".to_string()])
-        );
-        assert_eq!(mine[2].0, src.join("keep"));
+        let s = |p: &str| shown_path(&src, p);
+        let v = |items: &[&str]| items.iter().map(|i| i.to_string()).collect::<Vec<_>>();
         // A marked directory's listing says to leave it out, and nothing below it is
         // listed.
         assert_eq!(
-            mine[3].0,
-            PathBuf::from(format!("excluded {}", src.join("marked").display()))
+            below(&got, &src),
+            [
+                (s(""), v(&["cache", "keep", "marked", "small"])),
+                (s("cache"), v(&["CACHEDIR.TAG"])),
+                (s("keep"), v(&[])),
+                (format!("excluded {}", s("marked")), v(&[])),
+            ]
         );
-        assert_eq!(mine.len(), 4, "{mine:#?}");
     }
 
     #[test]
-    fn the_walker_stops_when_the_archiver_hangs_up() {
+    fn a_path_above_the_sources_that_cannot_be_opened_is_left_out_with_an_error() {
         let (_tmp, src) = source_dir();
-        for i in 0..10 {
-            fs::create_dir_all(src.join(format!("d{i}"))).unwrap();
+        let gone = src.join("gone");
+        let got = walk(
+            &[gone.join("x"), src.join("also-gone")],
+            &Selector::default(),
+        );
+        let last = got.last().unwrap();
+        // `gone` leads to a source, so it is opened by path (and fails); `also-gone`
+        // is a source, listed in `src` (and its metadata cannot be read).
+        assert_eq!(
+            shown(&got[got.len() - 2]).1,
+            [
+                "!".to_string() + &src.join("also-gone").display().to_string(),
+                "^gone".into()
+            ]
+        );
+        assert_eq!(last.path, gone);
+        assert!(last.excluded);
+        assert!(
+            last.error.as_ref().unwrap().starts_with("cannot open: "),
+            "{last:?}"
+        );
+    }
+
+    /// Walks a tree of 200 directories, taking `take` batches, then stopping as `stop`
+    /// does; returns how many listings the walker made and how many were taken.
+    fn stopped_walk(
+        take: usize,
+        stop: impl FnOnce(&Abort, &crossbeam_channel::Receiver<Vec<Listing>>) -> usize,
+    ) -> (usize, usize) {
+        let (_tmp, src) = source_dir();
+        for i in 0..200 {
+            fs::create_dir_all(src.join(format!("d{i:03}"))).unwrap();
         }
         let abort = Abort::new(CancelToken::default());
         let selector = Selector::default();
         let root = Root::open(Some(source_entries(std::slice::from_ref(&src)))).unwrap();
-        let (tx, rx) = bounded(1);
+        let (tx, rx) = bounded(0);
         std::thread::scope(|s| {
             let walker = Walker {
                 selector: &selector,
                 abort: &abort,
             };
             let walking = s.spawn(move || walker.run(root, &tx));
-            assert_eq!(rx.recv().unwrap().path, Path::new("/"));
+            let mut taken: usize = (0..take).map(|_| rx.recv().unwrap().len()).sum();
+            taken += stop(&abort, &rx);
             drop(rx);
-            // Joining returns: the walker saw the closed channel instead of blocking.
-            walking.join().unwrap();
+            (walking.join().unwrap(), taken)
+        })
+    }
+
+    #[test]
+    fn the_walker_stops_when_the_archiver_hangs_up_or_the_backup_stops() {
+        let rest = |_: &Abort, rx: &crossbeam_channel::Receiver<Vec<Listing>>| {
+            rx.iter().map(|b| b.len()).sum()
+        };
+        let (all, taken) = stopped_walk(0, rest);
+        assert_eq!(all, taken);
+        assert!(all > 200, "{all}");
+        // The channel holds nothing: the walker makes at most the batch it could not
+        // send beyond what was taken.
+        let (made, taken) = stopped_walk(2, |_, _| 0);
+        assert!(made <= taken + BATCH && made < all, "{made} of {all}");
+        let (made, taken) = stopped_walk(2, |abort, rx| {
+            abort.stop();
+            rest(abort, rx)
         });
+        // A batch may have been on its way when the backup stopped.
+        assert!(made <= taken + BATCH + 1 && made < all, "{made} of {all}");
     }
 }
