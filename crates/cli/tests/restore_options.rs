@@ -381,22 +381,6 @@ fn owners_by_name_or_number() {
     }
 }
 
-/// Runs `arca ARGS` under `ulimit -n 64` and expects success.
-fn ok_with_64_open_files(env: &Env, args: &[&str]) {
-    let out = env
-        .command("sh")
-        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_arca"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Restore keeps its open files within a small limit of open files (each file waiting
 /// for content is an open descriptor): 400 files under `ulimit -n 64`, with one worker
 /// so that the walk, which only creates files, runs ahead of it.
@@ -414,10 +398,7 @@ fn restore_fits_a_small_open_file_limit() {
     env.backup(&[&src]);
     let target = env.path("out");
     let t = target.to_str().unwrap();
-    ok_with_64_open_files(
-        &env,
-        &["restore", "latest", "--threads", "1", "--target", t],
-    );
+    env.ok_with_64_open_files(&["restore", "latest", "--threads", "1", "--target", t]);
     assert_same(&manifest(&src), &manifest(&restored(&target, &src)));
 }
 
@@ -436,7 +417,7 @@ fn backup_of_many_directories_of_small_files_fits_a_small_open_file_limit() {
         );
     }
     env.init();
-    ok_with_64_open_files(&env, &["backup", src.to_str().unwrap()]);
+    env.ok_with_64_open_files(&["backup", src.to_str().unwrap()]);
     let target = env.path("out");
     env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same(&manifest(&src), &manifest(&restored(&target, &src)));

@@ -187,6 +187,24 @@ impl Env {
     }
 
     /// `arca backup PATHS --json`.
+    /// Runs `arca ARGS` under `ulimit -n 64`, expecting success, and returns its output.
+    #[allow(dead_code)]
+    pub fn ok_with_64_open_files(&self, args: &[&str]) -> Output {
+        let out = self
+            .command("sh")
+            .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
         let mut args: Vec<&str> = vec!["backup"];
         args.extend(paths.iter().map(|p| p.to_str().unwrap()));

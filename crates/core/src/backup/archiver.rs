@@ -12,8 +12,9 @@
 //! [`super::walk::CHUNK`] entries), the files in flight and the directories of the files
 //! waiting for the open bundle (at most one per file of it, and a bundle holds at most
 //! 4,096 files), not by the size of the tree. Open descriptors are bounded by the walk
-//! depth (twice: the walker's and the archiver's), the walker's lead and the files in
-//! flight.
+//! depth (twice: the walker's and the archiver's) and the files in flight; the
+//! archiver opens a directory only to read a file or attributes in it
+//! ([`Archiver::dir_handle`]), so an unchanged backup opens none below the sources.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -241,16 +242,16 @@ impl<'a> Archiver<'a> {
     }
 
     /// The open directory `dir`, opened now if the archiver has not needed it yet: by
-    /// name through its parent (opened in turn if need be), or by path for `/` and the
-    /// path components above the sources. An unchanged backup opens none.
-    pub(super) fn dir_handle(&mut self, dir: u64) -> std::result::Result<Arc<DirHandle>, String> {
-        let missing = |id: u64| format!("internal error: directory {id} is not being archived");
+    /// name through its parent (opened in turn if need be, and kept like it until its
+    /// walk is done), or by path for `/`. The outer error is an internal one; the inner
+    /// is the file system's.
+    pub(super) fn dir_handle(&mut self, dir: u64) -> Result<std::io::Result<Arc<DirHandle>>> {
         // The directories to open by name, innermost first, below one that is open or
         // is opened by path.
         let mut chain = Vec::new();
         let mut at = dir;
         let mut handle = loop {
-            let st = self.dirs.get_mut(&at).ok_or_else(|| missing(at))?;
+            let st = self.dir_mut(at)?;
             if let Some(h) = &st.handle {
                 break h.clone();
             }
@@ -259,36 +260,37 @@ impl<'a> Archiver<'a> {
                     chain.push(at);
                     at = parent;
                 }
-                _ => {
-                    let h = Arc::new(DirHandle::open_path(&st.path).map_err(|e| e.to_string())?);
-                    st.handle = Some(h.clone());
-                    break h;
-                }
+                _ => match DirHandle::open_path(&st.path) {
+                    Ok(h) => break st.handle.insert(Arc::new(h)).clone(),
+                    Err(e) => return Ok(Err(e)),
+                },
             }
         };
         while let Some(id) = chain.pop() {
-            let st = self.dirs.get_mut(&id).ok_or_else(|| missing(id))?;
+            let st = self.dir_mut(id)?;
             let name = st
                 .path
                 .file_name()
                 .map(OsStrExt::as_bytes)
                 .unwrap_or_default();
-            handle = Arc::new(handle.child(name).map_err(|e| e.to_string())?);
-            st.handle = Some(handle.clone());
+            match handle.child(name) {
+                Ok(h) => handle = st.handle.insert(Arc::new(h)).clone(),
+                Err(e) => return Ok(Err(e)),
+            }
         }
-        Ok(handle)
+        Ok(Ok(handle))
     }
 
     /// The open directory `dir` to read the file at `path` through; if it cannot be
     /// opened, the file is left out with an error.
-    fn file_dir(&mut self, dir: u64, path: &Path) -> Option<Arc<DirHandle>> {
-        match self.dir_handle(dir) {
+    fn file_dir(&mut self, dir: u64, path: &Path) -> Result<Option<Arc<DirHandle>>> {
+        Ok(match self.dir_handle(dir)? {
             Ok(h) => Some(h),
             Err(e) => {
                 self.error(path, format!("cannot open its directory: {e}"));
                 None
             }
-        }
+        })
     }
 
     /// The walker's next listing, which must be of the directory at `path`.
@@ -408,14 +410,14 @@ impl<'a> Archiver<'a> {
     }
 
     fn process(&mut self, listings: &mut Listings, dir: u64, item: Item) -> Result<Option<Frame>> {
-        // A path component above the sources comes with its listing, read through the
-        // directory's own handle, which also gives its metadata and attributes.
-        let (name, path, stat, mut above) = match item {
-            Item::Entry(s) => (s.name, s.path, s.stat, None),
+        // A path component above the sources comes with its listing and the directory
+        // it was read through, which also gives its metadata and attributes.
+        let (name, path, stat, target, mut above) = match item {
+            Item::Entry(s) => (s.name, s.path, s.stat, s.target, None),
             Item::Above(name, path) => {
                 let mut listing = self.listing(listings, &path)?;
                 match listing.stat.take() {
-                    Some(stat) if !listing.excluded => (name, path, *stat, Some(listing)),
+                    Some(stat) if !listing.excluded => (name, path, *stat, None, Some(listing)),
                     _ => return Ok(None),
                 }
             }
@@ -425,8 +427,7 @@ impl<'a> Archiver<'a> {
             }
         };
         let above_sources = above.is_some();
-        // A path component above the sources is opened by path, if needed.
-        let mut own = None;
+        let own = above.as_mut().and_then(|l| l.handle.take());
         let mut node = node_from_stat(&name, &stat, &mut self.owners);
         let previous = self
             .dir_mut(dir)?
@@ -446,17 +447,9 @@ impl<'a> Archiver<'a> {
         if let Some(p) = same_attributes {
             node.xattrs = p.xattrs.clone();
         } else {
-            let xattrs = if above_sources {
-                match DirHandle::open_path(&path) {
-                    Ok(h) => own
-                        .insert(Arc::new(h))
-                        .own_xattrs()
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            } else {
-                self.dir_handle(dir)
-                    .and_then(|p| p.xattrs(&name).map_err(|e| e.to_string()))
+            let xattrs = match &own {
+                Some(h) => h.own_xattrs(),
+                None => self.dir_handle(dir)?.and_then(|p| p.xattrs(&name)),
             };
             match xattrs {
                 Ok(x) => node.xattrs = x,
@@ -510,10 +503,8 @@ impl<'a> Archiver<'a> {
                         _ => {
                             // Changed size since: not the same content any more.
                             self.links.remove(&key);
-                            match self.file_dir(dir, &path) {
-                                Some(h) => {
-                                    self.send_file(dir, slot, Some(h), name, path, status)?
-                                }
+                            match self.file_dir(dir, &path)? {
+                                Some(h) => self.send_file(dir, slot, h, name, path, status)?,
                                 // Not read: no entry rather than one without content.
                                 None => {
                                     if let Some(n) = self.dir_mut(dir)?.nodes.get_mut(slot) {
@@ -523,12 +514,12 @@ impl<'a> Archiver<'a> {
                             }
                         }
                     }
-                } else if let Some(handle) = self.file_dir(dir, &path) {
+                } else if let Some(handle) = self.file_dir(dir, &path)? {
                     if node.links > 1 {
                         self.links.insert(key, Link::Reading(Vec::new()));
                     }
                     let slot = self.push_node(dir, node)?;
-                    self.send_file(dir, slot, Some(handle), name, path, status)?;
+                    self.send_file(dir, slot, handle, name, path, status)?;
                 }
                 Ok(None)
             }
@@ -553,17 +544,10 @@ impl<'a> Archiver<'a> {
                 }))
             }
             NodeKind::Symlink => {
-                let target = self
-                    .dir_handle(dir)
-                    .and_then(|p| p.read_link(&name).map_err(|e| e.to_string()));
-                match target {
-                    Ok(target) => {
-                        node.target = target;
-                        self.counts.other += 1;
-                        self.push_node(dir, node)?;
-                    }
-                    Err(e) => self.error(&path, format!("cannot read symlink: {e}")),
-                }
+                // The walker read the target (or left the symlink out with an error).
+                node.target = target.unwrap_or_default();
+                self.counts.other += 1;
+                self.push_node(dir, node)?;
                 Ok(None)
             }
             _ => {

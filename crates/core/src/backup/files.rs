@@ -132,14 +132,11 @@ impl Archiver<'_> {
         &mut self,
         dir: u64,
         slot: usize,
-        handle: Option<Arc<DirHandle>>,
+        handle: Arc<DirHandle>,
         name: Vec<u8>,
         path: PathBuf,
         status: FileStatus,
     ) -> Result<()> {
-        let Some(handle) = handle else {
-            return Ok(());
-        };
         self.dir_mut(dir)?.pending += 1;
         self.in_flight += 1;
         let job = FileJob {

@@ -1,5 +1,6 @@
-//! The estimate scanner: walks the sources like the walker (same excludes, no content)
-//! and reports growing totals, so progress can show a percentage and an ETA.
+//! The estimate scanner: walks the sources with the walker's excludes (not its marker,
+//! cache or file-system rules; no content) and reports growing totals, so progress can
+//! show a percentage and an ETA.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,7 @@ pub(crate) fn estimate(
 ) {
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut last = Instant::now();
-    // Depth first with one open directory per level, like the walker.
+    // Depth first with one open directory per level.
     let mut stack: Vec<(DirHandle, std::vec::IntoIter<Vec<u8>>)> = Vec::new();
     for source in sources {
         let (Some(parent), Some(name)) = (source.parent(), source.file_name()) else {

@@ -12,9 +12,15 @@
 //! [`CHUNK`] entries or [`BATCH`] listings (most directories are small, and a message
 //! per directory cost as many futex and yield calls as the walker saved), and the
 //! channel holds at most [`AHEAD`] batches. So the walker's lead is bounded in entries
-//! however large a directory is. Listings carry no descriptor: the walker holds one
-//! per level of its walk, and the archiver opens a directory itself, by name through
-//! its parent, only if it needs to read something in it.
+//! however large a directory is. The walker reads symlink targets too, so an unchanged
+//! entry needs nothing more from the file system.
+//!
+//! Descriptors: the walker holds one for each level of its walk with entries left to
+//! list or subdirectories left to walk. Listings carry none, except the listing of a
+//! path component above the sources, which carries the directory it was read through
+//! (its batch is sent at once, so few are ever in flight). The archiver opens a
+//! directory below the sources itself, by name through its parent, only when it must
+//! read a file or attributes in it.
 
 use std::collections::VecDeque;
 use std::iter::Peekable;
@@ -46,8 +52,8 @@ pub(super) const BATCH: usize = 32;
 pub(super) enum Item {
     /// An entry the selection keeps, with its metadata.
     Entry(Scanned),
-    /// A path component above the sources; its metadata and handle come with its
-    /// listing, which follows.
+    /// A path component above the sources; its metadata and open directory come with
+    /// its listing, which follows.
     Above(Vec<u8>, PathBuf),
     /// An entry that could not be read: it is left out with this error.
     Error(PathBuf, String),
@@ -58,13 +64,18 @@ pub(super) struct Scanned {
     pub(super) name: Vec<u8>,
     pub(super) path: PathBuf,
     pub(super) stat: FileStat,
+    /// A symlink's target.
+    pub(super) target: Option<Vec<u8>>,
 }
 
 /// Entries of one directory.
 #[derive(Debug)]
 pub(super) struct Listing {
     pub(super) path: PathBuf,
-    /// For a path component above the sources, its metadata.
+    /// For a path component above the sources: the directory, opened by path
+    /// (following symlinks) when the walker descended into it.
+    pub(super) handle: Option<Arc<DirHandle>>,
+    /// For a path component above the sources, its metadata, read through `handle`.
     pub(super) stat: Option<Box<FileStat>>,
     /// What went wrong opening or reading it: it is then recorded empty, or, above the
     /// sources, left out.
@@ -82,6 +93,7 @@ impl Listing {
     fn new(path: PathBuf) -> Self {
         Self {
             path,
+            handle: None,
             stat: None,
             error: None,
             excluded: false,
@@ -130,13 +142,18 @@ struct Outbox<'a> {
 }
 
 impl Outbox<'_> {
-    /// Adds `listing` to the batch, sending the batch if full; false if the archiver
-    /// has hung up.
+    /// Adds `listing` to the batch, sending the batch first if the listing would
+    /// overfill it, and after if it is full or the listing holds a descriptor; false
+    /// if the archiver has hung up.
     fn push(&mut self, listing: Listing) -> bool {
         self.made += 1;
+        if self.items + listing.items.len() > CHUNK && !self.flush() {
+            return false;
+        }
+        let holds_descriptor = listing.handle.is_some();
         self.items += listing.items.len();
         self.batch.push(listing);
-        if self.items >= CHUNK || self.batch.len() >= BATCH {
+        if holds_descriptor || self.items >= CHUNK || self.batch.len() >= BATCH {
             self.flush()
         } else {
             true
@@ -320,6 +337,7 @@ impl Walker<'_> {
             let mut frame = self.frame(handle, sub.path, None, None, children.into_iter());
             let mut listing = self.next_listing(&mut frame);
             listing.stat = Some(Box::new(stat));
+            listing.handle = Some(frame.handle.clone());
             return (listing, Some(frame));
         }
         let handle = match parent.handle.child(&sub.name) {
@@ -401,8 +419,9 @@ impl Walker<'_> {
                 break;
             };
             if let Some(children) = entry.children {
+                // Opened by path, so neither name nor device is used.
                 subdirs.push(Subdir {
-                    name: entry.name.clone(),
+                    name: Vec::new(),
                     path: entry.path.clone(),
                     device: 0,
                     above: Some(children),
@@ -431,6 +450,17 @@ impl Walker<'_> {
             {
                 continue;
             }
+            let target = match kind {
+                NodeKind::Symlink => match frame.handle.read_link(&entry.name) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        let message = format!("cannot read symlink: {e}");
+                        listing.items.push(Item::Error(entry.path, message));
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             if kind == NodeKind::Dir {
                 subdirs.push(Subdir {
                     name: entry.name.clone(),
@@ -443,6 +473,7 @@ impl Walker<'_> {
                 name: entry.name,
                 path: entry.path,
                 stat,
+                target,
             }));
         }
         listing.more = frame.rest.peek().is_some();
@@ -582,6 +613,49 @@ mod tests {
         // The second part holds the rest: 10 files, then z0.
         assert_eq!(got[3].1.len(), 12);
         assert_eq!(got[3].1.last().unwrap(), "z0");
+    }
+
+    #[test]
+    fn batches_stay_within_their_bounds_and_symlinks_come_read() {
+        let (_tmp, src) = source_dir();
+        for i in 0..CHUNK + 300 {
+            fs::write(src.join(format!("f{i:04}")), b"").unwrap();
+        }
+        for i in 0..BATCH * 2 {
+            fs::create_dir(src.join(format!("d{i:03}"))).unwrap();
+        }
+        std::os::unix::fs::symlink("f0001", src.join("link")).unwrap();
+        let abort = Abort::new(CancelToken::default());
+        let root = Root::open(Some(source_entries(std::slice::from_ref(&src)))).unwrap();
+        let (tx, rx) = unbounded();
+        let selector = Selector::default();
+        Walker {
+            selector: &selector,
+            abort: &abort,
+        }
+        .run(root, &tx);
+        drop(tx);
+        let batches: Vec<Vec<Listing>> = rx.iter().collect();
+        for batch in &batches {
+            let entries: usize = batch.iter().map(|l| l.items.len()).sum();
+            assert!(
+                entries <= CHUNK && batch.len() <= BATCH,
+                "{entries} {}",
+                batch.len()
+            );
+            // A listing holding a descriptor ends its batch.
+            let holding = batch.iter().position(|l| l.handle.is_some());
+            assert!(holding.is_none_or(|i| i + 1 == batch.len()));
+        }
+        let target = batches
+            .iter()
+            .flatten()
+            .flat_map(|l| &l.items)
+            .find_map(|i| match i {
+                Item::Entry(s) if s.name == b"link" => Some(s.target.clone()),
+                _ => None,
+            });
+        assert_eq!(target, Some(Some(b"f0001".to_vec())));
     }
 
     #[test]
