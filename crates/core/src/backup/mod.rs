@@ -841,6 +841,62 @@ mod tests {
         crate::testing::assert_checks_clean(&repo);
     }
 
+    /// Renames a directory away once the archiver has taken `trigger`. In a tree this
+    /// small the walker's last batch holds every listing below the source, so it was
+    /// sent, and the walker is done, before the archiver takes its first entry.
+    struct RenameAfter {
+        trigger: PathBuf,
+        from: PathBuf,
+        to: PathBuf,
+    }
+
+    impl crate::BackupProgress for RenameAfter {
+        fn file_done(&self, path: &Path, _status: crate::FileStatus, _size: u64) {
+            if path == self.trigger {
+                std::fs::rename(&self.from, &self.to).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_gone_before_the_archiver_reads_in_it_leaves_its_files_out_with_an_error() {
+        let (tmp, src) = crate::testing::source_dir();
+        std::fs::create_dir_all(src.join("a")).unwrap();
+        std::fs::create_dir_all(src.join("b")).unwrap();
+        std::fs::write(src.join("a/x"), b"unchanged").unwrap();
+        std::fs::write(src.join("b/f"), b"first").unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        let (_, mut repo) = crate::testing::memory_repository();
+        let options = BackupOptions::default();
+        repo.backup(std::slice::from_ref(&src), &options, &NoProgress)
+            .unwrap();
+        // b/f changes, so the second backup must read it; a/x is unchanged, so the
+        // archiver reports it at once, before it reaches b.
+        std::fs::write(src.join("b/f"), b"second, longer").unwrap();
+        let progress = RenameAfter {
+            trigger: src.join("a/x"),
+            from: src.join("b"),
+            to: tmp.path().join("moved"),
+        };
+        let second = repo
+            .backup(std::slice::from_ref(&src), &options, &progress)
+            .unwrap();
+        let summary = &second.snapshot.summary;
+        assert_eq!(summary.errors, 1, "{:?}", second.warnings);
+        let wanted = format!("{}: cannot open its directory: ", src.join("b/f").display());
+        // (Its attributes could not be read either, which comes first, as a warning.)
+        assert!(
+            second.warnings.iter().any(|w| w.starts_with(&wanted)),
+            "{:?}",
+            second.warnings
+        );
+        // b was listed with f in it; f could not be read, so it is left out (no entry
+        // without content).
+        let b = crate::testing::latest_tree_of(&repo, &src.join("b"));
+        assert!(b.find(b"f").is_none(), "{:?}", b.nodes());
+        crate::testing::assert_checks_clean(&repo);
+    }
+
     #[test]
     fn index_files_hold_at_most_max_entries_and_lose_none() {
         let packs = vec![pack(1, 7), pack(2, 2), pack(3, 11)];
