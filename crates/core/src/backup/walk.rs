@@ -107,6 +107,15 @@ impl Listing {
         listing.error = Some(message);
         listing
     }
+
+    /// The directory is left out of the snapshot, for `error` if any (else for a
+    /// marker file).
+    fn left_out(path: PathBuf, error: Option<String>) -> Self {
+        let mut listing = Self::new(path);
+        listing.error = error;
+        listing.excluded = true;
+        listing
+    }
 }
 
 /// The archiver's end of the channel: listings one by one.
@@ -209,12 +218,15 @@ impl Root {
 }
 
 /// A directory among the entries of a listing, to walk once that listing is sent.
-struct Subdir {
-    name: Vec<u8>,
-    path: PathBuf,
-    device: u64,
-    /// The given children of a path component above the sources.
-    above: Option<Vec<Entry>>,
+enum Subdir {
+    /// Below the sources: opened by name through its parent.
+    Below {
+        name: Vec<u8>,
+        path: PathBuf,
+        device: u64,
+    },
+    /// A path component above the sources, with its given children: opened by path.
+    Above { path: PathBuf, children: Vec<Entry> },
 }
 
 /// A directory being walked.
@@ -252,13 +264,13 @@ impl Walker<'_> {
 
     fn walk(&self, root: Root, out: &mut Outbox<'_>) {
         let path = PathBuf::from("/");
-        let mut frame = match root.entries {
-            Some(entries) => self.frame(root.handle, path, None, None, entries.into_iter()),
+        let (listing, frame) = match root.entries {
+            Some(entries) => self.start(root.handle, path, None, None, entries.into_iter()),
             None => {
                 let source = Some(Arc::new(path.clone()));
                 // `/` as the source is listed as it is: no marker or cache rule.
                 match self.read(&root.handle, &path, false) {
-                    Ok(entries) => self.frame(root.handle, path, root.device, source, entries),
+                    Ok(entries) => self.start(root.handle, path, root.device, source, entries),
                     Err(listing) => {
                         out.push(listing);
                         out.flush();
@@ -267,7 +279,6 @@ impl Walker<'_> {
                 }
             }
         };
-        let listing = self.next_listing(&mut frame);
         if !out.push(listing) {
             return;
         }
@@ -299,79 +310,76 @@ impl Walker<'_> {
         out.flush();
     }
 
-    fn frame(
+    /// Starts walking directory `path` of `entries`: its first listing and its frame.
+    fn start(
         &self,
         handle: Arc<DirHandle>,
         path: PathBuf,
         device: Option<u64>,
         source: Option<Arc<PathBuf>>,
         entries: impl Iterator<Item = Entry> + Send + 'static,
-    ) -> Frame {
+    ) -> (Listing, Frame) {
         let rest: Box<dyn Iterator<Item = Entry> + Send> = Box::new(entries);
-        Frame {
+        let mut frame = Frame {
             handle,
             path,
             device,
             source,
             rest: rest.peekable(),
             subdirs: Vec::new().into_iter(),
-        }
+        };
+        (self.next_listing(&mut frame), frame)
     }
 
     /// Opens subdirectory `sub` of `parent`; returns its first listing and, if it has
     /// entries, its frame.
     fn descend(&self, parent: &Frame, sub: Subdir) -> (Listing, Option<Frame>) {
-        if let Some(children) = sub.above {
-            // Opened by path, following symlinks: the user named what lies below.
-            let handle = match DirHandle::open_path(&sub.path) {
-                Ok(h) => Arc::new(h),
-                Err(e) => return (Self::left_out(sub.path, format!("cannot open: {e}")), None),
-            };
-            let stat = match handle.stat() {
-                Ok(s) => s,
-                Err(e) => {
-                    let message = format!("cannot read metadata: {e}");
-                    return (Self::left_out(sub.path, message), None);
-                }
-            };
-            let mut frame = self.frame(handle, sub.path, None, None, children.into_iter());
-            let mut listing = self.next_listing(&mut frame);
-            listing.stat = Some(Box::new(stat));
-            listing.handle = Some(frame.handle.clone());
-            return (listing, Some(frame));
-        }
-        let handle = match parent.handle.child(&sub.name) {
+        let (name, path, sub_device) = match sub {
+            Subdir::Below { name, path, device } => (name, path, device),
+            Subdir::Above { path, children } => {
+                // Opened by path, following symlinks: the user named what lies below.
+                let opened = DirHandle::open_path(&path)
+                    .map_err(|e| format!("cannot open: {e}"))
+                    .and_then(|h| match h.stat() {
+                        Ok(stat) => Ok((Arc::new(h), stat)),
+                        Err(e) => Err(format!("cannot read metadata: {e}")),
+                    });
+                let (handle, stat) = match opened {
+                    Ok(opened) => opened,
+                    Err(message) => return (Listing::left_out(path, Some(message)), None),
+                };
+                let (mut listing, frame) =
+                    self.start(handle.clone(), path, None, None, children.into_iter());
+                listing.stat = Some(Box::new(stat));
+                listing.handle = Some(handle);
+                return (listing, Some(frame));
+            }
+        };
+        let handle = match parent.handle.child(&name) {
             Ok(h) => Arc::new(h),
             Err(e) => {
                 let message = format!("cannot open directory: {e}");
-                return (Listing::failed(sub.path, message), None);
+                return (Listing::failed(path, message), None);
             }
         };
         // A mount point is recorded, empty (as Borg does).
-        if self.selector.one_file_system && parent.device.is_some_and(|d| d != sub.device) {
-            return (Listing::new(sub.path), None);
+        if self.selector.one_file_system && parent.device.is_some_and(|d| d != sub_device) {
+            return (Listing::new(path), None);
         }
-        let device = Some(parent.device.unwrap_or(sub.device));
+        let device = Some(parent.device.unwrap_or(sub_device));
         let source = Some(
             parent
                 .source
                 .clone()
-                .unwrap_or_else(|| Arc::new(sub.path.clone())),
+                .unwrap_or_else(|| Arc::new(path.clone())),
         );
-        match self.read(&handle, &sub.path, true) {
+        match self.read(&handle, &path, true) {
             Ok(entries) => {
-                let mut frame = self.frame(handle, sub.path, device, source, entries);
-                (self.next_listing(&mut frame), Some(frame))
+                let (listing, frame) = self.start(handle, path, device, source, entries);
+                (listing, Some(frame))
             }
             Err(listing) => (listing, None),
         }
-    }
-
-    /// A path component above the sources that is left out with an error.
-    fn left_out(path: PathBuf, message: String) -> Listing {
-        let mut listing = Listing::failed(path, message);
-        listing.excluded = true;
-        listing
     }
 
     /// The entries of directory `dir`, sorted, with the marker and cache rules applied
@@ -391,9 +399,7 @@ impl Walker<'_> {
             }
         };
         if rules && self.selector.has_marker(names.iter().map(|n| n.as_slice())) {
-            let mut listing = Listing::new(path.to_path_buf());
-            listing.excluded = true;
-            return Err(listing);
+            return Err(Listing::left_out(path.to_path_buf(), None));
         }
         if rules && self.selector.exclude_caches && is_cache_dir(dir, &names) {
             names.retain(|n| n == b"CACHEDIR.TAG");
@@ -419,12 +425,9 @@ impl Walker<'_> {
                 break;
             };
             if let Some(children) = entry.children {
-                // Opened by path, so neither name nor device is used.
-                subdirs.push(Subdir {
-                    name: Vec::new(),
+                subdirs.push(Subdir::Above {
                     path: entry.path.clone(),
-                    device: 0,
-                    above: Some(children),
+                    children,
                 });
                 listing.items.push(Item::Above(entry.name, entry.path));
                 continue;
@@ -462,11 +465,10 @@ impl Walker<'_> {
                 _ => None,
             };
             if kind == NodeKind::Dir {
-                subdirs.push(Subdir {
+                subdirs.push(Subdir::Below {
                     name: entry.name.clone(),
                     path: entry.path.clone(),
                     device: stat.st_dev,
-                    above: None,
                 });
             }
             listing.items.push(Item::Entry(Scanned {
@@ -510,19 +512,25 @@ mod tests {
         (format!("{excluded}{}{more}", l.path.display()), items)
     }
 
-    fn walk(sources: &[PathBuf], selector: &Selector) -> Vec<Listing> {
+    /// The batches a whole walk of `sources` sends.
+    fn batches(sources: &[PathBuf], selector: &Selector) -> Vec<Vec<Listing>> {
         let abort = Abort::new(CancelToken::default());
         let root = Root::open(Some(source_entries(sources))).unwrap();
         let (tx, rx) = unbounded();
-        let sent = Walker {
+        let made = Walker {
             selector,
             abort: &abort,
         }
         .run(root, &tx);
         drop(tx);
-        let got: Vec<Listing> = rx.iter().flatten().collect();
-        assert_eq!(sent, got.len());
+        let got: Vec<Vec<Listing>> = rx.iter().collect();
+        assert_eq!(made, got.iter().map(Vec::len).sum::<usize>());
         got
+    }
+
+    /// The listings a whole walk of `sources` sends.
+    fn walk(sources: &[PathBuf], selector: &Selector) -> Vec<Listing> {
+        batches(sources, selector).into_iter().flatten().collect()
     }
 
     fn name_of(p: &Path) -> String {
@@ -625,17 +633,7 @@ mod tests {
             fs::create_dir(src.join(format!("d{i:03}"))).unwrap();
         }
         std::os::unix::fs::symlink("f0001", src.join("link")).unwrap();
-        let abort = Abort::new(CancelToken::default());
-        let root = Root::open(Some(source_entries(std::slice::from_ref(&src)))).unwrap();
-        let (tx, rx) = unbounded();
-        let selector = Selector::default();
-        Walker {
-            selector: &selector,
-            abort: &abort,
-        }
-        .run(root, &tx);
-        drop(tx);
-        let batches: Vec<Vec<Listing>> = rx.iter().collect();
+        let batches = batches(std::slice::from_ref(&src), &Selector::default());
         for batch in &batches {
             let entries: usize = batch.iter().map(|l| l.items.len()).sum();
             assert!(
