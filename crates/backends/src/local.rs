@@ -360,9 +360,11 @@ impl LocalWriter {
             .and_then(|()| self.file.get_ref().sync_all())
             .map_err(|e| self.err(e))?;
         LocalBackend::publish(&self.temp.0, &self.path).map_err(|e| self.err(e))?;
-        // Removed before the directory is synced, so a crash cannot bring it back.
-        let _ = fs::remove_file(&self.temp.0);
-        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        let Self { temp, path, .. } = self;
+        // The temporary name goes (once, by its guard) before the directory is synced,
+        // so a crash cannot bring it back.
+        drop(temp);
+        let dir = path.parent().unwrap_or(Path::new("/"));
         sync_dir(dir).map_err(|e| BackendError::from_io("write", dir.display().to_string(), e))
     }
 }
