@@ -51,6 +51,11 @@ pub struct Pack {
     pub entries: Vec<PackEntry>,
 }
 
+/// The header every pack named `id` starts with, in memory or streamed.
+fn pack_header(id: &ObjectId) -> [u8; HEADER_LEN] {
+    Header::new(ObjectType::Pack, *id.as_bytes()).encode()
+}
+
 /// Assembles a pack in memory.
 #[derive(Debug)]
 pub struct PackBuilder {
@@ -73,7 +78,7 @@ impl PackBuilder {
     /// writer of many packs reuses the buffers of the packs it has uploaded.
     pub fn reusing(id: ObjectId, blob_type: BlobType, mut bytes: Vec<u8>) -> Self {
         bytes.clear();
-        bytes.extend_from_slice(&Header::new(ObjectType::Pack, *id.as_bytes()).encode());
+        bytes.extend_from_slice(&pack_header(&id));
         Self {
             id,
             blob_type,
@@ -191,7 +196,7 @@ impl PackWriter {
         blob_type: BlobType,
         mut writer: Box<dyn ObjectWriter>,
     ) -> Result<Self, RepoError> {
-        writer.append(&Header::new(ObjectType::Pack, *id.as_bytes()).encode())?;
+        writer.append(&pack_header(&id))?;
         Ok(Self {
             id,
             blob_type,
