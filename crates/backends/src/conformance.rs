@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use crate::{ErrorKind, FileKind, ObjectId, WriteBackend};
+use crate::{BackendError, ErrorKind, FileKind, ObjectId, ObjectWriter, WriteBackend};
 
 /// One failed check.
 #[derive(Debug, Clone)]
@@ -109,12 +109,22 @@ fn fresh_lists_empty(b: &dyn WriteBackend) -> Result<(), String> {
 fn create_refuses_non_empty(b: &dyn WriteBackend) -> Result<(), String> {
     b.write(FileKind::Config, &ObjectId::ZERO, data(1, 10))
         .map_err(|e| e.to_string())?;
-    match b.create() {
+    refused(b.create(), "create on a location that holds a config")
+}
+
+/// A writer for pack `id(n)`, from a backend that has offered one before.
+fn start_pack(b: &dyn WriteBackend, n: u32) -> Result<Box<dyn ObjectWriter>, String> {
+    b.start_write(FileKind::Pack, &id(n))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "start_write offered a writer once, then none".into())
+}
+
+/// Ok if `result` is the `AlreadyExists` refusal of `what`.
+fn refused(result: Result<(), BackendError>, what: &str) -> Result<(), String> {
+    match result {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!(
-            "create on a used location failed with {e}, not AlreadyExists"
-        )),
-        Ok(()) => Err("create succeeded on a location that holds a config".into()),
+        Err(e) => Err(format!("{what} failed with {e}, not AlreadyExists")),
+        Ok(()) => Err(format!("{what} succeeded")),
     }
 }
 
@@ -171,11 +181,10 @@ fn list_reports_sizes(b: &dyn WriteBackend) -> Result<(), String> {
 fn write_once(b: &dyn WriteBackend) -> Result<(), String> {
     b.write(FileKind::Snapshot, &id(1), data(1, 100))
         .map_err(|e| e.to_string())?;
-    match b.write(FileKind::Snapshot, &id(1), data(2, 50)) {
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("second write failed with {e}, not AlreadyExists")),
-        Ok(()) => return Err("second write of the same id succeeded".into()),
-    }
+    refused(
+        b.write(FileKind::Snapshot, &id(1), data(2, 50)),
+        "a second write of the same id",
+    )?;
     let back = b
         .read_full(FileKind::Snapshot, &id(1))
         .map_err(|e| e.to_string())?;
@@ -428,10 +437,7 @@ fn streamed_writes(b: &dyn WriteBackend) -> Result<(), String> {
         "the committed object differs from its pieces"
     );
 
-    let mut dropped = b
-        .start_write(FileKind::Pack, &id(10))
-        .map_err(|e| e.to_string())?
-        .ok_or("start_write offered a writer once, then none")?;
+    let mut dropped = start_pack(b, 10)?;
     dropped.append(&whole[..1000]).map_err(|e| e.to_string())?;
     drop(dropped);
     let listed = b.list(FileKind::Pack).map_err(|e| e.to_string())?;
@@ -440,16 +446,9 @@ fn streamed_writes(b: &dyn WriteBackend) -> Result<(), String> {
         "after a dropped writer the packs are {listed:?}"
     );
 
-    let mut again = b
-        .start_write(FileKind::Pack, &id(9))
-        .map_err(|e| e.to_string())?
-        .ok_or("start_write offered a writer once, then none")?;
+    let mut again = start_pack(b, 9)?;
     again.append(b"other bytes").map_err(|e| e.to_string())?;
-    match again.commit() {
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("committing onto an existing id failed with {e}")),
-        Ok(()) => return Err("committing onto an existing id succeeded".into()),
-    }
+    refused(again.commit(), "committing onto an existing id")?;
     let back = b
         .read_full(FileKind::Pack, &id(9))
         .map_err(|e| e.to_string())?;
