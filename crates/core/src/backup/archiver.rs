@@ -295,7 +295,7 @@ impl<'a> Archiver<'a> {
 
     /// The walker's next listing, which must be of the directory at `path`.
     fn listing(&mut self, listings: &mut Listings, path: &Path) -> Result<Listing> {
-        let Some(listing) = listings.next() else {
+        let Some(mut listing) = listings.next() else {
             if self.abort.should_stop() {
                 return Err(self.abort.take_error());
             }
@@ -314,8 +314,8 @@ impl<'a> Archiver<'a> {
                 ),
             ));
         }
-        if let Some(message) = &listing.error {
-            self.error(path, message.clone());
+        if let Some(message) = listing.error.take() {
+            self.error(path, message);
         }
         Ok(listing)
     }
