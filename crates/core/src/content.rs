@@ -6,61 +6,14 @@
 //! dump, diff, verify) owns a [`BundleCache`] of the last few bundles it read, so the
 //! files of a directory, read one by one, seldom decrypt their bundle again.
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arca_repo::{BlobId, Node};
 
+use crate::bundle_cache::BundleCache;
 use crate::progress::CancelToken;
-use crate::sync::lock;
 use crate::{Error, ErrorKind, Repository};
-
-/// How many decoded bundles [`BundleCache`] keeps (each at most about 1.25 MiB with the
-/// default chunk sizes).
-const CACHED_BUNDLES: usize = 4;
-
-/// The bundles one operation read last, most recent first (shared by its threads).
-#[derive(Debug, Default)]
-pub(crate) struct BundleCache {
-    recent: Mutex<VecDeque<(BlobId, Arc<Vec<u8>>)>>,
-}
-
-impl BundleCache {
-    /// Bundle `id`'s plaintext: kept, or read, authenticated and kept.
-    ///
-    /// # Errors
-    /// As [`Repository::load_data_blob`].
-    pub(crate) fn load(&self, repo: &Repository, id: &BlobId) -> crate::Result<Arc<Vec<u8>>> {
-        if let Some(bytes) = self.cached(id) {
-            return Ok(bytes);
-        }
-        let bytes = Arc::new(repo.load_data_blob(id)?);
-        self.keep(*id, Arc::clone(&bytes));
-        Ok(bytes)
-    }
-
-    /// Bundle `id`'s plaintext, if it was read lately.
-    pub(crate) fn cached(&self, id: &BlobId) -> Option<Arc<Vec<u8>>> {
-        let mut recent = lock(&self.recent);
-        let i = recent.iter().position(|(b, _)| b == id)?;
-        let hit = recent.remove(i)?;
-        let bytes = Arc::clone(&hit.1);
-        recent.push_front(hit);
-        Some(bytes)
-    }
-
-    /// Keeps bundle `id`'s authenticated plaintext, dropping the least recent.
-    pub(crate) fn keep(&self, id: BlobId, bytes: Arc<Vec<u8>>) {
-        let mut recent = lock(&self.recent);
-        if recent.front().is_some_and(|(b, _)| *b == id) {
-            return;
-        }
-        recent.retain(|(b, _)| *b != id);
-        recent.push_front((id, bytes));
-        recent.truncate(CACHED_BUNDLES);
-    }
-}
 
 /// The bytes `[offset, offset + size)` of a bundle holding `len` bytes, or why they are
 /// not there.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use arca_repo::{BlobId, Node, NodeKind, Tree};
 
-use crate::content::BundleCache;
+use crate::bundle_cache::BundleCache;
 use crate::metadata::changed_attributes;
 use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;

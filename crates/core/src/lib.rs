@@ -49,6 +49,7 @@
 
 mod backup;
 mod browse;
+mod bundle_cache;
 mod check;
 mod content;
 mod diff;

@@ -15,7 +15,7 @@ use arca_repo::{Node, NodeKind};
 
 use crate::backup::is_cache_dir_at;
 use crate::browse::snapshot_components;
-use crate::content::BundleCache;
+use crate::bundle_cache::BundleCache;
 use crate::dir_handle::DirHandle;
 use crate::metadata::{OwnerPolicy, Owners, changed_attributes, kind_of, node_from_stat};
 use crate::progress::CancelToken;

@@ -17,7 +17,8 @@ use std::path::Path;
 
 use arca_repo::{Node, NodeKind};
 
-use crate::content::{BundleCache, FileReader};
+use crate::bundle_cache::BundleCache;
+use crate::content::FileReader;
 use crate::progress::CancelToken;
 use crate::repository::SnapshotInfo;
 use crate::{Error, ErrorKind, Repository, Result};

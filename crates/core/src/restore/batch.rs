@@ -4,6 +4,7 @@
 //! requests instead of one per chunk (which dominates on remote storage). Each entry is
 //! authenticated before its bytes are written at their place in their file.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,7 @@ use arca_repo::{BlobId, BlobLocation, BlobType};
 
 use super::writer::{FileJob, finish_file, settle_existing, write_at};
 use super::{Ctx, WorkerCounts};
+use crate::bundle_cache::{Claim, Reading};
 use crate::content::bundle_slice;
 
 /// Entries closer than this in one pack are read together (the gap is read and
@@ -120,37 +122,70 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
             }
         }
     }
-    // A bundle read for the previous batch (its files straddle batches) is not read
-    // again: its pieces are written now, the others read below.
+    // Each bundle is read by one worker at a time: one kept from a recent batch (its
+    // files straddle batches) is placed now, one another worker is reading now is
+    // waited for once this batch's own reads are done (holding none of its own, so
+    // every wait ends); the rest is read below.
+    let mut reading = HashMap::new();
+    let mut waiting = Vec::new();
     let mut to_read = Vec::with_capacity(pieces.len());
     for p in pieces {
-        let Some(plain) = p.slice.as_ref().and_then(|_| ctx.bundles.cached(&p.id)) else {
+        if p.slice.is_none() || reading.contains_key(&p.id) {
             to_read.push(p);
             continue;
-        };
-        let f = &mut files[p.job];
-        if f.error.is_none() {
-            place_piece(ctx, f, &p, &plain);
+        }
+        match ctx.bundles.claim(&p.id) {
+            Claim::Kept(plain) => {
+                let f = &mut files[p.job];
+                if f.error.is_none() {
+                    place_piece(ctx, f, &p, &plain);
+                }
+            }
+            Claim::Mine(r) => {
+                reading.insert(p.id, r);
+                to_read.push(p);
+            }
+            Claim::Elsewhere => waiting.push(p),
         }
     }
     let mut pieces = to_read;
     pieces.sort_unstable_by_key(|p| (p.loc.pack, p.loc.offset, p.job, p.at));
     let mut rest = &pieces[..];
-    while !rest.is_empty() {
-        if ctx.cancelled() {
-            for f in &mut files {
-                f.error.get_or_insert_with(|| "restore stopped".to_owned());
-            }
-            break;
-        }
+    while !rest.is_empty() && !stopped(ctx, &mut files) {
         let run = run_len(rest);
         let (now, later) = rest.split_at(run);
         rest = later;
-        place_run(ctx, now, &mut files);
+        place_run(ctx, now, &mut files, &mut reading);
+    }
+    // Reads that failed free their bundles for the waiting (who then fail alike).
+    drop(reading);
+    for p in waiting {
+        if stopped(ctx, &mut files) {
+            break;
+        }
+        let f = &mut files[p.job];
+        if f.error.is_some() {
+            continue;
+        }
+        match ctx.bundles.load(ctx.repo, &p.id) {
+            Ok(plain) => place_piece(ctx, f, &p, &plain),
+            Err(e) => f.error = Some(e.to_string()),
+        }
     }
     for f in files {
         finish_file(ctx, f.job, f.error, f.hole, f.written, counts);
     }
+}
+
+/// Whether the restore was stopped; then every file of the batch fails.
+fn stopped(ctx: &Ctx<'_>, files: &mut [Filling]) -> bool {
+    if !ctx.cancelled() {
+        return false;
+    }
+    for f in files {
+        f.error.get_or_insert_with(|| "restore stopped".to_owned());
+    }
+    true
 }
 
 /// How many pieces from the start of `pieces` (sorted) one read covers.
@@ -174,8 +209,14 @@ fn run_len(pieces: &[Piece]) -> usize {
     n
 }
 
-/// Reads the span of `run` (pieces of one pack) once and writes each piece.
-fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
+/// Reads the span of `run` (pieces of one pack) once and writes each piece; keeps each
+/// bundle decoded through its `reading`.
+fn place_run<'a>(
+    ctx: &'a Ctx<'_>,
+    run: &[Piece],
+    files: &mut [Filling],
+    reading: &mut HashMap<BlobId, Reading<'a>>,
+) {
     let Some(first) = run.first() else {
         return;
     };
@@ -213,8 +254,8 @@ fn place_run(ctx: &Ctx<'_>, run: &[Piece], files: &mut [Filling]) {
             match decode_piece(ctx, &span, start, p) {
                 Ok(plain) => {
                     let plain = Arc::new(plain);
-                    if p.slice.is_some() {
-                        ctx.bundles.keep(p.id, Arc::clone(&plain));
+                    if let Some(r) = reading.remove(&p.id) {
+                        r.keep(Arc::clone(&plain));
                     }
                     decoded = Some((p.offset(), plain));
                 }
@@ -270,7 +311,9 @@ fn decode_piece(ctx: &Ctx<'_>, span: &[u8], start: u64, p: &Piece) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
+    use arca_backends::{BackendError, MemoryBackend, ObjectId, ReadBackend, WriteBackend};
     use arca_repo::Node;
 
     use super::*;
@@ -366,6 +409,121 @@ mod tests {
                 assert!(!base.join(name).exists(), "damaged {name} must not stay");
             } else {
                 assert_eq!(&std::fs::read(base.join(name)).unwrap(), data, "{name}");
+            }
+        }
+    }
+
+    /// Pack bytes read, through a backend that counts them.
+    struct CountingReads {
+        inner: MemoryBackend,
+        pack_bytes: AtomicU64,
+    }
+
+    impl ReadBackend for CountingReads {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
+            self.inner.list(kind)
+        }
+        fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<bytes::Bytes, BackendError> {
+            let bytes = self.inner.read_full(kind, id)?;
+            if kind == FileKind::Pack {
+                self.pack_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::SeqCst);
+            }
+            Ok(bytes)
+        }
+        fn read_range(
+            &self,
+            kind: FileKind,
+            id: &ObjectId,
+            offset: u64,
+            length: u64,
+        ) -> Result<bytes::Bytes, BackendError> {
+            if kind == FileKind::Pack {
+                self.pack_bytes.fetch_add(length, Ordering::SeqCst);
+            }
+            self.inner.read_range(kind, id, offset, length)
+        }
+    }
+
+    impl WriteBackend for CountingReads {
+        fn create(&self) -> Result<(), BackendError> {
+            self.inner.create()
+        }
+        fn write(
+            &self,
+            kind: FileKind,
+            id: &ObjectId,
+            data: bytes::Bytes,
+        ) -> Result<(), BackendError> {
+            self.inner.write(kind, id, data)
+        }
+        fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
+            self.inner.remove(kind, id)
+        }
+    }
+
+    /// Eight workers take batches of files that share a few bundles: each bundle is read
+    /// by one of them and placed by all, so the restore reads no more than the packs
+    /// hold (before, every worker that met a bundle while another was reading it read
+    /// it too).
+    #[test]
+    fn workers_sharing_a_bundle_read_it_once() {
+        let (dir, src) = crate::testing::source_dir();
+        let mut files = Vec::new();
+        for i in 0..2000u64 {
+            let data = noise(700 + (i as usize % 13) * 50, i + 1);
+            std::fs::write(src.join(format!("f{i:04}")), &data).unwrap();
+            files.push(data);
+        }
+        let backend = Arc::new(CountingReads {
+            inner: MemoryBackend::new(),
+            pack_bytes: 0.into(),
+        });
+        let shared: Arc<dyn WriteBackend> = backend.clone();
+        let init = crate::testing::fast_init(crate::InitOptions::default().pack_size);
+        crate::Repository::init(shared.clone(), b"pw", &init).unwrap();
+        let mut repo = crate::Repository::open(shared, b"pw").unwrap();
+        repo.backup(
+            std::slice::from_ref(&src),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
+        let tree = crate::testing::latest_tree_of(&repo, &src);
+        let bundles: std::collections::HashSet<_> =
+            tree.nodes().iter().map(|n| n.content[0]).collect();
+        assert!(
+            (2..=10).contains(&bundles.len()),
+            "{} bundles",
+            bundles.len()
+        );
+        let stored: u64 = backend
+            .list(FileKind::Pack)
+            .unwrap()
+            .iter()
+            .map(|(_, size)| size)
+            .sum();
+        let snapshot = repo.find_snapshot("latest").unwrap();
+        let options = RestoreOptions {
+            threads: 8,
+            ..RestoreOptions::default()
+        };
+        for round in 0..3 {
+            backend.pack_bytes.store(0, Ordering::SeqCst);
+            let out = dir.path().join(format!("out{round}"));
+            repo.restore(&snapshot, &out, &options, &NoProgress)
+                .unwrap();
+            let read = backend.pack_bytes.load(Ordering::SeqCst);
+            assert!(
+                read <= stored,
+                "round {round}: read {read} of {stored} stored"
+            );
+            let base = out.join(src.strip_prefix("/").unwrap());
+            for (i, data) in files.iter().enumerate() {
+                assert_eq!(&std::fs::read(base.join(format!("f{i:04}"))).unwrap(), data);
             }
         }
     }

@@ -27,7 +27,7 @@ use crossbeam_channel::bounded;
 use self::batch::{BATCH_BYTES, file_budget, restore_batch};
 use self::entries::Walker;
 use self::writer::FileJob;
-use crate::content::BundleCache;
+use crate::bundle_cache::BundleCache;
 use crate::dir_handle::{DirHandle, open_file_limit, raise_open_file_limit};
 use crate::metadata::{ApplyWarnings, OwnerPolicy, Target, apply};
 use crate::progress::{CancelToken, RestoreProgress};
