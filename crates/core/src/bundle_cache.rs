@@ -20,9 +20,9 @@ use arca_repo::BlobId;
 use crate::Repository;
 use crate::sync::lock;
 
-/// How many decoded bundles [`BundleCache`] keeps (each at most about 1.25 MiB with the
+/// How many decoded bundles [`BundleCache`] keeps (each at most about 2.25 MiB with the
 /// default chunk sizes).
-const CACHED_BUNDLES: usize = 4;
+pub(crate) const CACHED_BUNDLES: usize = 4;
 
 /// The bundles one operation read last, most recent first, and the ones being read
 /// (shared by its threads).
@@ -72,8 +72,8 @@ pub(crate) enum Claim<'a> {
 }
 
 /// The duty to read one bundle. Dropped without [`keep`](Reading::keep) (the read
-/// failed), the bundle is free to be claimed again; either way the threads waiting for
-/// it wake.
+/// failed, or the holder did not need the bundle after all), the bundle is free to be
+/// claimed again; either way the threads waiting for it wake.
 #[derive(Debug)]
 pub(crate) struct Reading<'a> {
     cache: &'a BundleCache,
@@ -215,7 +215,12 @@ mod tests {
                     woken.fetch_add(1, Ordering::SeqCst);
                 });
             }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             while claimed.load(Ordering::SeqCst) < 4 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a waiter never claimed"
+                );
                 std::thread::yield_now();
             }
             assert_eq!(woken.load(Ordering::SeqCst), 0, "a waiter did not wait");

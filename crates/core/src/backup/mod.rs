@@ -268,8 +268,7 @@ impl Repository {
             Some(source_entries(&sources))
         })?;
         let root_is_source = root.is_source();
-        let params = self.chunker.params();
-        let bundler = Bundler::new(u64::from(params.avg_size), params.max_size as usize);
+        let bundler = Bundler::for_chunks(&self.chunker.params());
         let walked = std::thread::scope(|s| {
             let (job_tx, job_rx) = bounded(threads * 4);
             let (blob_tx, blob_rx) = bounded(threads * 4);
