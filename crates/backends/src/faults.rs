@@ -160,13 +160,19 @@ layer_backend!(Faults);
 /// What [`Intercept`] calls before every call: it sees the call and may fail it.
 pub type InterceptHook = Box<dyn Fn(Call<'_>) -> Result<(), BackendError> + Send + Sync>;
 
+/// What [`Intercept`] calls after every call that succeeded: the call, and the bytes it
+/// brought from the storage (0 but for reads).
+pub type ReceivedHook = Box<dyn Fn(Call<'_>, u64) + Send + Sync>;
+
 /// Runs a hook before every call to the backend it wraps: to count calls, to fail
 /// chosen ones, or to do something at a chosen moment (tests of everything above a
 /// backend, and embedders that want to observe storage traffic). A call the hook fails
-/// does not reach the backend.
+/// does not reach the backend. [`Intercept::on_received`] adds a hook that sees how
+/// much each call read.
 pub struct Intercept<B> {
     inner: B,
     hook: InterceptHook,
+    received: Option<ReceivedHook>,
 }
 
 impl<B> fmt::Debug for Intercept<B> {
@@ -178,7 +184,18 @@ impl<B> fmt::Debug for Intercept<B> {
 impl<B: WriteBackend> Intercept<B> {
     /// Wraps `inner`, calling `hook` before each call.
     pub fn new(inner: B, hook: InterceptHook) -> Self {
-        Self { inner, hook }
+        Self {
+            inner,
+            hook,
+            received: None,
+        }
+    }
+
+    /// Also calls `received` after each call that succeeded, with the bytes it read.
+    #[must_use]
+    pub fn on_received(mut self, received: ReceivedHook) -> Self {
+        self.received = Some(received);
+        self
     }
 }
 
@@ -195,7 +212,11 @@ impl<B: WriteBackend> Layer for Intercept<B> {
         f: &mut dyn FnMut() -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
         (self.hook)(call)?;
-        f()
+        let done = f()?;
+        if let Some(received) = &self.received {
+            received(call, done.received());
+        }
+        Ok(done)
     }
 }
 
@@ -245,5 +266,36 @@ mod tests {
         backend.read_full(FileKind::Index, &id).unwrap();
         backend.read_range(FileKind::Index, &id, 0, 1).unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    /// The received hook sees the bytes each successful read brought, and nothing for
+    /// writes, listings or calls that failed.
+    #[test]
+    fn intercept_reports_the_bytes_each_read_brought() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let backend = Intercept::new(MemoryBackend::new(), Box::new(|_| Ok(()))).on_received(
+            Box::new(move |call, bytes| {
+                if bytes > 0 {
+                    log.lock()
+                        .unwrap()
+                        .push((call.operation(), call.object(), bytes));
+                }
+            }),
+        );
+        backend.create().unwrap();
+        let id = ObjectId::from_bytes([2; 32]);
+        backend
+            .write(FileKind::Pack, &id, Bytes::from_static(b"twelve bytes"))
+            .unwrap();
+        backend.read_full(FileKind::Pack, &id).unwrap();
+        backend.read_range(FileKind::Pack, &id, 3, 5).unwrap();
+        assert!(backend.read_range(FileKind::Pack, &id, 10, 5).is_err());
+        backend.list(FileKind::Pack).unwrap();
+        let object = format!("data/{id}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![("read", object.clone(), 12), ("read", object, 5)]
+        );
     }
 }

@@ -59,7 +59,7 @@ use bytes::Bytes;
 #[cfg(feature = "b2")]
 pub use b2::{B2Backend, B2Config, B2ConfigError};
 pub use error::{BackendError, ErrorKind};
-pub use faults::{FaultPlan, Faults, Intercept, InterceptHook, ParseFaultPlanError};
+pub use faults::{FaultPlan, Faults, Intercept, InterceptHook, ParseFaultPlanError, ReceivedHook};
 #[cfg(any(feature = "s3", feature = "b2"))]
 pub use http::HttpOptions;
 pub use kind::{FileKind, ObjectId, ParseIdError};

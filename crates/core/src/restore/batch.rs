@@ -324,7 +324,7 @@ mod tests {
     use std::path::Path;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use arca_backends::{BackendError, MemoryBackend, ObjectId, ReadBackend, WriteBackend};
+    use arca_backends::{Call, Intercept, MemoryBackend, WriteBackend};
     use arca_repo::Node;
 
     use super::*;
@@ -424,58 +424,6 @@ mod tests {
         }
     }
 
-    /// Pack bytes read, through a backend that counts them.
-    struct CountingReads {
-        inner: MemoryBackend,
-        pack_bytes: AtomicU64,
-    }
-
-    impl ReadBackend for CountingReads {
-        fn location(&self) -> String {
-            self.inner.location()
-        }
-        fn list(&self, kind: FileKind) -> Result<Vec<(ObjectId, u64)>, BackendError> {
-            self.inner.list(kind)
-        }
-        fn read_full(&self, kind: FileKind, id: &ObjectId) -> Result<bytes::Bytes, BackendError> {
-            let bytes = self.inner.read_full(kind, id)?;
-            if kind == FileKind::Pack {
-                self.pack_bytes
-                    .fetch_add(bytes.len() as u64, Ordering::SeqCst);
-            }
-            Ok(bytes)
-        }
-        fn read_range(
-            &self,
-            kind: FileKind,
-            id: &ObjectId,
-            offset: u64,
-            length: u64,
-        ) -> Result<bytes::Bytes, BackendError> {
-            if kind == FileKind::Pack {
-                self.pack_bytes.fetch_add(length, Ordering::SeqCst);
-            }
-            self.inner.read_range(kind, id, offset, length)
-        }
-    }
-
-    impl WriteBackend for CountingReads {
-        fn create(&self) -> Result<(), BackendError> {
-            self.inner.create()
-        }
-        fn write(
-            &self,
-            kind: FileKind,
-            id: &ObjectId,
-            data: bytes::Bytes,
-        ) -> Result<(), BackendError> {
-            self.inner.write(kind, id, data)
-        }
-        fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {
-            self.inner.remove(kind, id)
-        }
-    }
-
     /// Eight workers take batches of files that share a few bundles: each bundle is read
     /// by one of them and placed by all, so the restore reads no more than the packs
     /// hold (before, every worker that met a bundle while another was reading it read
@@ -489,14 +437,19 @@ mod tests {
             std::fs::write(src.join(format!("f{i:04}")), &data).unwrap();
             files.push(data);
         }
-        let backend = Arc::new(CountingReads {
-            inner: MemoryBackend::new(),
-            pack_bytes: 0.into(),
-        });
-        let shared: Arc<dyn WriteBackend> = backend.clone();
+        let pack_bytes = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&pack_bytes);
+        let counting = Intercept::new(MemoryBackend::new(), Box::new(|_| Ok(()))).on_received(
+            Box::new(move |call, bytes| {
+                if let Call::Read(FileKind::Pack, _) = call {
+                    counted.fetch_add(bytes, Ordering::SeqCst);
+                }
+            }),
+        );
+        let backend: Arc<dyn WriteBackend> = Arc::new(counting);
         let init = crate::testing::fast_init(crate::InitOptions::default().pack_size);
-        crate::Repository::init(shared.clone(), b"pw", &init).unwrap();
-        let mut repo = crate::Repository::open(shared, b"pw").unwrap();
+        crate::Repository::init(backend.clone(), b"pw", &init).unwrap();
+        let mut repo = crate::Repository::open(backend.clone(), b"pw").unwrap();
         repo.backup(
             std::slice::from_ref(&src),
             &BackupOptions::default(),
@@ -525,11 +478,11 @@ mod tests {
             ..RestoreOptions::default()
         };
         for round in 0..3 {
-            backend.pack_bytes.store(0, Ordering::SeqCst);
+            pack_bytes.store(0, Ordering::SeqCst);
             let out = dir.path().join(format!("out{round}"));
             repo.restore(&snapshot, &out, &options, &NoProgress)
                 .unwrap();
-            let read = backend.pack_bytes.load(Ordering::SeqCst);
+            let read = pack_bytes.load(Ordering::SeqCst);
             assert!(
                 read <= stored,
                 "round {round}: read {read} of {stored} stored"
