@@ -64,11 +64,8 @@ pub(crate) struct Bundler {
 
 impl Bundler {
     /// The bundler for chunks cut by `params`: files smaller than the average chunk are
-    /// bundled, and a bundle is sealed at twice the maximum chunk (2 MiB by default).
-    ///
-    /// Sealed at the maximum chunk (1 MiB), the Linux tree's repository took 212.3 to
-    /// 216.6 MB over three backups (823 bundles); at twice that, 209.6 to 210.0 MB, for
-    /// 7 MiB more peak memory (design.md §15).
+    /// bundled, and a bundle is sealed at twice the maximum chunk (2 MiB by default;
+    /// design.md §9 gives what 1, 2 and 4 MiB stored and cost).
     pub(crate) fn for_chunks(params: &arca_chunker::ChunkerParams) -> Self {
         Self::new(u64::from(params.avg_size), 2 * params.max_size as usize)
     }
