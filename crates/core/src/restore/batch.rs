@@ -88,40 +88,7 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
             written: 0,
         });
     }
-    let mut pieces = Vec::new();
-    for (n, f) in files.iter_mut().enumerate() {
-        let mut at = 0u64;
-        let node = &f.job.node;
-        for id in &node.content {
-            match ctx.repo.index.get(BlobType::Data, id) {
-                Some(loc) => {
-                    let slice = node
-                        .bundle_offset
-                        .map(|offset| bundle_slice(offset, node.size, loc.raw_len as usize))
-                        .transpose();
-                    let slice = match slice {
-                        Ok(slice) => slice,
-                        Err(why) => {
-                            f.error = Some(format!("bundle {id}: {why}"));
-                            break;
-                        }
-                    };
-                    pieces.push(Piece {
-                        loc,
-                        id: *id,
-                        job: n,
-                        at,
-                        slice,
-                    });
-                    at += u64::from(loc.raw_len);
-                }
-                None => {
-                    f.error = Some(format!("data blob {id} is not in the index"));
-                    break;
-                }
-            }
-        }
-    }
+    let pieces = pieces_of(ctx, &mut files);
     // Each bundle is read by one worker at a time: one kept from a recent batch (its
     // files straddle batches) is placed now, one another worker is reading now is
     // waited for once this batch's own reads are done (holding none of its own, so
@@ -149,9 +116,8 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
             Claim::Elsewhere => waiting.push(p),
         }
     }
-    let mut pieces = to_read;
-    pieces.sort_unstable_by_key(|p| (p.loc.pack, p.loc.offset, p.job, p.at));
-    let mut rest = &pieces[..];
+    to_read.sort_unstable_by_key(|p| (p.loc.pack, p.loc.offset, p.job, p.at));
+    let mut rest = &to_read[..];
     while !rest.is_empty() && !stopped(ctx, &mut files) {
         let run = run_len(rest);
         let (now, later) = rest.split_at(run);
@@ -164,11 +130,55 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
         }
     }
     drop(reading);
-    // The waited-for bundles, each taken once: if its reader failed, this worker reads
-    // it (once), and its files fail alike if that fails too.
+    place_waited(ctx, waiting, &mut files);
+    for f in files {
+        finish_file(ctx, f.job, f.error, f.hole, f.written, counts);
+    }
+}
+
+/// The chunks of `files`, each with where it is stored and where it goes; a file whose
+/// chunk is not indexed, or whose slice does not fit its bundle, fails here.
+fn pieces_of(ctx: &Ctx<'_>, files: &mut [Filling]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    for (n, f) in files.iter_mut().enumerate() {
+        let mut at = 0u64;
+        let node = &f.job.node;
+        for id in &node.content {
+            let Some(loc) = ctx.repo.index.get(BlobType::Data, id) else {
+                f.error = Some(format!("data blob {id} is not in the index"));
+                break;
+            };
+            let slice = node
+                .bundle_offset
+                .map(|offset| bundle_slice(offset, node.size, loc.raw_len as usize))
+                .transpose();
+            let slice = match slice {
+                Ok(slice) => slice,
+                Err(why) => {
+                    f.error = Some(format!("bundle {id}: {why}"));
+                    break;
+                }
+            };
+            pieces.push(Piece {
+                loc,
+                id: *id,
+                job: n,
+                at,
+                slice,
+            });
+            at += u64::from(loc.raw_len);
+        }
+    }
+    pieces
+}
+
+/// Places the pieces of bundles other workers were reading, once this worker holds no
+/// bundle of its own. Each bundle is taken once: if its reader failed, this worker
+/// reads it (once), and its files fail alike if that fails too.
+fn place_waited(ctx: &Ctx<'_>, waiting: Vec<Piece>, files: &mut [Filling]) {
     let mut waited: HashMap<BlobId, Result<Arc<Vec<u8>>, String>> = HashMap::new();
     for p in waiting {
-        if stopped(ctx, &mut files) {
+        if stopped(ctx, files) {
             break;
         }
         let f = &mut files[p.job];
@@ -182,9 +192,6 @@ pub(crate) fn restore_batch(ctx: &Ctx<'_>, jobs: Vec<FileJob>, counts: &Mutex<Wo
             Ok(plain) => place_piece(ctx, f, &p, plain),
             Err(e) => f.error = Some(e.clone()),
         }
-    }
-    for f in files {
-        finish_file(ctx, f.job, f.error, f.hole, f.written, counts);
     }
 }
 
