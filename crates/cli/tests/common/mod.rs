@@ -186,7 +186,6 @@ impl Env {
             .unwrap()
     }
 
-    /// `arca backup PATHS --json`.
     /// Runs `arca ARGS` under `ulimit -n 64`, expecting success, and returns its output.
     #[allow(dead_code)]
     pub fn ok_with_64_open_files(&self, args: &[&str]) -> Output {
@@ -205,6 +204,7 @@ impl Env {
         out
     }
 
+    /// `arca backup PATHS --json`.
     pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
         let mut args: Vec<&str> = vec!["backup"];
         args.extend(paths.iter().map(|p| p.to_str().unwrap()));
