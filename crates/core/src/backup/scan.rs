@@ -22,7 +22,9 @@ pub(crate) fn estimate(
 ) {
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut last = Instant::now();
-    // Depth first with one open directory per level.
+    // Depth first, with an open directory for each level that has names left (a level
+    // with none closes before its last subdirectory is walked, as in the walker): the
+    // estimate runs beside the backup, under the same limit of open files.
     let mut stack: Vec<(DirHandle, std::vec::IntoIter<Vec<u8>>)> = Vec::new();
     for source in sources {
         let (Some(parent), Some(name)) = (source.parent(), source.file_name()) else {
@@ -44,6 +46,7 @@ pub(crate) fn estimate(
                 stack.pop();
                 continue;
             };
+            let last_name = names.len() == 0;
             let Ok(st) = dir.lstat(&name) else { continue };
             let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
             if selector
@@ -56,6 +59,9 @@ pub(crate) fn estimate(
                 SFlag::S_IFDIR => {
                     if let Ok(child) = dir.child(&name) {
                         let names = child.names().unwrap_or_default();
+                        if last_name {
+                            stack.pop();
+                        }
                         stack.push((child, names.into_iter()));
                     }
                 }
