@@ -216,18 +216,31 @@ fn deep_trees_back_up_incrementally() {
     make_deep(&src.join("deep"));
     settle();
     env.init();
-    env.backup(&[&src]);
-    // Within 64 open files: an unchanged backup opens no directory to read from (the
-    // walker reads symlinks too), and the walker holds a descriptor only for levels
-    // with something left to walk.
-    let out = env.ok_with_64_open_files(&["backup", src.to_str().unwrap(), "--json"]);
-    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Within 64 open files, with the estimate scanner on (`--json`): the walker and the
+    // scanner hold a descriptor only for levels with something left to walk, and the
+    // archiver keeps only the directories it reads files in (here levels 500 and 999),
+    // not the ones it passes through to open them.
+    let backup = || {
+        let out = env.ok_with_64_open_files(&["backup", src.to_str().unwrap(), "--json"]);
+        let summary = json_of(&String::from_utf8(out.stdout).unwrap());
+        assert_eq!(summary["errors"], 0, "{summary}");
+        summary
+    };
+    let first = backup();
+    assert_eq!(first["files_new"], 2, "{first}");
+    // An unchanged backup opens no directory to read from (the walker reads symlinks
+    // too).
+    let again = backup();
     assert_eq!(again["files_unchanged"], 2);
     assert_eq!(again["bytes_read"], 0);
     assert_eq!(again["dirs_changed"], 0);
     // At most the root tree, which records the directories above the source (their
     // times change as other tests use the temporary directory).
     assert!(again["tree_blobs_added"].as_u64().unwrap() <= 1, "{again}");
+    // The file at the bottom changed: read through 1,000 levels, one kept open.
+    touch_bottom(&src.join("deep"), DEPTH, level_name);
+    let changed = backup();
+    assert_eq!(changed["files_changed"], 1, "{changed}");
 }
 
 /// diff, find and verify walk trees far deeper than recursion would survive (each

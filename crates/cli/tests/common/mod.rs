@@ -138,10 +138,7 @@ impl Env {
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
         all.push("--json");
-        let out = self.ok(&all);
-        serde_json::from_str(&out)
-            .or_else(|_| serde_json::from_str(out.lines().last().unwrap_or_default()))
-            .unwrap()
+        json_of(&self.ok(&all))
     }
 
     /// The id of a key slot other than the one in use, from `key list --json`.
@@ -210,6 +207,15 @@ impl Env {
         args.extend(paths.iter().map(|p| p.to_str().unwrap()));
         self.json(&args)
     }
+}
+
+/// The JSON of a `--json` command's output: the last line when it is JSON lines
+/// (backup prints status lines before its summary), else all of it.
+#[allow(dead_code)]
+pub fn json_of(out: &str) -> serde_json::Value {
+    serde_json::from_str(out)
+        .or_else(|_| serde_json::from_str(out.lines().last().unwrap_or_default()))
+        .unwrap()
 }
 
 /// Waits until files created so far are more than a second old, so that a following

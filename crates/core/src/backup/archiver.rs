@@ -11,10 +11,11 @@
 //! the walker's lead (at most [`super::walk::AHEAD`] batches of at most
 //! [`super::walk::CHUNK`] entries), the files in flight and the directories of the files
 //! waiting for the open bundle (at most one per file of it, and a bundle holds at most
-//! 4,096 files), not by the size of the tree. Open descriptors are bounded by the walk
-//! depth (twice: the walker's and the archiver's) and the files in flight; the
-//! archiver opens a directory only to read a file or attributes in it
-//! ([`Archiver::dir_handle`]), so an unchanged backup opens none below the sources.
+//! 4,096 files), not by the size of the tree. Open descriptors: the archiver opens a
+//! directory only to read a file or attributes in it ([`Archiver::dir_handle`]), so an
+//! unchanged backup opens none below the sources; it keeps one per such directory whose
+//! walk is not done, except that a directory with only its last subdirectory left hands
+//! its descriptor down ([`Archiver::hand_down`]), and the files in flight hold theirs.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -242,9 +243,9 @@ impl<'a> Archiver<'a> {
     }
 
     /// The open directory `dir`, opened now if the archiver has not needed it yet: by
-    /// name through its parent (opened in turn if need be, and kept like it until its
-    /// walk is done), or by path for `/`. The outer error is an internal one; the inner
-    /// is the file system's.
+    /// name through its nearest open ancestor (the directories between are opened in
+    /// turn and closed again), or by path for `/`; it is kept until its walk is done.
+    /// The outer error is an internal one; the inner is the file system's.
     pub(super) fn dir_handle(&mut self, dir: u64) -> Result<std::io::Result<Arc<DirHandle>>> {
         // The directories to open by name, innermost first, below one that is open or
         // is opened by path.
@@ -274,11 +275,44 @@ impl<'a> Archiver<'a> {
                 .map(OsStrExt::as_bytes)
                 .unwrap_or_default();
             match handle.child(name) {
-                Ok(h) => handle = st.handle.insert(Arc::new(h)).clone(),
+                // Only `dir` is kept: the directories passed through close again, so a
+                // file deep below directories without files of their own costs one
+                // descriptor, not one per level.
+                Ok(h) if chain.is_empty() => handle = st.handle.insert(Arc::new(h)).clone(),
+                Ok(h) => handle = Arc::new(h),
                 Err(e) => return Ok(Err(e)),
             }
         }
         Ok(Ok(handle))
+    }
+
+    /// Directory `dir` has nothing left to take but its last subdirectory `child`: if
+    /// `dir` is open, `child` is opened through it and `dir` closed, as the walker
+    /// does, so a chain of single subdirectories holds one descriptor, not one per
+    /// level. (Opened later instead, `child` would need its ancestors opened again.)
+    /// Only a directory the archiver opened to read in hands down: one above the sources
+    /// came open from the walker, and an unchanged backup opens none below them.
+    fn hand_down(&mut self, dir: u64, child: u64) -> Result<()> {
+        let st = self.dir_mut(dir)?;
+        let Some(handle) = st.handle.clone().filter(|_| !st.above_sources) else {
+            return Ok(());
+        };
+        let st = self.dir_mut(child)?;
+        if st.handle.is_none() {
+            let name = st
+                .path
+                .file_name()
+                .map(OsStrExt::as_bytes)
+                .unwrap_or_default();
+            // If it cannot be opened, `dir_handle` tries again when it is needed, and
+            // reports why.
+            let Ok(opened) = handle.child(name) else {
+                return Ok(());
+            };
+            st.handle = Some(Arc::new(opened));
+        }
+        self.dir_mut(dir)?.handle = None;
+        Ok(())
     }
 
     /// The open directory `dir` to read the file at `path` through; if it cannot be
@@ -351,6 +385,9 @@ impl<'a> Archiver<'a> {
             match frame.entries.next() {
                 Some(item) => {
                     if let Some(child) = self.process(&mut listings, dir, item)? {
+                        if frame.entries.len() == 0 && !frame.more {
+                            self.hand_down(dir, child.dir)?;
+                        }
                         stack.push(child);
                     }
                 }
