@@ -290,14 +290,19 @@ impl<'a> Archiver<'a> {
     /// `dir` is open, `child` is opened through it and `dir` closed, as the walker
     /// does, so a chain of single subdirectories holds one descriptor, not one per
     /// level. (Opened later instead, `child` would need its ancestors opened again.)
-    /// Only a directory the archiver opened to read in hands down: one above the sources
-    /// came open from the walker, and an unchanged backup opens none below them.
-    fn hand_down(&mut self, dir: u64, child: u64) -> Result<()> {
+    /// Only a directory the archiver opened to read in hands down (one above the sources
+    /// came open from the walker, and an unchanged backup opens none below them), and
+    /// only to a child with entries to take (not an empty directory, nor a mount point
+    /// left out by `--one-file-system`, which must not be opened).
+    fn hand_down(&mut self, dir: u64, child: &Frame) -> Result<()> {
+        if child.entries.len() == 0 && !child.more {
+            return Ok(());
+        }
         let st = self.dir_mut(dir)?;
         let Some(handle) = st.handle.clone().filter(|_| !st.above_sources) else {
             return Ok(());
         };
-        let st = self.dir_mut(child)?;
+        let st = self.dir_mut(child.dir)?;
         if st.handle.is_none() {
             let name = st
                 .path
@@ -386,7 +391,7 @@ impl<'a> Archiver<'a> {
                 Some(item) => {
                     if let Some(child) = self.process(&mut listings, dir, item)? {
                         if frame.entries.len() == 0 && !frame.more {
-                            self.hand_down(dir, child.dir)?;
+                            self.hand_down(dir, &child)?;
                         }
                         stack.push(child);
                     }

@@ -355,6 +355,11 @@ impl Walker<'_> {
                 return (listing, Some(frame));
             }
         };
+        // A mount point is recorded, empty (as Borg does), and not opened: opening it
+        // could mount an automounted file system, or fail on one that is gone.
+        if self.selector.one_file_system && parent.device.is_some_and(|d| d != sub_device) {
+            return (Listing::new(path), None);
+        }
         let handle = match parent.handle.child(&name) {
             Ok(h) => Arc::new(h),
             Err(e) => {
@@ -362,10 +367,6 @@ impl Walker<'_> {
                 return (Listing::failed(path, message), None);
             }
         };
-        // A mount point is recorded, empty (as Borg does).
-        if self.selector.one_file_system && parent.device.is_some_and(|d| d != sub_device) {
-            return (Listing::new(path), None);
-        }
         let device = Some(parent.device.unwrap_or(sub_device));
         let source = Some(
             parent
