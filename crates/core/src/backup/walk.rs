@@ -22,7 +22,6 @@
 //! directory below the sources itself, by name through its parent, only when it must
 //! read a file or attributes in it.
 
-use std::collections::VecDeque;
 use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,23 +120,26 @@ impl Listing {
 /// The archiver's end of the channel: listings one by one.
 pub(super) struct Listings {
     batches: Receiver<Vec<Listing>>,
-    taken: VecDeque<Listing>,
+    /// The rest of the batch being taken.
+    taken: std::vec::IntoIter<Listing>,
 }
 
 impl Listings {
     pub(super) fn new(batches: Receiver<Vec<Listing>>) -> Self {
         Self {
             batches,
-            taken: VecDeque::new(),
+            taken: Vec::new().into_iter(),
         }
     }
 
     /// The next listing; `None` once the walker has stopped and all it sent is taken.
     pub(super) fn next(&mut self) -> Option<Listing> {
-        while self.taken.is_empty() {
-            self.taken.extend(self.batches.recv().ok()?);
+        loop {
+            if let Some(listing) = self.taken.next() {
+                return Some(listing);
+            }
+            self.taken = self.batches.recv().ok()?.into_iter();
         }
-        self.taken.pop_front()
     }
 }
 
@@ -231,8 +233,8 @@ enum Subdir {
 
 /// A directory being walked.
 struct Frame {
+    /// The directory, opened (its path is the listings' path).
     handle: Arc<DirHandle>,
-    path: PathBuf,
     /// The file system of the source it belongs to (`None` above the sources).
     device: Option<u64>,
     /// The backed-up path it belongs to (`None` above the sources).
@@ -265,12 +267,12 @@ impl Walker<'_> {
     fn walk(&self, root: Root, out: &mut Outbox<'_>) {
         let path = PathBuf::from("/");
         let (listing, frame) = match root.entries {
-            Some(entries) => self.start(root.handle, path, None, None, entries.into_iter()),
+            Some(entries) => self.start(root.handle, None, None, entries.into_iter()),
             None => {
                 let source = Some(Arc::new(path.clone()));
                 // `/` as the source is listed as it is: no marker or cache rule.
                 match self.read(&root.handle, &path, false) {
-                    Ok(entries) => self.start(root.handle, path, root.device, source, entries),
+                    Ok(entries) => self.start(root.handle, root.device, source, entries),
                     Err(listing) => {
                         out.push(listing);
                         out.flush();
@@ -291,7 +293,8 @@ impl Walker<'_> {
                 let descended = self.descend(top, sub);
                 // A directory with nothing left to walk closes before its last
                 // subdirectory is walked: a chain of single subdirectories holds one
-                // descriptor, not one per level.
+                // descriptor between levels (three for a moment: the parent, the child
+                // just opened, and the child's listing), not one per level.
                 if top.subdirs.len() == 0 && top.rest.peek().is_none() {
                     stack.pop();
                 }
@@ -310,11 +313,11 @@ impl Walker<'_> {
         out.flush();
     }
 
-    /// Starts walking directory `path` of `entries`: its first listing and its frame.
+    /// Starts walking the directory `handle` of `entries`: its first listing and its
+    /// frame.
     fn start(
         &self,
         handle: Arc<DirHandle>,
-        path: PathBuf,
         device: Option<u64>,
         source: Option<Arc<PathBuf>>,
         entries: impl Iterator<Item = Entry> + Send + 'static,
@@ -322,7 +325,6 @@ impl Walker<'_> {
         let rest: Box<dyn Iterator<Item = Entry> + Send> = Box::new(entries);
         let mut frame = Frame {
             handle,
-            path,
             device,
             source,
             rest: rest.peekable(),
@@ -349,7 +351,7 @@ impl Walker<'_> {
                     Err(message) => return (Listing::left_out(path, Some(message)), None),
                 };
                 let (mut listing, frame) =
-                    self.start(handle.clone(), path, None, None, children.into_iter());
+                    self.start(handle.clone(), None, None, children.into_iter());
                 listing.stat = Some(Box::new(stat));
                 listing.handle = Some(handle);
                 return (listing, Some(frame));
@@ -376,7 +378,7 @@ impl Walker<'_> {
         );
         match self.read(&handle, &path, true) {
             Ok(entries) => {
-                let (listing, frame) = self.start(handle, path, device, source, entries);
+                let (listing, frame) = self.start(handle, device, source, entries);
                 (listing, Some(frame))
             }
             Err(listing) => (listing, None),
@@ -419,7 +421,7 @@ impl Walker<'_> {
     /// metadata and the selection rules applied (except to path components above the
     /// sources). Records the directories among them in `frame.subdirs`.
     fn next_listing(&self, frame: &mut Frame) -> Listing {
-        let mut listing = Listing::new(frame.path.clone());
+        let mut listing = Listing::new(frame.handle.path().to_path_buf());
         let mut subdirs = Vec::new();
         while listing.items.len() < CHUNK {
             let Some(entry) = frame.rest.next() else {
