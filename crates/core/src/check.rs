@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arca_backends::{FileKind, ObjectId};
+use arca_backends::{FileKind, ObjectId, WriteBackend};
 use arca_repo::{
-    BlobId, BlobLocation, BlobType, BuildBlobIdHasher, NodeKind, PackEntry, scan_pack,
+    BlobId, BlobLocation, BlobType, BuildBlobIdHasher, NodeKind, PackEntry, PackReader, RepoError,
 };
 
 use crate::content::bundle_slice;
@@ -444,8 +444,9 @@ impl Repository {
                             break;
                         }
                         let empty = HashMap::new();
+                        let len = needed.get(pack).copied().unwrap_or(0);
                         let (problems, bad, bytes) =
-                            self.check_pack(pack, expected.get(pack).unwrap_or(&empty));
+                            self.check_pack(pack, len, expected.get(pack).unwrap_or(&empty));
                         progress.pack_done(bytes);
                         let mut f = lock(&found);
                         f.problems.extend(problems);
@@ -467,86 +468,116 @@ impl Repository {
         Ok(())
     }
 
-    /// Reads one pack in full and checks every entry against the index.
+    /// Reads pack `pack` (`len` bytes, as listed) a window at a time, and checks every
+    /// entry against the index. Returns the problems, the blobs they concern and the
+    /// bytes read.
     fn check_pack(
         &self,
         pack: &ObjectId,
+        len: u64,
         expected: &EntriesAt,
     ) -> (Vec<Problem>, Vec<(BlobId, String)>, u64) {
-        let object = format!("pack {pack}");
         let mut problems = Vec::new();
         let mut bad = Vec::new();
-        let data = match self.repo.backend().read_full(FileKind::Pack, pack) {
-            Ok(d) => d,
-            Err(e) => {
-                problems.push(Problem {
-                    object,
-                    message: format!("unreadable: {e}"),
-                });
-                bad.extend(
-                    expected
-                        .values()
-                        .map(|e| (e.id, "its pack is unreadable".to_owned())),
-                );
-                return (problems, bad, 0);
+        let mut seen = HashSet::new();
+        let mut bytes_read = 0;
+        let mut ended = None;
+        let window = PackReader::<dyn WriteBackend>::DEFAULT_WINDOW;
+        match PackReader::open(&**self.repo.backend(), *pack, len, window) {
+            Err(e) => ended = Some(e),
+            Ok(mut reader) => {
+                while let Some(next) = reader.next_entry() {
+                    match next {
+                        Ok((entry, bytes)) => {
+                            seen.insert(entry.offset);
+                            let found = self.check_entry(pack, &entry, &bytes, expected);
+                            if let Some((problem, blob)) = found {
+                                problems.push(problem);
+                                bad.push(blob);
+                            }
+                        }
+                        Err(e) => {
+                            ended = Some(e);
+                            break;
+                        }
+                    }
+                }
+                bytes_read = reader.bytes_read();
             }
-        };
-        let (entries, damage) = scan_pack(&data, pack);
-        if let Some(e) = damage {
+        }
+        let unseen = expected
+            .iter()
+            .filter(|(offset, _)| !seen.contains(*offset));
+        if let Some(RepoError::Backend(e)) = ended {
             problems.push(Problem {
-                object: object.clone(),
+                object: format!("pack {pack}"),
+                message: format!("unreadable: {e}"),
+            });
+            bad.extend(unseen.map(|(_, want)| (want.id, "its pack is unreadable".to_owned())));
+            return (problems, bad, bytes_read);
+        }
+        if let Some(e) = ended {
+            problems.push(Problem {
+                object: format!("pack {pack}"),
                 message: e.to_string(),
             });
         }
-        let mut seen = HashSet::new();
-        for entry in entries {
-            let blob = format!("blob {} in pack {pack}", entry.id);
-            let bytes = &data[entry.offset as usize..(entry.offset + entry.length) as usize];
-            seen.insert(entry.offset);
-            match self.repo.decode_entry(bytes, None, &blob) {
-                Ok((header, plain)) => {
-                    let actual = self.repo.blob_id(&plain);
-                    if actual != header.id {
-                        problems.push(Problem {
-                            object: blob,
-                            message: format!("content hashes to {}, not to its id", actual.short()),
-                        });
-                        bad.push((header.id, "content does not match its id".to_owned()));
-                    } else if let Some(want) = expected.get(&entry.offset)
-                        && (want.id != header.id
-                            || want.blob_type != header.blob_type
-                            || want.length != entry.length
-                            || want.raw_len as usize != plain.len())
-                    {
-                        problems.push(Problem {
-                            object: blob,
-                            message: "differs from its index entry".to_owned(),
-                        });
-                        bad.push((want.id, "its index entry is wrong".to_owned()));
-                    }
+        for (offset, want) in unseen {
+            problems.push(Problem {
+                object: format!("blob {} in pack {pack}", want.id),
+                message: format!("not found at offset {offset} where the index places it"),
+            });
+            bad.push((want.id, "not where the index says".to_owned()));
+        }
+        (problems, bad, bytes_read)
+    }
+
+    /// Checks one entry of `pack` (`bytes`, as framed) against its id and the index: the
+    /// problem and the blob it concerns, if any.
+    fn check_entry(
+        &self,
+        pack: &ObjectId,
+        entry: &PackEntry,
+        bytes: &[u8],
+        expected: &EntriesAt,
+    ) -> Option<(Problem, (BlobId, String))> {
+        let object = format!("blob {} in pack {pack}", entry.id);
+        let problem = |message: String| Problem {
+            object: object.clone(),
+            message,
+        };
+        match self.repo.decode_entry(bytes, None, &object) {
+            Ok((header, plain)) => {
+                let actual = self.repo.blob_id(&plain);
+                if actual != header.id {
+                    let message = format!("content hashes to {}, not to its id", actual.short());
+                    return Some((
+                        problem(message),
+                        (header.id, "content does not match its id".to_owned()),
+                    ));
                 }
-                Err(e) => {
-                    problems.push(Problem {
-                        object: blob,
-                        message: e.to_string(),
-                    });
-                    // The entry's header is not authenticated: attribute the damage to
-                    // the blob the index places here, if any.
-                    let id = expected.get(&entry.offset).map_or(entry.id, |want| want.id);
-                    bad.push((id, "failed authentication".to_owned()));
-                }
+                let want = expected.get(&entry.offset)?;
+                (want.id != header.id
+                    || want.blob_type != header.blob_type
+                    || want.length != entry.length
+                    || want.raw_len as usize != plain.len())
+                .then(|| {
+                    (
+                        problem("differs from its index entry".to_owned()),
+                        (want.id, "its index entry is wrong".to_owned()),
+                    )
+                })
+            }
+            Err(e) => {
+                // The entry's header is not authenticated: attribute the damage to the
+                // blob the index places here, if any.
+                let id = expected.get(&entry.offset).map_or(entry.id, |want| want.id);
+                Some((
+                    problem(e.to_string()),
+                    (id, "failed authentication".to_owned()),
+                ))
             }
         }
-        for (offset, want) in expected {
-            if !seen.contains(offset) {
-                problems.push(Problem {
-                    object: format!("blob {} in pack {pack}", want.id),
-                    message: format!("not found at offset {offset} where the index places it"),
-                });
-                bad.push((want.id, "not where the index says".to_owned()));
-            }
-        }
-        (problems, bad, data.len() as u64)
     }
 }
 

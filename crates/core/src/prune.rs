@@ -298,11 +298,11 @@ impl Repository {
         let indexed: HashSet<ObjectId> = index.packs().iter().copied().collect();
         let mut found = Index::new();
         let mut packs = Vec::new();
-        for (id, _) in self.repo.list(FileKind::Pack)? {
+        for (id, len) in self.repo.list(FileKind::Pack)? {
             if indexed.contains(&id) {
                 continue;
             }
-            let Some((entries, _)) = self.repo.read_pack_entries(&id)? else {
+            let Some((entries, _)) = self.repo.read_pack_entries(&id, len)? else {
                 continue;
             };
             found.add_pack(id, &entries);

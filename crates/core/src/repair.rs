@@ -47,19 +47,14 @@ impl Repository {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        let mut packs: Vec<ObjectId> = self
-            .repo
-            .list(FileKind::Pack)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        packs.sort();
+        let mut packs = self.repo.list(FileKind::Pack)?;
+        packs.sort_unstable();
         let mut indexed = Vec::new();
-        for id in packs {
+        for (id, len) in packs {
             if cancel.is_cancelled() {
                 return Err(Error::interrupted());
             }
-            let Some((entries, bad)) = self.repo.read_pack_entries(&id)? else {
+            let Some((entries, bad)) = self.repo.read_pack_entries(&id, len)? else {
                 continue;
             };
             report.packs += 1;

@@ -1,17 +1,21 @@
 //! Storage failures during a backup: a clear error naming the object, a repository that
-//! stays valid, and the caller's cancellation token left alone.
+//! stays valid, and the caller's cancellation token left alone. During a check: the
+//! pack named, and what was read before the failure still verified.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use arca_backends::{
     BackendError, Call, ErrorKind as BackendKind, FileKind, Intercept, MemoryBackend,
 };
-use arca_core::{BackupOptions, CancelToken, ErrorKind, InitOptions, NoProgress, Repository};
+use arca_backends::{ReadBackend, WriteBackend};
+use arca_core::{
+    BackupOptions, CancelToken, CheckOptions, ErrorKind, InitOptions, NoProgress, Repository,
+};
 
 /// A backend whose pack writes fail while `broken` is set.
 fn breakable(broken: Arc<AtomicBool>) -> Intercept<MemoryBackend> {
@@ -68,4 +72,82 @@ fn a_failing_backend_stops_the_backup_cleanly() {
     let repo = Repository::open(backend.clone(), b"pw").unwrap();
     assert_eq!(repo.snapshots().unwrap().len(), 1);
     common::assert_checks_clean(&repo);
+}
+
+#[test]
+fn a_pack_unreadable_partway_is_named_by_check_and_its_start_still_verified() {
+    let memory = Arc::new(MemoryBackend::new());
+    let mut repo = Repository::init(memory.clone(), b"pw", &common::fast_init()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big"), common::noise(12 << 20, 7)).unwrap();
+    repo.backup(
+        &[dir.path().to_path_buf()],
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let packs = memory.list(FileKind::Pack).unwrap();
+    let (big, big_len) = packs.iter().copied().max_by_key(|(_, len)| *len).unwrap();
+    assert!(big_len > 8 << 20, "one pack holds the file: {packs:?}");
+
+    // The big pack's first read (its first window) succeeds, the next fails.
+    let reads = AtomicU32::new(0);
+    let backend: Arc<dyn WriteBackend> = Arc::new(Intercept::new(
+        memory.clone(),
+        Box::new(move |call| match call {
+            Call::Read(FileKind::Pack, id) if *id == big => {
+                if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Ok(());
+                }
+                Err(BackendError::new(
+                    BackendKind::Transient,
+                    "read",
+                    format!("memory:data/{id}"),
+                    "connection reset",
+                ))
+            }
+            _ => Ok(()),
+        }),
+    ));
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let options = CheckOptions {
+        read_data: true,
+        ..Default::default()
+    };
+    let report = repo.check(&options, &NoProgress).unwrap();
+    let about_pack: Vec<_> = report
+        .errors
+        .iter()
+        .filter(|p| p.object == format!("pack {big}"))
+        .collect();
+    assert_eq!(about_pack.len(), 1, "{:?}", report.errors);
+    assert!(
+        about_pack[0].message.starts_with("unreadable: ")
+            && about_pack[0].message.contains("connection reset"),
+        "{:?}",
+        about_pack[0]
+    );
+    // The first window was read and verified; nothing in it is reported.
+    let others: u64 = packs
+        .iter()
+        .filter(|(id, _)| *id != big)
+        .map(|(_, l)| l)
+        .sum();
+    assert!(report.bytes_read > others && report.bytes_read < others + big_len);
+    assert!(
+        report
+            .errors
+            .iter()
+            .all(|p| !p.message.contains("authentic")),
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|p| p.object.ends_with("/big") && p.message.contains("its pack is unreadable")),
+        "the file that needs the unread chunks is named: {:?}",
+        report.errors
+    );
 }

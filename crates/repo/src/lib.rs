@@ -8,8 +8,8 @@
 //! - [`Config`] and [`KeySlot`]: settings fixed at `init`, and the master key wrapped
 //!   under Argon2id-derived passphrase keys; [`ExportedKey`] and [`encode_key_text`]:
 //!   a key slot as text to print and type back (plain and paper formats).
-//! - Blobs and packs ([`encode_blob`], [`PackBuilder`], [`scan_pack`]): compressed,
-//!   sealed, self-describing entries grouped into pack files.
+//! - Blobs and packs ([`encode_blob`], [`PackBuilder`], [`scan_pack`], [`PackReader`]):
+//!   compressed, sealed, self-describing entries grouped into pack files.
 //! - [`IndexFile`] and the in-memory [`Index`]; [`Snapshot`]; [`Tree`] and [`Node`].
 //! - [`Repo`]: an opened repository that reads and writes all of the above through an
 //!   [`arca_backends::WriteBackend`].
@@ -55,6 +55,7 @@ mod key_text;
 mod keyfile;
 mod lock;
 mod pack;
+mod pack_reader;
 mod repo;
 mod snapshot;
 mod tree;
@@ -76,6 +77,7 @@ pub use key_text::{ExportedKey, KeyTextFormat, PAPER_LINE_BYTES, PaperKeyReader,
 pub use keyfile::{KeyInfo, KeySlot};
 pub use lock::{DeletionPlan, Holder, LockRecord};
 pub use pack::{Pack, PackBuilder, PackEntry, PackWriter, scan_pack};
+pub use pack_reader::PackReader;
 pub use repo::{GEAR_TABLE_BYTES, InitParams, NewRepo, Repo};
 pub use snapshot::{MAX_NOTES, Snapshot, SnapshotSummary};
 pub use tree::{Node, NodeKind, Timestamp, Tree, UnknownNodeKind, Xattr, is_valid_name};

@@ -266,55 +266,77 @@ impl PackWriter {
     }
 }
 
+/// Checks that `data`, the start of the pack `object` (at least [`HEADER_LEN`] bytes,
+/// or all of it), is the header of a pack named `id`.
+pub(crate) fn check_pack_header(data: &[u8], id: &ObjectId, object: &str) -> Result<(), RepoError> {
+    let h = Header::decode(data, ObjectType::Pack, object)?;
+    if h.id != *id.as_bytes() {
+        return Err(RepoError::corrupt(
+            object,
+            "the id in its header differs from its name",
+        ));
+    }
+    Ok(())
+}
+
+/// Frames the entry at offset `pos` of the pack `object`, `pack_len` bytes long, from
+/// `data`, its bytes from `pos` on (at least [`crate::ENTRY_HEADER_LEN`] of them, or up
+/// to the end): the entry must be a blob, fit in the pack, and be long enough to be
+/// sealed.
+pub(crate) fn frame_entry(
+    data: &[u8],
+    pos: u64,
+    pack_len: u64,
+    object: &str,
+) -> Result<PackEntry, RepoError> {
+    let header = EntryHeader::parse(data, &format!("{object} at offset {pos}"))?;
+    let end = pos + header.entry_len();
+    if end > pack_len || end > u64::from(u32::MAX) {
+        return Err(RepoError::corrupt(
+            object,
+            format!(
+                "entry at offset {pos} claims {} bytes, past the end of the {pack_len}-byte pack",
+                header.entry_len(),
+            ),
+        ));
+    }
+    if (header.body_len as usize) < MIN_BODY_LEN {
+        return Err(RepoError::corrupt(
+            object,
+            format!("entry at offset {pos} is too short to be sealed"),
+        ));
+    }
+    Ok(PackEntry {
+        blob_type: header.blob_type,
+        id: header.id,
+        // Both fit: `end` is at most `u32::MAX`.
+        offset: pos as u32,
+        length: header.entry_len() as u32,
+        // Unknown without decrypting; filled in by callers that decrypt.
+        raw_len: 0,
+    })
+}
+
 /// Lists a pack's entries from its bytes, without decrypting them.
 ///
 /// Returns every well-framed entry up to the first damage, and the damage if any, so a
-/// damaged pack still yields what can be salvaged.
+/// damaged pack still yields what can be salvaged. [`crate::PackReader`] does the same
+/// from storage, a window at a time.
 pub fn scan_pack(data: &[u8], id: &ObjectId) -> (Vec<PackEntry>, Option<RepoError>) {
     let object = format!("pack {id}");
     let mut entries = Vec::new();
-    match Header::decode(data, ObjectType::Pack, &object) {
-        Ok(h) if h.id == *id.as_bytes() => {}
-        Ok(_) => {
-            let e = RepoError::corrupt(&object, "the id in its header differs from its name");
-            return (entries, Some(e));
-        }
-        Err(e) => return (entries, Some(e)),
+    if let Err(e) = check_pack_header(data, id, &object) {
+        return (entries, Some(e));
     }
     let mut pos = HEADER_LEN;
     while pos < data.len() {
-        let header = match EntryHeader::parse(&data[pos..], &format!("{object} at offset {pos}")) {
-            Ok(h) => h,
+        match frame_entry(&data[pos..], pos as u64, data.len() as u64, &object) {
+            Ok(entry) => {
+                pos += entry.length as usize;
+                entries.push(entry);
+            }
             Err(e) => return (entries, Some(e)),
-        };
-        let end = pos as u64 + header.entry_len();
-        if end > data.len() as u64 || end > u64::from(u32::MAX) {
-            let e = RepoError::corrupt(
-                &object,
-                format!(
-                    "entry at offset {pos} claims {} bytes, past the end of the {}-byte pack",
-                    header.entry_len(),
-                    data.len()
-                ),
-            );
-            return (entries, Some(e));
         }
-        if (header.body_len as usize) < MIN_BODY_LEN {
-            let e = RepoError::corrupt(
-                &object,
-                format!("entry at offset {pos} is too short to be sealed"),
-            );
-            return (entries, Some(e));
-        }
-        entries.push(PackEntry {
-            blob_type: header.blob_type,
-            id: header.id,
-            offset: pos as u32,
-            length: header.entry_len() as u32,
-            // Unknown without decrypting; filled in by callers that decrypt.
-            raw_len: 0,
-        });
-        pos = end as usize;
     }
     (entries, None)
 }

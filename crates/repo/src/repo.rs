@@ -20,7 +20,8 @@ use crate::header::{Header, ObjectType, open_file, seal_file};
 use crate::index::{BlobLocation, Index, IndexFile};
 use crate::keyfile::{KeyInfo, KeySlot};
 use crate::lock::LockRecord;
-use crate::pack::{Pack, PackEntry, PackWriter, scan_pack};
+use crate::pack::{Pack, PackEntry, PackWriter};
+use crate::pack_reader::PackReader;
 use crate::snapshot::Snapshot;
 use crate::tree::{Timestamp, Tree};
 
@@ -432,34 +433,42 @@ impl Repo {
         decode(&bytes)
     }
 
-    /// Reads pack `id` whole and lists its intact entries, each authenticated and with
-    /// its plaintext length (which framing alone does not give), and whether anything
-    /// in the pack is damaged. `None` if the pack does not exist. For rebuilding index
-    /// entries from packs (`repair index`, prune's rescue of unindexed packs).
+    /// Reads pack `id` (`len` bytes, as listed), a window at a time, and lists its
+    /// intact entries, each authenticated and with its plaintext length (which framing
+    /// alone does not give), and whether anything in the pack is damaged. `None` if the
+    /// pack does not exist. For rebuilding index entries from packs (`repair index`,
+    /// prune's rescue of unindexed packs).
     ///
     /// # Errors
     /// Storage errors other than not-found.
     pub fn read_pack_entries(
         &self,
         id: &ObjectId,
+        len: u64,
     ) -> Result<Option<(Vec<PackEntry>, bool)>, RepoError> {
-        let bytes = match self.backend.read_full(FileKind::Pack, id) {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let backend = &*self.backend;
+        let window = PackReader::<dyn WriteBackend>::DEFAULT_WINDOW;
+        let mut reader = match PackReader::open(backend, *id, len, window) {
+            Ok(r) => r,
+            Err(RepoError::Backend(e)) if e.is_not_found() => return Ok(None),
+            Err(e @ RepoError::Backend(_)) => return Err(e),
+            Err(_) => return Ok(Some((Vec::new(), true))),
         };
-        let (scanned, damage) = scan_pack(&bytes, id);
-        let mut damaged = damage.is_some();
-        let mut entries = Vec::with_capacity(scanned.len());
-        for mut e in scanned {
+        let mut damaged = false;
+        let mut entries = Vec::new();
+        while let Some(next) = reader.next_entry() {
+            let (mut e, bytes) = match next {
+                Ok(found) => found,
+                Err(e @ RepoError::Backend(_)) => return Err(e),
+                Err(_) => {
+                    damaged = true;
+                    break;
+                }
+            };
             let object = format!("{} blob {} in pack {id}", e.blob_type, e.id);
-            let start = e.offset as usize;
-            let plain = bytes
-                .get(start..start.saturating_add(e.length as usize))
-                .and_then(|entry| {
-                    self.decode_entry(entry, Some((e.blob_type, e.id)), &object)
-                        .ok()
-                })
+            let plain = self
+                .decode_entry(&bytes, Some((e.blob_type, e.id)), &object)
+                .ok()
                 .and_then(|(_, plain)| u32::try_from(plain.len()).ok());
             match plain {
                 Some(raw_len) => {

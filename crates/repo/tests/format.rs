@@ -496,6 +496,71 @@ fn scan_salvages_entries_before_damage() {
     );
 }
 
+/// Every entry a [`PackReader`] gives for pack `id`, taken to be `len` bytes long, with
+/// its bytes, and the error that ended them, if any.
+fn read_entries(
+    backend: &MemoryBackend,
+    id: ObjectId,
+    len: u64,
+    window: u64,
+) -> (Vec<(PackEntry, Vec<u8>)>, Option<RepoError>) {
+    let mut reader = match PackReader::open(backend, id, len, window) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut entries = Vec::new();
+    while let Some(next) = reader.next_entry() {
+        match next {
+            Ok((entry, bytes)) => entries.push((entry, bytes.to_vec())),
+            Err(e) => return (entries, Some(e)),
+        }
+    }
+    (entries, None)
+}
+
+#[test]
+fn pack_reader_salvages_entries_before_damage_and_tells_storage_errors_apart() {
+    let (backend, repo) = new_repo();
+    let mut pack = PackBuilder::new(ObjectId::random().unwrap(), BlobType::Data, 1 << 20);
+    for i in 0..3u8 {
+        let d = vec![i; 1000];
+        let blob = repo
+            .encode_blob(BlobType::Data, repo.blob_id(&d), &d, Compression::None)
+            .unwrap();
+        pack.push(&blob).unwrap();
+    }
+    let pack = pack.finish();
+    let cut = pack.entries[2].offset as usize + 10;
+    backend
+        .write(FileKind::Pack, &pack.id, pack.bytes.slice(..cut))
+        .unwrap();
+    for window in [1, 100, 1 << 20] {
+        let (entries, end) = read_entries(&backend, pack.id, cut as u64, window);
+        assert_eq!(
+            entries.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+            pack.entries[..2]
+                .iter()
+                .map(|e| PackEntry { raw_len: 0, ..*e })
+                .collect::<Vec<_>>()
+        );
+        let end = end.unwrap();
+        assert!(matches!(end, RepoError::Corrupt { .. }), "{end}");
+        assert!(end.to_string().contains(&pack.id.to_string()), "{end}");
+        // Listed longer than it is: the storage refuses the range.
+        let (_, end) = read_entries(&backend, pack.id, pack.bytes.len() as u64, window);
+        assert!(matches!(end, Some(RepoError::Backend(_))), "{end:?}");
+    }
+    // Under another name, or missing.
+    let other = ObjectId::random().unwrap();
+    backend
+        .write(FileKind::Pack, &other, pack.bytes.slice(..cut))
+        .unwrap();
+    let (_, end) = read_entries(&backend, other, cut as u64, 1 << 20);
+    assert!(matches!(end, Some(RepoError::Corrupt { .. })), "{end:?}");
+    let (_, end) = read_entries(&backend, ObjectId::random().unwrap(), 100, 1 << 20);
+    assert!(matches!(end, Some(RepoError::Backend(e)) if e.is_not_found()));
+}
+
 #[test]
 fn key_slots_reject_bad_parameters_from_disk() {
     let (backend, _repo) = new_repo();
@@ -652,6 +717,38 @@ proptest! {
             prop_assert_eq!(&plain, data);
             prop_assert_eq!(entry.raw_len as usize, data.len());
         }
+    }
+
+    /// A pack read from storage a window at a time gives the entries and bytes that
+    /// [`scan_pack`] finds in it whole, whatever the window, and reads each byte once.
+    #[test]
+    fn pack_reader_matches_scan(
+        blobs in proptest::collection::vec(proptest::collection::vec(0u8..16, 0..5000), 0..12),
+        window in 1u64..20_000,
+    ) {
+        let (backend, repo) = new_repo();
+        let mut builder = PackBuilder::new(ObjectId::random().unwrap(), BlobType::Data, 1 << 16);
+        for data in &blobs {
+            let blob = repo.encode_blob(BlobType::Data, repo.blob_id(data), data, Compression::default()).unwrap();
+            builder.push(&blob).unwrap();
+        }
+        let pack = builder.finish();
+        repo.write_pack(&pack).unwrap();
+        let (scanned, damage) = scan_pack(&pack.bytes, &pack.id);
+        prop_assert!(damage.is_none());
+        let len = pack.bytes.len() as u64;
+        let mut reader = PackReader::open(&*backend, pack.id, len, window).unwrap();
+        let mut read = Vec::new();
+        while let Some(next) = reader.next_entry() {
+            read.push(next.unwrap());
+        }
+        prop_assert_eq!(read.len(), scanned.len());
+        for ((entry, bytes), want) in read.iter().zip(&scanned) {
+            prop_assert_eq!(entry, want);
+            let start = want.offset as usize;
+            prop_assert_eq!(&bytes[..], &pack.bytes[start..start + want.length as usize]);
+        }
+        prop_assert_eq!(reader.bytes_read(), len);
     }
 
     /// Decoders take untrusted bytes: garbage gives an error, never a panic.

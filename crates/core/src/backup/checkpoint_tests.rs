@@ -44,8 +44,8 @@ impl BackupProgress for CancelAfter {
 fn data_stored(repo: &Repository) -> (usize, u64) {
     let mut seen = std::collections::HashSet::new();
     let (mut twice, mut bytes) = (0, 0);
-    for (id, _) in repo.repo.list(FileKind::Pack).unwrap() {
-        let (entries, _) = repo.repo.read_pack_entries(&id).unwrap().unwrap();
+    for (id, len) in repo.repo.list(FileKind::Pack).unwrap() {
+        let (entries, _) = repo.repo.read_pack_entries(&id, len).unwrap().unwrap();
         for e in entries
             .iter()
             .filter(|e| e.blob_type == arca_repo::BlobType::Data)

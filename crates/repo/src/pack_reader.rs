@@ -1,0 +1,131 @@
+//! Reading a stored pack entry by entry, a bounded window at a time.
+
+use arca_backends::{FileKind, ObjectId, ReadBackend};
+use bytes::Bytes;
+
+use crate::RepoError;
+use crate::blob::ENTRY_HEADER_LEN;
+use crate::header::HEADER_LEN;
+use crate::pack::{PackEntry, check_pack_header, frame_entry};
+
+/// Reads the entries of a stored pack in order, without decrypting them, as
+/// [`crate::scan_pack`] lists them from a pack in memory.
+///
+/// The pack is read in ranges of `window` bytes (one entry's length when an entry is
+/// longer), so a reader holds one window however large the pack: a 16 MiB pack read
+/// whole by each of several workers cost `check` more memory than all else it keeps.
+/// The first damage ends the entries; a storage error ends them too and is returned
+/// as [`RepoError::Backend`], so a caller can tell a pack it could not read from a
+/// damaged one.
+pub struct PackReader<'a, B: ReadBackend + ?Sized> {
+    backend: &'a B,
+    id: ObjectId,
+    object: String,
+    len: u64,
+    window: u64,
+    buf: Bytes,
+    buf_start: u64,
+    pos: u64,
+    stopped: bool,
+    bytes_read: u64,
+}
+
+impl<'a, B: ReadBackend + ?Sized> PackReader<'a, B> {
+    /// Window of [`PackReader::open`] callers that have no reason to choose: twice the
+    /// largest data blob the default chunker and bundler make.
+    pub const DEFAULT_WINDOW: u64 = 4 << 20;
+
+    /// Starts reading pack `id`, `len` bytes long (as listed), in windows of `window`
+    /// bytes, and checks its header.
+    ///
+    /// # Errors
+    /// [`RepoError::Backend`] if it cannot be read (not-found included);
+    /// [`RepoError::Corrupt`] if it does not start with the header of pack `id`.
+    pub fn open(backend: &'a B, id: ObjectId, len: u64, window: u64) -> Result<Self, RepoError> {
+        let mut reader = Self {
+            backend,
+            id,
+            object: format!("pack {id}"),
+            len,
+            window: window.max(HEADER_LEN as u64),
+            buf: Bytes::new(),
+            buf_start: 0,
+            pos: HEADER_LEN as u64,
+            stopped: false,
+            bytes_read: 0,
+        };
+        let head = reader.bytes(0, len.min(HEADER_LEN as u64))?;
+        check_pack_header(&head, &id, &reader.object)?;
+        Ok(reader)
+    }
+
+    /// Bytes read from storage so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The next entry and its bytes (exactly `entry.length` of them), `None` after the
+    /// last, or the error that ends the entries.
+    pub fn next_entry(&mut self) -> Option<Result<(PackEntry, Bytes), RepoError>> {
+        if self.stopped || self.pos >= self.len {
+            return None;
+        }
+        let pos = self.pos;
+        let entry = self
+            .bytes(pos, (self.len - pos).min(ENTRY_HEADER_LEN as u64))
+            .and_then(|head| frame_entry(&head, pos, self.len, &self.object))
+            .and_then(|entry| Ok((entry, self.bytes(pos, u64::from(entry.length))?)));
+        match &entry {
+            Ok((e, _)) => self.pos += u64::from(e.length),
+            Err(_) => self.stopped = true,
+        }
+        Some(entry)
+    }
+
+    /// `len` bytes at `pos` (within the pack, at or after the window's start), from the
+    /// window or a new one. A new window starts at `pos` and keeps what the old one held
+    /// from there, so no byte is read from storage twice.
+    fn bytes(&mut self, pos: u64, len: u64) -> Result<Bytes, RepoError> {
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if pos < self.buf_start || pos + len > buf_end {
+            let want = len.max(self.window).min(self.len - pos);
+            let kept = if (self.buf_start..buf_end).contains(&pos) {
+                self.buf.slice((pos - self.buf_start) as usize..)
+            } else {
+                Bytes::new()
+            };
+            let fetch_at = pos + kept.len() as u64;
+            let fetch = want - kept.len() as u64;
+            let mut joined = Vec::new();
+            if !kept.is_empty() {
+                joined.reserve_exact(want as usize);
+                joined.extend_from_slice(&kept);
+            }
+            // The old window goes before the read: two would be held during it.
+            drop(kept);
+            self.buf = Bytes::new();
+            let fresh = self
+                .backend
+                .read_range(FileKind::Pack, &self.id, fetch_at, fetch)?;
+            self.bytes_read += fresh.len() as u64;
+            if (fresh.len() as u64) != fetch {
+                return Err(RepoError::corrupt(
+                    &self.object,
+                    format!(
+                        "storage returned {} bytes of {fetch} at offset {fetch_at}",
+                        fresh.len()
+                    ),
+                ));
+            }
+            self.buf = if joined.is_empty() {
+                fresh
+            } else {
+                joined.extend_from_slice(&fresh);
+                Bytes::from(joined)
+            };
+            self.buf_start = pos;
+        }
+        let at = (pos - self.buf_start) as usize;
+        Ok(self.buf.slice(at..at + len as usize))
+    }
+}
