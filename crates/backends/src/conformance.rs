@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -32,7 +33,7 @@ type Check = fn(&dyn WriteBackend) -> Result<(), String>;
 
 /// Runs every check, each on a fresh backend from `make`, and returns the failures.
 pub fn run(make: &dyn Fn() -> Box<dyn WriteBackend>) -> Vec<Failure> {
-    let checks: [(&'static str, Check); 13] = [
+    let checks: [(&'static str, Check); 14] = [
         ("fresh repository lists empty", fresh_lists_empty),
         (
             "create refuses a non-empty location",
@@ -49,6 +50,7 @@ pub fn run(make: &dyn Fn() -> Box<dyn WriteBackend>) -> Vec<Failure> {
         ("large objects", large_objects),
         ("writes are atomic to readers", atomic_visibility),
         ("objects written piece by piece", streamed_writes),
+        ("stale temporaries are removed", stale_temporaries),
     ];
     let mut failures = Vec::new();
     for (name, check) in checks {
@@ -453,6 +455,54 @@ fn streamed_writes(b: &dyn WriteBackend) -> Result<(), String> {
         .read_full(FileKind::Pack, &id(9))
         .map_err(|e| e.to_string())?;
     ensure!(back == whole, "the refused commit changed the object");
+    Ok(())
+}
+
+/// A streamed write whose process dies (its writer is neither committed nor dropped)
+/// leaves no object; [`WriteBackend::remove_stale_temporaries`] removes what it left
+/// only when it predates the cutoff, and never touches an object.
+fn stale_temporaries(b: &dyn WriteBackend) -> Result<(), String> {
+    let err = |e: BackendError| e.to_string();
+    b.write(FileKind::Pack, &id(1), data(1, 1000))
+        .map_err(err)?;
+    b.write(FileKind::Index, &id(2), data(2, 100))
+        .map_err(err)?;
+    let left = match b.start_write(FileKind::Pack, &id(3)).map_err(err)? {
+        Some(mut writer) => {
+            writer.append(&data(3, 5000)).map_err(err)?;
+            // The process dies: nothing runs the writer's cleanup.
+            std::mem::forget(writer);
+            1
+        }
+        None => 0,
+    };
+    let hour = Duration::from_secs(3600);
+    let removed = b
+        .remove_stale_temporaries(SystemTime::now() - hour)
+        .map_err(err)?;
+    ensure!(
+        removed == 0,
+        "{removed} temporary files newer than the cutoff were removed"
+    );
+    let removed = b
+        .remove_stale_temporaries(SystemTime::now() + hour)
+        .map_err(err)?;
+    ensure!(
+        removed == left,
+        "{removed} temporary files removed, {left} were left"
+    );
+    let packs = b.list(FileKind::Pack).map_err(err)?;
+    ensure!(
+        packs == vec![(id(1), 1000)],
+        "after removing temporaries the packs are {packs:?}"
+    );
+    let back = b.read_full(FileKind::Pack, &id(1)).map_err(err)?;
+    ensure!(back == data(1, 1000), "a pack changed");
+    let indexes = b.list(FileKind::Index).map_err(err)?;
+    ensure!(
+        indexes == vec![(id(2), 100)],
+        "after removing temporaries the index files are {indexes:?}"
+    );
     Ok(())
 }
 

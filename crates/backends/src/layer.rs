@@ -141,6 +141,11 @@ macro_rules! layer_backend {
                     $crate::layer::Layer::inner(self).remove(kind, id)
                 })
             }
+            // Maintenance, not a call on an object: no layer's policy applies.
+            fn remove_stale_temporaries(&self, before: std::time::SystemTime)
+                -> Result<u64, $crate::BackendError> {
+                $crate::layer::Layer::inner(self).remove_stale_temporaries(before)
+            }
         }
     )*};
 }

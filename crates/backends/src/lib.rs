@@ -53,6 +53,7 @@ mod throttle;
 pub mod conformance;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -150,6 +151,23 @@ pub trait WriteBackend: ReadBackend {
         let _ = (kind, id);
         Ok(None)
     }
+
+    /// Removes the temporary files of writes that never finished (their process died
+    /// before committing or cleaning up) last modified before `before`, and returns how
+    /// many it removed. Listings and reads never see such files, so nothing else frees
+    /// their space. Backends whose writes leave nothing behind keep this default, which
+    /// removes nothing.
+    ///
+    /// A temporary file of a write in progress looks the same: callers must know that
+    /// no writer is at work (`prune` calls this when no session is registered) or pass
+    /// a `before` no running write can predate.
+    ///
+    /// # Errors
+    /// Storage errors while listing or removing.
+    fn remove_stale_temporaries(&self, before: SystemTime) -> Result<u64, BackendError> {
+        let _ = before;
+        Ok(0)
+    }
 }
 
 /// An object being written piece by piece; see [`WriteBackend::start_write`].
@@ -207,6 +225,9 @@ macro_rules! forward_backend {
                 id: &ObjectId,
             ) -> Result<Option<Box<dyn ObjectWriter>>, BackendError> {
                 (**self).start_write(kind, id)
+            }
+            fn remove_stale_temporaries(&self, before: SystemTime) -> Result<u64, BackendError> {
+                (**self).remove_stale_temporaries(before)
             }
         }
     )*};

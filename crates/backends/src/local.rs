@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -21,6 +22,9 @@ use crate::{BackendError, ErrorKind, FileKind, ObjectId, ObjectWriter, ReadBacke
 pub struct LocalBackend {
     root: PathBuf,
 }
+
+/// How the names of temporary files start; no object's name does.
+const TEMP_PREFIX: &str = ".tmp-";
 
 fn mkdir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new().mode(0o700).create(path)
@@ -84,7 +88,7 @@ impl LocalBackend {
     fn create_temp(&self, dir: &Path) -> io::Result<(File, PathBuf)> {
         let mut suffix = [0u8; 12];
         getrandom::fill(&mut suffix).map_err(io::Error::other)?;
-        let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(suffix)));
         let open = || {
             OpenOptions::new()
                 .write(true)
@@ -116,6 +120,64 @@ impl LocalBackend {
             )),
             Err(_) => fs::rename(tmp, path),
         }
+    }
+
+    /// The `data/XX` directories (none if `data` is missing).
+    fn pack_dirs(&self, op: &'static str) -> Result<Vec<PathBuf>, BackendError> {
+        let data = self.root.join(FileKind::Pack.dir_name());
+        let subdirs = match fs::read_dir(&data) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(op, &data, e)),
+        };
+        let mut dirs = Vec::new();
+        for sub in subdirs {
+            let sub = sub.map_err(|e| self.err(op, &data, e))?;
+            let name = sub.file_name();
+            let is_prefix = name.len() == 2
+                && name
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if is_prefix && sub.path().is_dir() {
+                dirs.push(sub.path());
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// Removes the temporary files (`.tmp-*`) in `dir` last modified before `before`.
+    fn remove_temporaries_in(&self, dir: &Path, before: SystemTime) -> Result<u64, BackendError> {
+        const OP: &str = "remove temporary files";
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.err(OP, dir, e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.err(OP, dir, e))?;
+            if !entry
+                .file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+            {
+                continue;
+            }
+            let path = entry.path();
+            let stale = match entry.metadata() {
+                Ok(m) => m.is_file() && m.modified().is_ok_and(|t| t < before),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(self.err(OP, &path, e)),
+            };
+            if stale {
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.err(OP, &path, e)),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Starts object `(kind, id)` in a new temporary file beside it.
@@ -187,22 +249,8 @@ impl ReadBackend for LocalBackend {
                 }
             }
             FileKind::Pack => {
-                let data = self.root.join(kind.dir_name());
-                let subdirs = match fs::read_dir(&data) {
-                    Ok(s) => s,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-                    Err(e) => return Err(self.err("list", &data, e)),
-                };
-                for sub in subdirs {
-                    let sub = sub.map_err(|e| self.err("list", &data, e))?;
-                    let name = sub.file_name();
-                    let is_prefix = name.len() == 2
-                        && name
-                            .to_str()
-                            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
-                    if is_prefix && sub.path().is_dir() {
-                        self.list_dir(&sub.path(), &mut out)?;
-                    }
+                for sub in self.pack_dirs("list")? {
+                    self.list_dir(&sub, &mut out)?;
                 }
             }
             _ => self.list_dir(&self.root.join(kind.dir_name()), &mut out)?,
@@ -295,6 +343,23 @@ impl WriteBackend for LocalBackend {
             }
         }
         sync_dir(root).map_err(|e| self.err("create", root, e))
+    }
+
+    fn remove_stale_temporaries(&self, before: SystemTime) -> Result<u64, BackendError> {
+        // Temporary files are made beside their object: `config` in the root.
+        let mut dirs = vec![self.root.clone()];
+        for kind in FileKind::ALL {
+            match kind {
+                FileKind::Config => {}
+                FileKind::Pack => dirs.extend(self.pack_dirs("remove temporary files")?),
+                _ => dirs.push(self.root.join(kind.dir_name())),
+            }
+        }
+        let mut removed = 0;
+        for dir in dirs {
+            removed += self.remove_temporaries_in(&dir, before)?;
+        }
+        Ok(removed)
     }
 
     fn write(&self, kind: FileKind, id: &ObjectId, data: Bytes) -> Result<(), BackendError> {
@@ -460,6 +525,15 @@ mod tests {
         fs::write(b.root().join("data/00/notes.txt"), b"x").unwrap();
         assert!(b.list(FileKind::Index).unwrap().is_empty());
         assert!(b.list(FileKind::Pack).unwrap().is_empty());
+        // Removing stale temporaries leaves foreign files alone.
+        fs::write(b.root().join("data/00/.tmp-456"), b"partial").unwrap();
+        fs::write(b.root().join(".tmp-789"), b"partial").unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        assert_eq!(b.remove_stale_temporaries(later).unwrap(), 3);
+        let left = |dir: &str| names(&b.root().join(dir));
+        assert_eq!(left("index"), vec!["README"]);
+        assert_eq!(left("data/00"), vec!["notes.txt"]);
+        assert!(!b.root().join(".tmp-789").exists());
     }
 
     #[test]

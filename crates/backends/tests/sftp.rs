@@ -156,4 +156,15 @@ fn an_interrupted_write_leaves_nothing_visible() {
         .write(FileKind::Index, &id, Bytes::from_static(b"whole"))
         .unwrap();
     assert_eq!(backend.list(FileKind::Index).unwrap(), vec![(id, 5)]);
+
+    // Left behind, they are removed once older than the cutoff; objects stay.
+    std::fs::create_dir_all(format!("{path}/data/ab")).unwrap();
+    std::fs::write(format!("{path}/data/ab/.tmp-00"), b"partial").unwrap();
+    std::fs::write(format!("{path}/.tmp-01"), b"partial").unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    let now = std::time::SystemTime::now();
+    assert_eq!(backend.remove_stale_temporaries(now - hour).unwrap(), 0);
+    assert_eq!(backend.remove_stale_temporaries(now + hour).unwrap(), 3);
+    assert!(!std::path::Path::new(&format!("{path}/data/ab/.tmp-00")).exists());
+    assert_eq!(backend.list(FileKind::Index).unwrap(), vec![(id, 5)]);
 }

@@ -223,3 +223,36 @@ fn an_unreadable_lock_record_is_named_and_removed_by_unlock_all() {
     assert!(report["packs_deleted"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(env.json(&["check", "--read-data"])["ok"], true);
 }
+
+#[test]
+fn prune_removes_what_killed_writes_left_and_says_so() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    env.init();
+    env.ok(&["backup", "-q", src.to_str().unwrap()]);
+    // What a backup killed a day ago left: a pack's temporary file.
+    let dead = env.repo.join("data/00/.tmp-0123456789abcdef01234567");
+    let plant = || {
+        write(&dead, &bytes(100_000, 4));
+        let yesterday = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&dead)
+            .unwrap()
+            .set_modified(yesterday)
+            .unwrap();
+    };
+    plant();
+    let report = env.json(&["prune"]);
+    assert_eq!(report["temporaries_removed"], 1, "{report}");
+    assert!(!dead.exists());
+    plant();
+    let out = env.ok(&["prune"]);
+    assert!(
+        out.contains("removed 1 temporary files left by interrupted writes"),
+        "{out}"
+    );
+    assert!(!dead.exists());
+    env.ok(&["check", "--read-data"]);
+}

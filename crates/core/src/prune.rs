@@ -7,10 +7,11 @@
 //! used blobs copied into new packs first); (3) writes the index without the condemned
 //! packs and removes the old index files; (4) records a deletion plan naming the
 //! sessions running at that moment. Packs are deleted when those sessions are gone:
-//! at once if there were none, else by a later run.
+//! at once if there were none, else by a later run. Before (1), if no session is
+//! registered, it removes the temporary files that writes left when their process died.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arca_backends::{FileKind, ObjectId};
 use arca_repo::{
@@ -26,6 +27,12 @@ use crate::{CancelToken, Error, ErrorKind, Repository, Result};
 /// How often prune lists the snapshots while one keeps vanishing between listing and
 /// reading (a rewrite by `tag`) before it gives up.
 const SNAPSHOT_LISTINGS: usize = 6;
+
+/// A temporary file younger than this is spared by prune even when no session is
+/// registered: it may be a write begun since, or one made by a command that registers no
+/// session. An hour also covers that much difference between the clocks of client and
+/// storage server.
+const TEMPORARY_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// How `prune` works.
 #[derive(Debug, Clone)]
@@ -105,6 +112,8 @@ pub struct PruneReport {
     pub waiting_for: Vec<String>,
     /// Condemned packs kept after all because a snapshot written meanwhile needs them.
     pub packs_rescued: u64,
+    /// Temporary files of writes whose process died, removed (docs/design.md §19).
+    pub temporaries_removed: u64,
     /// Nothing was changed.
     pub dry_run: bool,
 }
@@ -139,6 +148,9 @@ impl Repository {
             .partition(|(_, plan)| {
                 !unknown_sessions && plan.sessions.iter().all(|s| !live.contains(s))
             });
+        if !options.dry_run && live.is_empty() && !unknown_sessions {
+            report.temporaries_removed = self.remove_stale_temporaries()?;
+        }
         let (index, index_file_ids, used) = self.survey(options, &mut report)?;
         let sizes: HashMap<ObjectId, u64> = self.repo.list(FileKind::Pack)?.into_iter().collect();
         report.packs_total = sizes.len() as u64;
@@ -225,6 +237,17 @@ impl Repository {
         self.install_index(loaded);
         drop(lock);
         Ok(report)
+    }
+
+    /// Removes the temporary files of writes whose process died. Called with no session
+    /// registered: every writer of data registers one first, so a temporary file is a
+    /// dead write's unless it is younger than [`TEMPORARY_AGE`] (a write begun since the
+    /// sessions were read, or by a command that registers none, such as `key add`).
+    fn remove_stale_temporaries(&self) -> Result<u64> {
+        let before = SystemTime::now()
+            .checked_sub(TEMPORARY_AGE)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(self.repo.backend().remove_stale_temporaries(before)?)
     }
 
     /// The index as the repository holds it now, and the files it came from. Damaged

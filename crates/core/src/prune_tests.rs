@@ -464,3 +464,45 @@ fn partly_used_packs_are_repacked_within_the_budget() {
         .collect();
     f.restores(&second, &kept);
 }
+
+#[test]
+fn prune_removes_temporaries_of_dead_writes_when_no_session_is_registered() {
+    let (_dir, src) = crate::testing::source_dir();
+    write(&src, "a", b"a");
+    let repo_dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn WriteBackend> =
+        Arc::new(arca_backends::LocalBackend::new(repo_dir.path().join("r")));
+    Repository::init(backend.clone(), b"pw", &crate::testing::fast_init(1 << 20)).unwrap();
+    let mut repo = Repository::open(backend, b"pw").unwrap();
+    repo.backup(&[src], &BackupOptions::default(), &NoProgress)
+        .unwrap();
+    // What a killed backup leaves: a pack's temporary file, two hours old; and one a
+    // write begun a moment ago has.
+    let dead = repo_dir.path().join("r/data/00/.tmp-dead");
+    let young = repo_dir.path().join("r/index/.tmp-young");
+    std::fs::write(&dead, b"partial").unwrap();
+    std::fs::write(&young, b"partial").unwrap();
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&dead)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+
+    let running = repo.begin_session("backup").unwrap();
+    let report = repo.prune(&PruneOptions::default()).unwrap();
+    assert_eq!(report.temporaries_removed, 0, "a session is registered");
+    drop(running);
+    let dry_run = PruneOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    assert_eq!(repo.prune(&dry_run).unwrap().temporaries_removed, 0);
+    assert!(dead.exists() && young.exists());
+
+    let report = repo.prune(&PruneOptions::default()).unwrap();
+    assert_eq!(report.temporaries_removed, 1);
+    assert!(!dead.exists() && young.exists());
+    crate::testing::assert_checks_clean(&repo);
+}

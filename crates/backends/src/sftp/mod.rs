@@ -12,6 +12,7 @@ mod session;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ssh2::{OpenFlags, OpenType, RenameFlags, Sftp};
@@ -21,6 +22,9 @@ pub use config::{SftpConfig, SftpConfigError};
 use session::{Channel, Fail, Pool, sftp_status};
 
 use crate::{BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, WriteBackend};
+
+/// How the names of temporary files start; no object's name does.
+const TEMP_PREFIX: &str = ".tmp-";
 
 /// A repository in a directory on an SFTP server.
 pub struct SftpBackend {
@@ -100,6 +104,30 @@ impl SftpBackend {
         Ok(())
     }
 
+    /// Removes the temporary files (`.tmp-*`) in `dir` last modified before `before`
+    /// (seconds since the epoch, by the server's clock).
+    fn remove_temporaries_in(sftp: &Sftp, dir: &Path, before: u64) -> Result<u64, Fail> {
+        let entries = match sftp.readdir(dir) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut removed = 0;
+        for (path, stat) in entries {
+            let temporary = path
+                .file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes()));
+            if temporary && stat.is_file() && stat.mtime.is_some_and(|t| t < before) {
+                match sftp.unlink(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if is_missing(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Creates `dir` (one level below an existing directory); an existing one is fine.
     fn ensure_dir(sftp: &Sftp, dir: &Path) -> Result<(), Fail> {
         match sftp.mkdir(dir, 0o700) {
@@ -138,7 +166,7 @@ impl SftpBackend {
                 e.to_string(),
             )
         })?;
-        let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(suffix)));
         let written = (|| -> Result<(), Fail> {
             let mut file = sftp.open_mode(
                 &tmp,
@@ -324,6 +352,39 @@ impl WriteBackend for SftpBackend {
             }
             self.write_in(sftp, kind, id, &data)
         })
+    }
+
+    fn remove_stale_temporaries(&self, before: SystemTime) -> Result<u64, BackendError> {
+        let before = before.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.pool
+            .with("remove temporary files", &|| self.location(), |sftp| {
+                // Temporary files are made beside their object: `config` in the root.
+                let mut dirs = vec![self.root.clone()];
+                for kind in [
+                    FileKind::Key,
+                    FileKind::Index,
+                    FileKind::Snapshot,
+                    FileKind::Lock,
+                ] {
+                    dirs.push(self.root.join(kind.dir_name()));
+                }
+                let data = self.root.join(FileKind::Pack.dir_name());
+                match sftp.readdir(&data) {
+                    Ok(subdirs) => dirs.extend(
+                        subdirs
+                            .into_iter()
+                            .filter(|(_, stat)| stat.is_dir())
+                            .map(|(dir, _)| dir),
+                    ),
+                    Err(e) if is_missing(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let mut removed = 0;
+                for dir in dirs {
+                    removed += Self::remove_temporaries_in(sftp, &dir, before)?;
+                }
+                Ok(removed)
+            })
     }
 
     fn remove(&self, kind: FileKind, id: &ObjectId) -> Result<(), BackendError> {

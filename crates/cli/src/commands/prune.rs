@@ -99,6 +99,7 @@ struct ReportJson {
     bytes_waiting: u64,
     waiting_for: Vec<String>,
     packs_rescued: u64,
+    temporaries_removed: u64,
 }
 
 pub fn print_report(r: &PruneReport, json: bool, quiet: bool) -> anyhow::Result<()> {
@@ -124,6 +125,7 @@ pub fn print_report(r: &PruneReport, json: bool, quiet: bool) -> anyhow::Result<
             bytes_waiting: r.bytes_waiting,
             waiting_for: r.waiting_for.clone(),
             packs_rescued: r.packs_rescued,
+            temporaries_removed: r.temporaries_removed,
         });
     }
     if quiet {
@@ -186,6 +188,12 @@ pub fn print_report(r: &PruneReport, json: bool, quiet: bool) -> anyhow::Result<
         output::line(format!(
             "{} condemned packs were kept: snapshots written meanwhile need them",
             n(r.packs_rescued)
+        ))?;
+    }
+    if r.temporaries_removed > 0 {
+        output::line(format!(
+            "removed {} temporary files left by interrupted writes",
+            n(r.temporaries_removed)
         ))?;
     }
     Ok(())
