@@ -636,4 +636,23 @@ mod tests {
         });
         assert!(failures.is_empty(), "{failures:#?}");
     }
+
+    /// Limits change when calls run, never what they do; objects written piece by
+    /// piece keep streaming through them.
+    #[test]
+    fn a_throttled_local_backend_conforms() {
+        let dirs = std::sync::Mutex::new(Vec::new());
+        let limits = crate::Limits {
+            connections: Some(2),
+            upload: Some(1 << 40),
+            download: Some(1 << 40),
+        };
+        let failures = run(&|| {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = LocalBackend::new(dir.path().join("repo"));
+            dirs.lock().unwrap().push(dir);
+            Box::new(crate::Throttle::new(backend, limits))
+        });
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
 }

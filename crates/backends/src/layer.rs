@@ -86,6 +86,17 @@ pub(crate) trait Layer {
         call: Call<'_>,
         f: &mut dyn FnMut() -> Result<T, BackendError>,
     ) -> Result<T, BackendError>;
+
+    /// [`crate::WriteBackend::start_write`] through this layer. By default a layer does
+    /// not stream: its policy applies to whole calls, which a writer's pieces are not.
+    fn start_stream(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+    ) -> Result<Option<Box<dyn crate::ObjectWriter>>, BackendError> {
+        let _ = (kind, id);
+        Ok(None)
+    }
 }
 
 /// Implements `ReadBackend` and `WriteBackend` for decorators through [`Layer`].
@@ -140,6 +151,10 @@ macro_rules! layer_backend {
                 $crate::layer::Layer::around(self, $crate::Call::Remove(kind, id), &mut || {
                     $crate::layer::Layer::inner(self).remove(kind, id)
                 })
+            }
+            fn start_write(&self, kind: $crate::FileKind, id: &$crate::ObjectId)
+                -> Result<Option<Box<dyn $crate::ObjectWriter>>, $crate::BackendError> {
+                $crate::layer::Layer::start_stream(self, kind, id)
             }
             // Maintenance, not a call on an object: no layer's policy applies.
             fn remove_stale_temporaries(&self, before: std::time::SystemTime)

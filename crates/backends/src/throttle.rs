@@ -1,12 +1,12 @@
 //! Limits on what a backend may do at once: concurrent calls, and bytes per second up
 //! and down.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::layer::{Layer, Transfer, layer_backend};
-use crate::{BackendError, Call, WriteBackend};
+use crate::{BackendError, Call, FileKind, ObjectId, ObjectWriter, WriteBackend};
 
 /// What [`Throttle`] enforces. `None` leaves that dimension unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,11 +98,15 @@ impl Rate {
 /// Enforces [`Limits`] on the backend it wraps: at most `connections` calls at once
 /// (callers wait for a free slot), and the upload and download rates (a write waits
 /// before it starts, a read after it ends, for as long as the rate needs).
+///
+/// An object written piece by piece ([`WriteBackend::start_write`], where the inner
+/// backend offers it) waits before each piece as a write does, and holds a connection
+/// while it is started and while it is committed, not in between.
 #[derive(Debug)]
 pub struct Throttle<B> {
     inner: B,
-    slots: Option<Slots>,
-    upload: Option<Rate>,
+    slots: Option<Arc<Slots>>,
+    upload: Option<Arc<Rate>>,
     download: Option<Rate>,
 }
 
@@ -111,11 +115,13 @@ impl<B: WriteBackend> Throttle<B> {
     pub fn new(inner: B, limits: Limits) -> Self {
         Self {
             inner,
-            slots: limits.connections.map(|n| Slots {
-                free: Mutex::new(n.max(1)),
-                freed: Condvar::new(),
+            slots: limits.connections.map(|n| {
+                Arc::new(Slots {
+                    free: Mutex::new(n.max(1)),
+                    freed: Condvar::new(),
+                })
             }),
-            upload: limits.upload.map(Rate::new),
+            upload: limits.upload.map(|r| Arc::new(Rate::new(r))),
             download: limits.download.map(Rate::new),
         }
     }
@@ -137,7 +143,7 @@ impl<B: WriteBackend> Layer for Throttle<B> {
             rate.charge(data.len() as u64);
         }
         let result = {
-            let _slot = self.slots.as_ref().map(Slots::acquire);
+            let _slot = self.slots.as_deref().map(Slots::acquire);
             f()
         };
         if let (Some(rate), Ok(v)) = (&self.download, &result) {
@@ -145,9 +151,49 @@ impl<B: WriteBackend> Layer for Throttle<B> {
         }
         result
     }
+
+    fn start_stream(
+        &self,
+        kind: FileKind,
+        id: &ObjectId,
+    ) -> Result<Option<Box<dyn ObjectWriter>>, BackendError> {
+        let started = {
+            let _slot = self.slots.as_deref().map(Slots::acquire);
+            self.inner.start_write(kind, id)?
+        };
+        Ok(started.map(|inner| {
+            Box::new(ThrottledWriter {
+                inner,
+                slots: self.slots.clone(),
+                upload: self.upload.clone(),
+            }) as Box<dyn ObjectWriter>
+        }))
+    }
 }
 
 layer_backend!(Throttle);
+
+/// An object written piece by piece through a [`Throttle`].
+struct ThrottledWriter {
+    inner: Box<dyn ObjectWriter>,
+    slots: Option<Arc<Slots>>,
+    upload: Option<Arc<Rate>>,
+}
+
+impl ObjectWriter for ThrottledWriter {
+    fn append(&mut self, data: &[u8]) -> Result<(), BackendError> {
+        if let Some(rate) = &self.upload {
+            rate.charge(data.len() as u64);
+        }
+        self.inner.append(data)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), BackendError> {
+        let Self { inner, slots, .. } = *self;
+        let _slot = slots.as_deref().map(Slots::acquire);
+        inner.commit()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -216,6 +262,46 @@ mod tests {
         }
         let max = max.load(Ordering::SeqCst);
         assert!((1..=3).contains(&max), "{max} calls ran at once");
+    }
+
+    #[test]
+    fn objects_stream_through_and_each_piece_is_charged() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = crate::LocalBackend::new(dir.path().join("repo"));
+        local.create().unwrap();
+        // A clock that never advances for the bucket: each charge is pure debt.
+        let frozen = Instant::now() + Duration::from_secs(3600);
+        let upload = Arc::new(Rate {
+            bytes_per_sec: 1e12,
+            state: Mutex::new((0.0, frozen)),
+        });
+        let throttle = Throttle {
+            inner: local,
+            slots: Some(Arc::new(Slots {
+                free: Mutex::new(1),
+                freed: Condvar::new(),
+            })),
+            upload: Some(upload.clone()),
+            download: None,
+        };
+        let id = ObjectId::from_bytes([5; 32]);
+        let mut writer = throttle
+            .start_write(FileKind::Pack, &id)
+            .unwrap()
+            .expect("a local backend streams through a throttle");
+        writer.append(&[1; 1000]).unwrap();
+        writer.append(&[2; 500]).unwrap();
+        assert_eq!(lock(&upload.state).0, -1500.0);
+        // Between start and commit the writer holds no connection.
+        assert!(throttle.list(FileKind::Pack).unwrap().is_empty());
+        writer.commit().unwrap();
+        let back = throttle.read_full(FileKind::Pack, &id).unwrap();
+        assert_eq!(back.len(), 1500);
+        assert_eq!(
+            lock(&upload.state).0,
+            -1500.0,
+            "reads are not charged to uploads"
+        );
     }
 
     #[test]

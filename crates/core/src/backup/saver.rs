@@ -323,7 +323,7 @@ impl<'r> BlobSaver<'r> {
 mod tests {
     use std::sync::Arc;
 
-    use arca_backends::{FileKind, Limits, LocalBackend, ReadBackend, Throttle};
+    use arca_backends::{FileKind, Intercept, LocalBackend, ReadBackend};
     use arca_repo::PackEntry;
 
     use super::*;
@@ -388,14 +388,10 @@ mod tests {
     #[test]
     fn uploaded_pack_buffers_are_kept_for_the_next_packs() {
         let dir = tempfile::tempdir().unwrap();
-        // A decorator takes whole objects only, so packs are assembled in memory.
-        let limits = Limits {
-            connections: Some(4),
-            ..Limits::default()
-        };
-        let backend = Arc::new(Throttle::new(
+        // Intercept takes whole objects only, so packs are assembled in memory.
+        let backend = Arc::new(Intercept::new(
             LocalBackend::new(dir.path().to_path_buf()),
-            limits,
+            Box::new(|_| Ok(())),
         ));
         Repository::init(backend.clone(), b"pw", &fast_init(1 << 20)).unwrap();
         let repo = Repository::open(backend, b"pw").unwrap();
