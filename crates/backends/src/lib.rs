@@ -74,6 +74,10 @@ pub use s3::{S3Backend, S3Config, S3ConfigError};
 pub use sftp::{SftpBackend, SftpConfig, SftpConfigError};
 pub use throttle::{Limits, Throttle};
 
+/// How the names of the temporary files that local and SFTP writes make start; no
+/// object's name does.
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
+
 /// Where a backend's configuration looks up environment variables (`std::env::var` in
 /// production; a map in tests).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;

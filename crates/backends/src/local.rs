@@ -11,7 +11,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::{BackendError, ErrorKind, FileKind, ObjectId, ObjectWriter, ReadBackend, WriteBackend};
+use crate::{
+    BackendError, ErrorKind, FileKind, ObjectId, ObjectWriter, ReadBackend, TEMP_PREFIX,
+    WriteBackend,
+};
 
 /// A repository stored in a directory on a local (or locally mounted) filesystem.
 ///
@@ -22,9 +25,6 @@ use crate::{BackendError, ErrorKind, FileKind, ObjectId, ObjectWriter, ReadBacke
 pub struct LocalBackend {
     root: PathBuf,
 }
-
-/// How the names of temporary files start; no object's name does.
-const TEMP_PREFIX: &str = ".tmp-";
 
 fn mkdir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new().mode(0o700).create(path)

@@ -14,9 +14,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arca_backends::{FileKind, ObjectId, WriteBackend};
+use arca_backends::{FileKind, ObjectId};
 use arca_repo::{
-    BlobId, BlobLocation, BlobType, BuildBlobIdHasher, NodeKind, PackEntry, PackReader, RepoError,
+    BlobId, BlobLocation, BlobType, BuildBlobIdHasher, NodeKind, PACK_READ_WINDOW, PackEntry,
+    PackReader, RepoError,
 };
 
 use crate::content::bundle_slice;
@@ -244,7 +245,7 @@ impl Repository {
             };
             self.read_all_packs(
                 &needed,
-                &missing_packs,
+                &stored,
                 options,
                 progress,
                 &mut report,
@@ -400,10 +401,12 @@ impl Repository {
         Ok(())
     }
 
+    /// Reads the packs of `needed` that storage lists in `stored` (id -> listed size),
+    /// each to its listed end, and checks every entry.
     fn read_all_packs(
         &self,
         needed: &HashMap<ObjectId, u64>,
-        missing: &HashSet<ObjectId>,
+        stored: &HashMap<ObjectId, u64>,
         options: &CheckOptions,
         progress: &dyn CheckProgress,
         report: &mut CheckReport,
@@ -424,13 +427,14 @@ impl Repository {
                 .or_default()
                 .insert(loc.offset, entry);
         }
-        let mut packs: Vec<ObjectId> = needed
+        // A pack is read to its listed end: past its last indexed entry too, and a
+        // truncated one as far as it goes.
+        let mut packs: Vec<(ObjectId, u64)> = needed
             .keys()
-            .filter(|p| !missing.contains(p))
-            .copied()
+            .filter_map(|p| stored.get(p).map(|&len| (*p, len)))
             .collect();
         packs.sort();
-        progress.packs_total(packs.len() as u64, needed.values().sum());
+        progress.packs_total(packs.len() as u64, packs.iter().map(|(_, len)| len).sum());
         let threads = crate::system::worker_threads(options.threads);
         let next = AtomicUsize::new(0);
         let found = Mutex::new(PackFindings::default());
@@ -439,14 +443,15 @@ impl Repository {
                 s.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(pack) = packs.get(i) else { break };
+                        let Some((pack, len)) = packs.get(i) else {
+                            break;
+                        };
                         if options.cancel.is_cancelled() {
                             break;
                         }
                         let empty = HashMap::new();
-                        let len = needed.get(pack).copied().unwrap_or(0);
                         let (problems, bad, bytes) =
-                            self.check_pack(pack, len, expected.get(pack).unwrap_or(&empty));
+                            self.check_pack(pack, *len, expected.get(pack).unwrap_or(&empty));
                         progress.pack_done(bytes);
                         let mut f = lock(&found);
                         f.problems.extend(problems);
@@ -482,8 +487,7 @@ impl Repository {
         let mut seen = HashSet::new();
         let mut bytes_read = 0;
         let mut ended = None;
-        let window = PackReader::<dyn WriteBackend>::DEFAULT_WINDOW;
-        match PackReader::open(&**self.repo.backend(), *pack, len, window) {
+        match PackReader::open(&**self.repo.backend(), *pack, len, PACK_READ_WINDOW) {
             Err(e) => ended = Some(e),
             Ok(mut reader) => {
                 while let Some(next) = reader.next_entry() {

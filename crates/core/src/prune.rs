@@ -114,6 +114,8 @@ pub struct PruneReport {
     pub packs_rescued: u64,
     /// Temporary files of writes whose process died, removed (docs/design.md §19).
     pub temporaries_removed: u64,
+    /// What went wrong without stopping the run (removing temporary files), one line each.
+    pub warnings: Vec<String>,
     /// Nothing was changed.
     pub dry_run: bool,
 }
@@ -149,7 +151,13 @@ impl Repository {
                 !unknown_sessions && plan.sessions.iter().all(|s| !live.contains(s))
             });
         if !options.dry_run && live.is_empty() && !unknown_sessions {
-            report.temporaries_removed = self.remove_stale_temporaries()?;
+            // Housekeeping: a failure leaves garbage for the next run, nothing worse.
+            match self.remove_stale_temporaries() {
+                Ok(n) => report.temporaries_removed = n,
+                Err(e) => report
+                    .warnings
+                    .push(format!("temporary files were not removed: {e}")),
+            }
         }
         let (index, index_file_ids, used) = self.survey(options, &mut report)?;
         let sizes: HashMap<ObjectId, u64> = self.repo.list(FileKind::Pack)?.into_iter().collect();

@@ -77,7 +77,7 @@ pub use key_text::{ExportedKey, KeyTextFormat, PAPER_LINE_BYTES, PaperKeyReader,
 pub use keyfile::{KeyInfo, KeySlot};
 pub use lock::{DeletionPlan, Holder, LockRecord};
 pub use pack::{Pack, PackBuilder, PackEntry, PackWriter, scan_pack};
-pub use pack_reader::PackReader;
+pub use pack_reader::{PACK_READ_WINDOW, PackReader};
 pub use repo::{GEAR_TABLE_BYTES, InitParams, NewRepo, Repo};
 pub use snapshot::{MAX_NOTES, Snapshot, SnapshotSummary};
 pub use tree::{Node, NodeKind, Timestamp, Tree, UnknownNodeKind, Xattr, is_valid_name};

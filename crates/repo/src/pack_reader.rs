@@ -8,12 +8,18 @@ use crate::blob::ENTRY_HEADER_LEN;
 use crate::header::HEADER_LEN;
 use crate::pack::{PackEntry, check_pack_header, frame_entry};
 
+/// The window of [`PackReader::open`] for callers that have no reason to choose: twice
+/// the largest data blob the default chunker and bundler make.
+pub const PACK_READ_WINDOW: u64 = 4 << 20;
+
 /// Reads the entries of a stored pack in order, without decrypting them, as
 /// [`crate::scan_pack`] lists them from a pack in memory.
 ///
 /// The pack is read in ranges of `window` bytes (one entry's length when an entry is
-/// longer), so a reader holds one window however large the pack: a 16 MiB pack read
-/// whole by each of several workers cost `check` more memory than all else it keeps.
+/// longer), so a reader holds about one window however large the pack (two for a
+/// moment when a new window starts inside an entry, whose start it keeps): a 16 MiB
+/// pack read whole by each of several workers cost `check` more memory than all else
+/// it keeps.
 /// The first damage ends the entries; a storage error ends them too and is returned
 /// as [`RepoError::Backend`], so a caller can tell a pack it could not read from a
 /// damaged one.
@@ -31,16 +37,13 @@ pub struct PackReader<'a, B: ReadBackend + ?Sized> {
 }
 
 impl<'a, B: ReadBackend + ?Sized> PackReader<'a, B> {
-    /// Window of [`PackReader::open`] callers that have no reason to choose: twice the
-    /// largest data blob the default chunker and bundler make.
-    pub const DEFAULT_WINDOW: u64 = 4 << 20;
-
     /// Starts reading pack `id`, `len` bytes long (as listed), in windows of `window`
     /// bytes, and checks its header.
     ///
     /// # Errors
     /// [`RepoError::Backend`] if it cannot be read (not-found included);
-    /// [`RepoError::Corrupt`] if it does not start with the header of pack `id`.
+    /// [`RepoError::Corrupt`] or [`RepoError::UnsupportedVersion`] if it does not start
+    /// with the header of pack `id`.
     pub fn open(backend: &'a B, id: ObjectId, len: u64, window: u64) -> Result<Self, RepoError> {
         let mut reader = Self {
             backend,

@@ -21,7 +21,7 @@ use crate::index::{BlobLocation, Index, IndexFile};
 use crate::keyfile::{KeyInfo, KeySlot};
 use crate::lock::LockRecord;
 use crate::pack::{Pack, PackEntry, PackWriter};
-use crate::pack_reader::PackReader;
+use crate::pack_reader::{PACK_READ_WINDOW, PackReader};
 use crate::snapshot::Snapshot;
 use crate::tree::{Timestamp, Tree};
 
@@ -447,8 +447,7 @@ impl Repo {
         len: u64,
     ) -> Result<Option<(Vec<PackEntry>, bool)>, RepoError> {
         let backend = &*self.backend;
-        let window = PackReader::<dyn WriteBackend>::DEFAULT_WINDOW;
-        let mut reader = match PackReader::open(backend, *id, len, window) {
+        let mut reader = match PackReader::open(backend, *id, len, PACK_READ_WINDOW) {
             Ok(r) => r,
             Err(RepoError::Backend(e)) if e.is_not_found() => return Ok(None),
             Err(e @ RepoError::Backend(_)) => return Err(e),
@@ -459,6 +458,8 @@ impl Repo {
         while let Some(next) = reader.next_entry() {
             let (mut e, bytes) = match next {
                 Ok(found) => found,
+                // Removed while it was being read: as if it had not been there.
+                Err(RepoError::Backend(e)) if e.is_not_found() => return Ok(None),
                 Err(e @ RepoError::Backend(_)) => return Err(e),
                 Err(_) => {
                     damaged = true;

@@ -21,10 +21,7 @@ pub use config::{SftpConfig, SftpConfigError};
 
 use session::{Channel, Fail, Pool, sftp_status};
 
-use crate::{BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, WriteBackend};
-
-/// How the names of temporary files start; no object's name does.
-const TEMP_PREFIX: &str = ".tmp-";
+use crate::{BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, TEMP_PREFIX, WriteBackend};
 
 /// A repository in a directory on an SFTP server.
 pub struct SftpBackend {

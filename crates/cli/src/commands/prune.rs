@@ -100,9 +100,13 @@ struct ReportJson {
     waiting_for: Vec<String>,
     packs_rescued: u64,
     temporaries_removed: u64,
+    warnings: Vec<String>,
 }
 
 pub fn print_report(r: &PruneReport, json: bool, quiet: bool) -> anyhow::Result<()> {
+    for w in &r.warnings {
+        output::message(format!("warning: {w}"));
+    }
     if json {
         return output::json(&ReportJson {
             dry_run: r.dry_run,
@@ -126,6 +130,7 @@ pub fn print_report(r: &PruneReport, json: bool, quiet: bool) -> anyhow::Result<
             waiting_for: r.waiting_for.clone(),
             packs_rescued: r.packs_rescued,
             temporaries_removed: r.temporaries_removed,
+            warnings: r.warnings.clone(),
         });
     }
     if quiet {
