@@ -19,6 +19,8 @@ pub enum Call<'a> {
     Write(FileKind, &'a ObjectId, &'a Bytes),
     /// [`crate::WriteBackend::remove`].
     Remove(FileKind, &'a ObjectId),
+    /// [`crate::WriteBackend::remove_stale_temporaries`].
+    RemoveTemporaries,
 }
 
 impl Call<'_> {
@@ -30,13 +32,14 @@ impl Call<'_> {
             Self::Read(..) => "read",
             Self::Write(..) => "write",
             Self::Remove(..) => "remove",
+            Self::RemoveTemporaries => "remove temporary files",
         }
     }
 
     /// The object concerned, `kind/id` (or the kind's directory for a listing).
     pub fn object(&self) -> String {
         match self {
-            Self::Create => "repository".to_owned(),
+            Self::Create | Self::RemoveTemporaries => "repository".to_owned(),
             Self::List(kind) => kind.dir_name().to_owned(),
             Self::Read(kind, id) | Self::Write(kind, id, _) | Self::Remove(kind, id) => {
                 format!("{}/{id}", kind.dir_name())
@@ -68,6 +71,7 @@ impl Transfer for () {
     }
 }
 impl Transfer for Vec<(ObjectId, u64)> {}
+impl Transfer for u64 {}
 impl Transfer for Bytes {
     fn received(&self) -> u64 {
         self.len() as u64
@@ -156,10 +160,11 @@ macro_rules! layer_backend {
                 -> Result<Option<Box<dyn $crate::ObjectWriter>>, $crate::BackendError> {
                 $crate::layer::Layer::start_stream(self, kind, id)
             }
-            // Maintenance, not a call on an object: no layer's policy applies.
             fn remove_stale_temporaries(&self, before: std::time::SystemTime)
                 -> Result<u64, $crate::BackendError> {
-                $crate::layer::Layer::inner(self).remove_stale_temporaries(before)
+                $crate::layer::Layer::around(self, $crate::Call::RemoveTemporaries, &mut || {
+                    $crate::layer::Layer::inner(self).remove_stale_temporaries(before)
+                })
             }
         }
     )*};

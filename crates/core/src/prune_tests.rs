@@ -507,66 +507,24 @@ fn prune_removes_temporaries_of_dead_writes_when_no_session_is_registered() {
     crate::testing::assert_checks_clean(&repo);
 }
 
-/// Storage whose removal of temporary files fails; everything else works.
-struct CleanupFails(Arc<dyn WriteBackend>);
-
-impl arca_backends::ReadBackend for CleanupFails {
-    fn location(&self) -> String {
-        self.0.location()
-    }
-    fn list(&self, kind: FileKind) -> std::result::Result<Vec<(ObjectId, u64)>, BackendError> {
-        self.0.list(kind)
-    }
-    fn read_full(
-        &self,
-        kind: FileKind,
-        id: &ObjectId,
-    ) -> std::result::Result<bytes::Bytes, BackendError> {
-        self.0.read_full(kind, id)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        id: &ObjectId,
-        offset: u64,
-        length: u64,
-    ) -> std::result::Result<bytes::Bytes, BackendError> {
-        self.0.read_range(kind, id, offset, length)
-    }
-}
-
-impl WriteBackend for CleanupFails {
-    fn create(&self) -> std::result::Result<(), BackendError> {
-        self.0.create()
-    }
-    fn write(
-        &self,
-        kind: FileKind,
-        id: &ObjectId,
-        data: bytes::Bytes,
-    ) -> std::result::Result<(), BackendError> {
-        self.0.write(kind, id, data)
-    }
-    fn remove(&self, kind: FileKind, id: &ObjectId) -> std::result::Result<(), BackendError> {
-        self.0.remove(kind, id)
-    }
-    fn remove_stale_temporaries(&self, _: SystemTime) -> std::result::Result<u64, BackendError> {
-        Err(BackendError::new(
-            arca_backends::ErrorKind::Transient,
-            "remove temporary files",
-            "sftp://host/repo/data/00",
-            "connection reset",
-        ))
-    }
-}
-
 #[test]
 fn a_failure_to_remove_temporaries_is_a_warning_not_a_failed_prune() {
     let f = Fixture::new();
     write(&f.src, "a", b"a");
     let first = f.backup();
     f.open().forget_snapshots(&[first.id]).unwrap();
-    let backend: Arc<dyn WriteBackend> = Arc::new(CleanupFails(f.backend.clone()));
+    let backend: Arc<dyn WriteBackend> = Arc::new(Intercept::new(
+        f.backend.clone(),
+        Box::new(|call| match call {
+            Call::RemoveTemporaries => Err(BackendError::new(
+                arca_backends::ErrorKind::Transient,
+                call.operation(),
+                "sftp://host/repo",
+                "connection reset",
+            )),
+            _ => Ok(()),
+        }),
+    ));
     let mut repo = Repository::open(backend, b"pw").unwrap();
     let report = repo.prune(&PruneOptions::default()).unwrap();
     assert_eq!(report.warnings.len(), 1, "{report:?}");
