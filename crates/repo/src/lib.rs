@@ -56,6 +56,7 @@ mod keyfile;
 mod lock;
 mod pack;
 mod pack_reader;
+mod recent_packs;
 mod repo;
 mod snapshot;
 mod tree;

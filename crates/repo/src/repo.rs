@@ -22,6 +22,7 @@ use crate::keyfile::{KeyInfo, KeySlot};
 use crate::lock::LockRecord;
 use crate::pack::{Pack, PackEntry, PackWriter};
 use crate::pack_reader::{PACK_READ_WINDOW, PackReader};
+use crate::recent_packs::RecentPacks;
 use crate::snapshot::Snapshot;
 use crate::tree::{Timestamp, Tree};
 
@@ -63,6 +64,8 @@ pub struct Repo {
     opener: Opener,
     ids: IdHasher,
     cache: Option<Cache>,
+    /// Tree packs read whole while there is no `cache`.
+    recent: RecentPacks,
     /// Kept to wrap it in new key slots (`key add`, `key passwd`).
     master: MasterKey,
     /// The key slot the passphrase opened (for `key export`).
@@ -99,6 +102,7 @@ impl Repo {
             backend,
             config,
             cache: None,
+            recent: RecentPacks::default(),
             master: master.clone(),
             key,
         })
@@ -408,29 +412,54 @@ impl Repo {
     ) -> Result<Vec<u8>, RepoError> {
         let decode = |bytes: &[u8]| self.decode_blob(bytes, blob_type, id, loc);
         let (offset, length) = (u64::from(loc.offset), u64::from(loc.length));
-        if let (Some(cache), BlobType::Tree) = (&self.cache, blob_type) {
-            let range = loc.offset as usize..(loc.offset as usize + loc.length as usize);
-            if let Some(bytes) = cache.get_range(FileKind::Pack, &loc.pack, offset, range.len()) {
-                match decode(&bytes) {
-                    Ok(plain) => return Ok(plain),
-                    Err(_) => cache.reject(FileKind::Pack, &loc.pack),
-                }
-            }
-            let pack = self.backend.read_full(FileKind::Pack, &loc.pack)?;
-            let bytes = pack.get(range).ok_or_else(|| {
-                RepoError::corrupt(
-                    format!("{blob_type} blob {id} in pack {}", loc.pack),
-                    format!("pack {} is too short", loc.pack),
-                )
-            })?;
-            let plain = decode(bytes)?;
-            cache.put(FileKind::Pack, &loc.pack, &pack);
-            return Ok(plain);
+        if blob_type == BlobType::Tree {
+            return self.read_tree_blob(id, loc, decode);
         }
         let bytes = self
             .backend
             .read_range(FileKind::Pack, &loc.pack, offset, length)?;
         decode(&bytes)
+    }
+
+    /// A tree blob: from a kept copy of its pack if one decodes, else from the pack read
+    /// whole, which is then kept: in the metadata cache, or in memory without one.
+    /// Directory trees are read in runs from the same few packs, and a request per tree
+    /// made `check` of a remote repository (which uses no cache) take minutes.
+    fn read_tree_blob(
+        &self,
+        id: &BlobId,
+        loc: &BlobLocation,
+        decode: impl Fn(&[u8]) -> Result<Vec<u8>, RepoError>,
+    ) -> Result<Vec<u8>, RepoError> {
+        let (start, len) = (loc.offset as usize, loc.length as usize);
+        let kept = match &self.cache {
+            Some(cache) => cache
+                .get_range(FileKind::Pack, &loc.pack, start as u64, len)
+                .map(Bytes::from),
+            None => self.recent.get(&loc.pack, start, len),
+        };
+        if let Some(bytes) = kept {
+            match decode(&bytes) {
+                Ok(plain) => return Ok(plain),
+                Err(_) => match &self.cache {
+                    Some(cache) => cache.reject(FileKind::Pack, &loc.pack),
+                    None => self.recent.reject(&loc.pack),
+                },
+            }
+        }
+        let pack = self.backend.read_full(FileKind::Pack, &loc.pack)?;
+        let bytes = pack.get(start..start.saturating_add(len)).ok_or_else(|| {
+            RepoError::corrupt(
+                format!("tree blob {id} in pack {}", loc.pack),
+                format!("pack {} is too short", loc.pack),
+            )
+        })?;
+        let plain = decode(bytes)?;
+        match &self.cache {
+            Some(cache) => cache.put(FileKind::Pack, &loc.pack, &pack),
+            None => self.recent.put(loc.pack, pack),
+        }
+        Ok(plain)
     }
 
     /// Reads pack `id` (`len` bytes, as listed), a window at a time, and lists its
