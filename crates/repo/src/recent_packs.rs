@@ -25,13 +25,11 @@ impl RecentPacks {
     pub(crate) fn get(&self, id: &ObjectId, offset: usize, len: usize) -> Option<Bytes> {
         let mut packs = self.lock();
         let at = packs.iter().position(|(p, _)| p == id)?;
-        let found = packs.remove(at);
-        let slice = found
-            .1
-            .get(offset..offset.checked_add(len)?)
-            .map(|_| found.1.slice(offset..offset + len));
-        packs.insert(0, found);
-        slice
+        // Now the most recently used.
+        packs[..=at].rotate_right(1);
+        let bytes = &packs[0].1;
+        let end = offset.checked_add(len).filter(|end| *end <= bytes.len())?;
+        Some(bytes.slice(offset..end))
     }
 
     /// Keeps `bytes` as pack `id`, forgetting the least recently used beyond [`KEPT`].
@@ -70,6 +68,8 @@ mod tests {
         assert_eq!(recent.get(&id(1), 0, 3).unwrap(), &b"one"[..]);
         assert!(recent.get(&id(3), 3, 3).is_none(), "past the end");
         assert!(recent.get(&id(3), usize::MAX, 2).is_none());
+        // A range it does not hold leaves the pack kept.
+        assert_eq!(recent.get(&id(3), 0, 5).unwrap(), &b"three"[..]);
         recent.reject(&id(3));
         assert!(recent.get(&id(3), 0, 1).is_none());
     }
