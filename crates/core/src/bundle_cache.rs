@@ -163,6 +163,14 @@ mod tests {
         BlobId([n; 32])
     }
 
+    /// The claim of bundle `n`, which must be the caller's to read.
+    fn mine(cache: &BundleCache, n: u8) -> Reading<'_> {
+        match cache.claim(&id(n)) {
+            Claim::Mine(reading) => reading,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_bundle_is_kept_until_later_ones_push_it_out() {
         let cache = BundleCache::default();
@@ -185,10 +193,7 @@ mod tests {
     #[test]
     fn a_bundle_being_read_is_read_once_and_a_failed_read_frees_it() {
         let cache = BundleCache::default();
-        let reading = match cache.claim(&id(1)) {
-            Claim::Mine(reading) => reading,
-            other => panic!("{other:?}"),
-        };
+        let reading = mine(&cache, 1);
         assert!(matches!(cache.claim(&id(1)), Claim::Elsewhere));
         // Another bundle is not held up by it.
         assert!(matches!(cache.claim(&id(2)), Claim::Mine(_)));
@@ -201,10 +206,7 @@ mod tests {
     #[test]
     fn waiting_threads_get_the_bytes_the_reader_kept() {
         let cache = BundleCache::default();
-        let reading = match cache.claim(&id(7)) {
-            Claim::Mine(reading) => reading,
-            other => panic!("{other:?}"),
-        };
+        let reading = mine(&cache, 7);
         let (claimed, woken) = (AtomicUsize::new(0), AtomicUsize::new(0));
         std::thread::scope(|s| {
             for _ in 0..4 {
