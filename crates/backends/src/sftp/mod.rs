@@ -357,13 +357,10 @@ impl WriteBackend for SftpBackend {
             .with("remove temporary files", &|| self.location(), |sftp| {
                 // Temporary files are made beside their object: `config` in the root.
                 let mut dirs = vec![self.root.clone()];
-                for kind in [
-                    FileKind::Key,
-                    FileKind::Index,
-                    FileKind::Snapshot,
-                    FileKind::Lock,
-                ] {
-                    dirs.push(self.root.join(kind.dir_name()));
+                for kind in FileKind::ALL {
+                    if !matches!(kind, FileKind::Config | FileKind::Pack) {
+                        dirs.push(self.root.join(kind.dir_name()));
+                    }
                 }
                 let data = self.root.join(FileKind::Pack.dir_name());
                 match sftp.readdir(&data) {
