@@ -485,30 +485,26 @@ impl Repository {
         let mut problems = Vec::new();
         let mut bad = Vec::new();
         let mut seen = HashSet::new();
-        let mut bytes_read = 0;
-        let mut ended = None;
-        match PackReader::open(&**self.repo.backend(), *pack, len, PACK_READ_WINDOW) {
-            Err(e) => ended = Some(e),
-            Ok(mut reader) => {
-                while let Some(next) = reader.next_entry() {
-                    match next {
-                        Ok((entry, bytes)) => {
-                            seen.insert(entry.offset);
-                            let found = self.check_entry(pack, &entry, &bytes, expected);
-                            if let Some((problem, blob)) = found {
-                                problems.push(problem);
-                                bad.push(blob);
-                            }
-                        }
-                        Err(e) => {
-                            ended = Some(e);
-                            break;
-                        }
+        let (mut reader, mut ended) =
+            match PackReader::open(&**self.repo.backend(), *pack, len, PACK_READ_WINDOW) {
+                Ok(reader) => (Some(reader), None),
+                Err(e) => (None, Some(e)),
+            };
+        // The entries stop at the first error.
+        for next in reader.iter_mut().flatten() {
+            match next {
+                Ok((entry, bytes)) => {
+                    seen.insert(entry.offset);
+                    if let Some((problem, blob)) = self.check_entry(pack, &entry, &bytes, expected)
+                    {
+                        problems.push(problem);
+                        bad.push(blob);
                     }
                 }
-                bytes_read = reader.bytes_read();
+                Err(e) => ended = Some(e),
             }
         }
+        let bytes_read = reader.map_or(0, |r| r.bytes_read());
         let unseen = expected
             .iter()
             .filter(|(offset, _)| !seen.contains(*offset));

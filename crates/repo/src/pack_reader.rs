@@ -67,24 +67,6 @@ impl<'a, B: ReadBackend + ?Sized> PackReader<'a, B> {
         self.bytes_read
     }
 
-    /// The next entry and its bytes (exactly `entry.length` of them), `None` after the
-    /// last, or the error that ends the entries.
-    pub fn next_entry(&mut self) -> Option<Result<(PackEntry, Bytes), RepoError>> {
-        if self.stopped || self.pos >= self.len {
-            return None;
-        }
-        let pos = self.pos;
-        let entry = self
-            .bytes(pos, (self.len - pos).min(ENTRY_HEADER_LEN as u64))
-            .and_then(|head| frame_entry(&head, pos, self.len, &self.object))
-            .and_then(|entry| Ok((entry, self.bytes(pos, u64::from(entry.length))?)));
-        match &entry {
-            Ok((e, _)) => self.pos += u64::from(e.length),
-            Err(_) => self.stopped = true,
-        }
-        Some(entry)
-    }
-
     /// `len` bytes at `pos` (within the pack, at or after the window's start), from the
     /// window or a new one. A new window starts at `pos` and keeps what the old one held
     /// from there, so no byte is read from storage twice.
@@ -130,5 +112,27 @@ impl<'a, B: ReadBackend + ?Sized> PackReader<'a, B> {
         }
         let at = (pos - self.buf_start) as usize;
         Ok(self.buf.slice(at..at + len as usize))
+    }
+}
+
+impl<B: ReadBackend + ?Sized> Iterator for PackReader<'_, B> {
+    type Item = Result<(PackEntry, Bytes), RepoError>;
+
+    /// The next entry and its bytes (exactly `entry.length` of them), `None` after the
+    /// last, or the error that ends the entries (`None` after it).
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.stopped || self.pos >= self.len {
+            return None;
+        }
+        let pos = self.pos;
+        let entry = self
+            .bytes(pos, (self.len - pos).min(ENTRY_HEADER_LEN as u64))
+            .and_then(|head| frame_entry(&head, pos, self.len, &self.object))
+            .and_then(|entry| Ok((entry, self.bytes(pos, u64::from(entry.length))?)));
+        match &entry {
+            Ok((e, _)) => self.pos += u64::from(e.length),
+            Err(_) => self.stopped = true,
+        }
+        Some(entry)
     }
 }

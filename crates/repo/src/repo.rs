@@ -476,7 +476,7 @@ impl Repo {
         len: u64,
     ) -> Result<Option<(Vec<PackEntry>, bool)>, RepoError> {
         let backend = &*self.backend;
-        let mut reader = match PackReader::open(backend, *id, len, PACK_READ_WINDOW) {
+        let reader = match PackReader::open(backend, *id, len, PACK_READ_WINDOW) {
             Ok(r) => r,
             Err(RepoError::Backend(e)) if e.is_not_found() => return Ok(None),
             Err(e @ RepoError::Backend(_)) => return Err(e),
@@ -484,7 +484,8 @@ impl Repo {
         };
         let mut damaged = false;
         let mut entries = Vec::new();
-        while let Some(next) = reader.next_entry() {
+        // The entries stop at the first error.
+        for next in reader {
             let (mut e, bytes) = match next {
                 Ok(found) => found,
                 // Removed while it was being read: as if it had not been there.
@@ -492,7 +493,7 @@ impl Repo {
                 Err(e @ RepoError::Backend(_)) => return Err(e),
                 Err(_) => {
                     damaged = true;
-                    break;
+                    continue;
                 }
             };
             let object = format!("{} blob {} in pack {id}", e.blob_type, e.id);

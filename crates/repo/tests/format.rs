@@ -504,12 +504,12 @@ fn read_entries(
     len: u64,
     window: u64,
 ) -> (Vec<(PackEntry, Vec<u8>)>, Option<RepoError>) {
-    let mut reader = match PackReader::open(backend, id, len, window) {
+    let reader = match PackReader::open(backend, id, len, window) {
         Ok(r) => r,
         Err(e) => return (Vec::new(), Some(e)),
     };
     let mut entries = Vec::new();
-    while let Some(next) = reader.next_entry() {
+    for next in reader {
         match next {
             Ok((entry, bytes)) => entries.push((entry, bytes.to_vec())),
             Err(e) => return (entries, Some(e)),
@@ -738,10 +738,7 @@ proptest! {
         prop_assert!(damage.is_none());
         let len = pack.bytes.len() as u64;
         let mut reader = PackReader::open(&*backend, pack.id, len, window).unwrap();
-        let mut read = Vec::new();
-        while let Some(next) = reader.next_entry() {
-            read.push(next.unwrap());
-        }
+        let read: Vec<_> = reader.by_ref().map(Result::unwrap).collect();
         prop_assert_eq!(read.len(), scanned.len());
         for ((entry, bytes), want) in read.iter().zip(&scanned) {
             prop_assert_eq!(entry, want);
