@@ -27,8 +27,8 @@ pub(crate) struct SaverStats {
 }
 
 /// A pack being filled: written straight to storage where the backend can take it
-/// piece by piece (a local directory, unless a rate limit wraps it: the throttling
-/// layer does not pass `start_write` through), so it costs no memory of its size;
+/// piece by piece (a local directory, rate-limited or not: of the layers, only
+/// `Throttle` passes `start_write` through), so it costs no memory of its size;
 /// assembled in memory otherwise, and in a dry run.
 #[derive(Debug)]
 enum OpenPack {
