@@ -517,6 +517,23 @@ mod tests {
         assert_eq!(names(&sub), vec![id.to_string()]);
     }
 
+    /// What prune's removal of a temporary file does to a write still at work (one
+    /// that registered no session, or whose clock is an hour off): it fails, and no
+    /// object appears.
+    #[test]
+    fn a_write_whose_temporary_file_was_removed_fails_to_commit() {
+        let (_dir, b) = created();
+        let id = ObjectId::from_bytes([0x42; 32]);
+        let mut writer = b.start_write(FileKind::Pack, &id).unwrap().unwrap();
+        writer.append(b"partial").unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        assert_eq!(b.remove_stale_temporaries(later).unwrap(), 1);
+        writer.append(b" and more").unwrap();
+        assert!(writer.commit().is_err());
+        assert!(b.list(FileKind::Pack).unwrap().is_empty());
+        assert_eq!(names(&b.root().join("data/42")), Vec::<String>::new());
+    }
+
     #[test]
     fn temporary_and_foreign_files_are_not_objects() {
         let (_dir, b) = created();
