@@ -215,9 +215,11 @@ fn run_len(pieces: &[Piece]) -> usize {
     let mut n = 1;
     for p in &pieces[1..] {
         let new_end = end.max(p.end());
+        // A piece within the span so far (another file's slice of the same bundle)
+        // always joins it, whatever the span's length.
         if p.loc.pack != first.loc.pack
             || p.offset() > end + MAX_GAP
-            || new_end - first.offset() > MAX_READ
+            || (new_end > end && new_end - first.offset() > MAX_READ)
         {
             break;
         }
@@ -336,6 +338,33 @@ mod tests {
 
     use super::*;
     use crate::testing::random_bytes as noise;
+
+    /// A piece of `length` stored bytes at `offset` of pack 0.
+    fn piece(offset: u32, length: u32) -> Piece {
+        Piece {
+            loc: BlobLocation {
+                pack: arca_backends::ObjectId::ZERO,
+                blob_type: arca_repo::BlobType::Data,
+                offset,
+                length,
+                raw_len: length,
+            },
+            id: BlobId([0; 32]),
+            job: 0,
+            at: 0,
+            slice: None,
+        }
+    }
+
+    #[test]
+    fn a_run_takes_every_slice_of_a_bundle_longer_than_a_read() {
+        let big = (MAX_READ + 1) as u32;
+        // Three files of one 8 MiB + 1 bundle: one read, not three.
+        assert_eq!(run_len(&[piece(40, big), piece(40, big), piece(40, big)]), 3);
+        // A piece that would stretch the span past MAX_READ starts the next run.
+        assert_eq!(run_len(&[piece(40, big), piece(40 + big, 10)]), 1);
+        assert_eq!(run_len(&[piece(40, 10), piece(60, 10), piece(90, big)]), 2);
+    }
 
     #[test]
     fn open_files_stay_within_a_quarter_of_the_limit() {
