@@ -51,7 +51,8 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
 #[derive(Debug)]
 pub(crate) struct DirHandle {
     fd: OwnedFd,
-    /// For messages only; never used to reach the file system.
+    /// Where it was opened: the path of messages, and of the walker's listings (which
+    /// the archiver matches against its own); never used to reach the file system.
     path: PathBuf,
 }
 
