@@ -360,7 +360,10 @@ mod tests {
     fn a_run_takes_every_slice_of_a_bundle_longer_than_a_read() {
         let big = (MAX_READ + 1) as u32;
         // Three files of one 8 MiB + 1 bundle: one read, not three.
-        assert_eq!(run_len(&[piece(40, big), piece(40, big), piece(40, big)]), 3);
+        assert_eq!(
+            run_len(&[piece(40, big), piece(40, big), piece(40, big)]),
+            3
+        );
         // A piece that would stretch the span past MAX_READ starts the next run.
         assert_eq!(run_len(&[piece(40, big), piece(40 + big, 10)]), 1);
         assert_eq!(run_len(&[piece(40, 10), piece(60, 10), piece(90, big)]), 2);
