@@ -58,6 +58,8 @@ fn check(memory: Arc<MemoryBackend>) -> CheckReport {
 fn a_truncated_pack_is_damage_and_what_precedes_the_cut_is_verified() {
     let (memory, pack, bytes) = repository();
     let cut = bytes.len() - 1000;
+    let (entries, _) = arca_repo::scan_pack(&bytes, &pack);
+    let cut_entry = entries.last().unwrap().offset as u64;
     replace(&memory, &pack, bytes.slice(..cut));
     let listed: u64 = memory
         .list(FileKind::Pack)
@@ -88,7 +90,15 @@ fn a_truncated_pack_is_damage_and_what_precedes_the_cut_is_verified() {
         .filter(|m| m.contains("cannot be restored"))
         .collect();
     assert_eq!(lost.len(), 1, "{messages:#?}");
-    assert_eq!(report.bytes_read, listed, "every stored byte is read, once");
+    // Every byte up to the cut entry is read, and none twice; the cut entry's own
+    // bytes are read only if its window reached them before its header was found
+    // wrong, which depends on where the repository's chunking key put the cuts.
+    let before_cut = listed - cut as u64 + cut_entry;
+    assert!(
+        (before_cut..=listed).contains(&report.bytes_read),
+        "read {} bytes, {before_cut} precede the cut entry, {listed} are stored",
+        report.bytes_read
+    );
 }
 
 #[test]
