@@ -14,6 +14,10 @@
 # (A B C, A B C, ...), restores into tmpfs ($ARCA_COMPARE_TMPFS, default /dev/shm), checks
 # every restore against the source and prints the table with medians, min-max and
 # arca's ratio to the best peer. Run by hand, not in CI (it takes 10-20 minutes a run).
+#
+# arca opens its repositories with a generated secret (`key add --new-secret-file`), the
+# README's setting for scheduled jobs; ARCA_COMPARE_UNLOCK=password makes every arca
+# command derive its key from the password instead (Argon2id: 32 MiB, ~0.15 s each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench="${ARCA_BENCH_DIR:-/tmp/arca-bench}"
@@ -87,4 +91,5 @@ cargo build --release --locked -p arca-cli >&2
 export PATH="$cache/bupstash/bin:$PATH"
 exec python3 benches/compare.py --runs "${1:-3}" --tools "$tools" --source "$src" \
     --big "$big" --shifted "$shifted" --work "$bench/compare" \
-    --tmpfs "${ARCA_COMPARE_TMPFS:-/dev/shm}/arca-compare" --arca "$PWD/target/release/arca"
+    --tmpfs "${ARCA_COMPARE_TMPFS:-/dev/shm}/arca-compare" --arca "$PWD/target/release/arca" \
+    --arca-unlock "${ARCA_COMPARE_UNLOCK:-secret}"

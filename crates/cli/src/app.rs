@@ -41,7 +41,8 @@ pub struct GlobalArgs {
     )]
     pub repo: Option<String>,
 
-    /// Read the repository password from FILE
+    /// Read the repository password, or a generated secret (`arca key add
+    /// --new-secret-file`), from FILE
     #[arg(
         long,
         env = "ARCA_PASSWORD_FILE",

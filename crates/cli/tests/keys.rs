@@ -551,3 +551,92 @@ fn kdf_lanes_are_chosen_and_listed() {
         fails(&bad.output().unwrap(), 1, &["key derivation", "memory"]);
     }
 }
+
+/// `arca ARGS` with the password taken from `file` only.
+fn with_password_file(env: &Env, file: &Path, args: &[&str]) -> Output {
+    env.cmd()
+        .env_remove("ARCA_PASSWORD")
+        .env("ARCA_PASSWORD_FILE", file)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_generated_secret_runs_unattended_jobs() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_tree(&src);
+    env.init();
+    let secret = env.path("secret");
+    let out = env.ok(&["key", "add", "--new-secret-file", s(&secret)]);
+    assert!(out.starts_with("added key "), "{out}");
+    assert_eq!(fs::metadata(&secret).unwrap().mode() & 0o777, 0o600);
+    let text = fs::read_to_string(&secret).unwrap();
+
+    // It is the password file of the jobs that follow.
+    let out = with_password_file(&env, &secret, &["backup", s(&src)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = with_password_file(&env, &secret, &["key", "list", "--json"]);
+    let keys = json_of(&stdout(&out));
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let current: Vec<_> = keys.iter().filter(|k| k["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["kind"], "secret");
+    assert_eq!(current[0]["kdf_memory_kib"], 0);
+    let other = keys.iter().find(|k| k["current"] == false).unwrap();
+    assert_eq!(other["kind"], "password");
+    assert!(other["kdf_memory_kib"].as_u64().unwrap() > 0);
+    restore_and_compare(&env, None, &src, "restored");
+
+    // Refused before anything is asked or written, each with one line.
+    fails(
+        &with_password_file(&env, &secret, &["key", "passwd"]),
+        1,
+        &["generated secret", "arca key add"],
+    );
+    fails(
+        &env.run(&["key", "add", "--new-secret-file", s(&secret)]),
+        1,
+        &[s(&secret), "already exists"],
+    );
+    assert_eq!(fs::read_to_string(&secret).unwrap(), text);
+    let unused = env.path("unused");
+    let out = env.run(&[
+        "key",
+        "add",
+        "--new-secret-file",
+        s(&unused),
+        "--kdf-memory",
+        "8",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!unused.exists());
+    // Another secret, or a damaged one, is a wrong password.
+    let wrong = env.path("wrong");
+    let mut damaged = text.clone().into_bytes();
+    damaged[20] = if damaged[20] == b'0' { b'1' } else { b'0' };
+    fs::write(&wrong, damaged).unwrap();
+    fails(
+        &with_password_file(&env, &wrong, &["snapshots"]),
+        12,
+        &["wrong password"],
+    );
+    assert_eq!(slots_in(&env.repo), 2);
+}
+
+#[test]
+fn a_key_file_repository_gets_no_secret() {
+    let env = Env::new();
+    let key = env.path("repo.key");
+    init_with_key_file(&env, &key);
+    let secret = env.path("secret");
+    fails(
+        &with_key(&env, &key, &["key", "add", "--new-secret-file", s(&secret)]),
+        1,
+        &["key files", "--new-key-file"],
+    );
+    assert!(!secret.exists());
+    assert_eq!(slots_in(&env.repo), 0);
+}

@@ -1,6 +1,7 @@
 //! Key management: several passphrases for one repository, each a key slot that wraps
 //! the same master key, kept in the repository's `keys/` or outside it in key files
-//! (docs/design.md §5.6).
+//! (docs/design.md §5.6); and generated secrets, which take a passphrase's place for
+//! unattended jobs and open their slot without the cost of Argon2id (§5.3).
 //!
 //! The rule that keeps a repository readable: an operation never leaves it without a
 //! way to open it that this process has seen work. The slot in use cannot be removed;
@@ -11,8 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use arca_backends::{FileKind, ObjectId};
-use arca_crypto::KdfParams;
-use arca_repo::{KeyInfo, KeySlot, Repo};
+use arca_crypto::{GeneratedSecret, KdfParams};
+use arca_repo::{KeyInfo, KeySlot, Repo, SlotKdf, SlotLock};
 
 use crate::{Error, ErrorKind, Repository, Result};
 
@@ -22,8 +23,8 @@ use crate::{Error, ErrorKind, Repository, Result};
 pub struct KeyEntry {
     /// The slot's id.
     pub id: ObjectId,
-    /// Its key derivation settings.
-    pub kdf: KdfParams,
+    /// Its key derivation: Argon2id at some cost, or a generated secret.
+    pub kdf: SlotKdf,
     /// Whether the passphrase in use opened this slot.
     pub current: bool,
     /// Where the slot is kept: `None` for the repository's `keys/`, else the key file
@@ -79,13 +80,18 @@ impl Repository {
         }
         kdf.validate()
             .map_err(|e| Error::invalid(format!("invalid key derivation settings: {e}")))?;
+        self.new_locked_slot(SlotLock::Passphrase(passphrase, kdf))
+    }
+
+    /// A new slot locked by `lock`, not yet stored.
+    fn new_locked_slot(&self, lock: SlotLock<'_>) -> Result<KeySlot> {
         let info = KeyInfo {
             repository_id: self.repo.config().repository_id,
             created: crate::system::now(),
             hostname: crate::system::hostname(),
             username: crate::system::username(),
         };
-        Ok(self.repo.create_key_slot(passphrase, kdf, &info)?)
+        Ok(self.repo.create_key_slot(lock, &info)?)
     }
 
     /// The ids of the slots in `keys/`, sorted (nothing is read but the listing, so a
@@ -155,6 +161,39 @@ impl Repository {
         Ok(slot.id)
     }
 
+    /// Generates a secret, writes its text form to the new file `path` (mode 0600,
+    /// written atomically, never over an existing file), then adds a slot it opens to
+    /// `keys/`; returns the slot's id. Given where a passphrase goes (a password file,
+    /// `ARCA_PASSWORD`), the secret opens the repository without Argon2id's time and
+    /// memory, for unattended jobs. Whoever can read the file can read the repository,
+    /// as with a password file; from the repository alone it cannot be guessed.
+    ///
+    /// The file is written first: a failure after it leaves a file that opens nothing.
+    /// If the slot is then known not to be stored, the file is removed again.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a repository whose keys are all in key files (the secret alone
+    /// would then open it); `AlreadyExists` if `path` exists; I/O errors naming it;
+    /// storage errors.
+    pub fn add_secret(&self, path: &Path) -> Result<ObjectId> {
+        self.check_keys_may_grow()?;
+        crate::key_file::check_new(path, "secret file")?;
+        let secret = GeneratedSecret::generate()
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot generate a secret: {e}")))?;
+        let slot = self.new_locked_slot(SlotLock::Secret(&secret))?;
+        let mut text = secret.to_text();
+        text.push('\n');
+        crate::key_file::write_new(path, text.as_bytes(), "secret file")?;
+        if let Err(e) = self.repo.store_key_slot(&slot) {
+            let stored = self.key_ids().map(|ids| ids.contains(&slot.id));
+            if matches!(stored, Ok(false)) {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e.into());
+        }
+        Ok(slot.id)
+    }
+
     /// Removes key slot `id` from `keys/`. Refused when no other way to open the
     /// repository would be left (the last slot, unless the repository was opened with
     /// a key file, which stays), for the slot in use (change its passphrase with
@@ -190,6 +229,22 @@ impl Repository {
         Ok(())
     }
 
+    /// Whether [`Repository::change_passphrase`] may run: not when a generated secret
+    /// opened the repository, as there is no passphrase to change. Cheap: a tool checks
+    /// it before asking for a new password.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the secret's slot.
+    pub fn check_passphrase_may_change(&self) -> Result<()> {
+        if self.repo.key_slot().kdf == SlotKdf::Secret {
+            return Err(Error::invalid(format!(
+                "key {} is a generated secret, not a password: add a password with `arca key add`, then remove this key",
+                self.repo.key_id()
+            )));
+        }
+        Ok(())
+    }
+
     /// Replaces the passphrase in use; returns the new slot's id. The old slot stops
     /// opening the repository only where it was: copies of it (exports, copies of a key
     /// file) still open it with the old passphrase.
@@ -203,9 +258,11 @@ impl Repository {
     /// This handle keeps using the key it was opened with.
     ///
     /// # Errors
-    /// As [`Repository::add_key`]; I/O errors naming the key file; storage errors
-    /// removing the old slot (both then work).
+    /// As [`Repository::add_key`], and `InvalidInput` when a generated secret opened the
+    /// repository (it has no passphrase to change); I/O errors naming the key file;
+    /// storage errors removing the old slot (both then work).
     pub fn change_passphrase(&self, passphrase: &[u8], kdf: KdfParams) -> Result<ObjectId> {
+        self.check_passphrase_may_change()?;
         if let Some(path) = &self.key_file {
             let slot = self.new_slot(passphrase, kdf)?;
             let object = crate::key_file::object(path);
@@ -267,6 +324,99 @@ mod tests {
         assert_eq!(last.keys().unwrap().len(), 1);
         assert_eq!(last.keys().unwrap()[0].id, third);
         assert!(last.remove_key(&ObjectId::from_bytes([9; 32])).is_err());
+    }
+
+    #[test]
+    fn a_generated_secret_opens_the_repository_from_its_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let (backend, repo) = memory_repository_keyed(b"pw", None);
+        let id = repo.add_secret(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("arca-secret-v1:") && text.ends_with('\n'),
+            "{text}"
+        );
+        // As a password file gives it: with its newline.
+        let opened = Repository::open(backend.clone(), text.as_bytes()).unwrap();
+        assert_eq!(opened.key_id(), id);
+        assert_eq!(opened.config(), repo.config());
+        let keys = opened.keys().unwrap();
+        let kinds: Vec<_> = keys
+            .iter()
+            .map(|k| (k.kdf == SlotKdf::Secret, k.current))
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == (true, true)).count(),
+            1,
+            "{keys:?}"
+        );
+        assert_eq!(kinds.iter().filter(|k| k.0).count(), 1);
+
+        // There is no passphrase to change; a password can be added, then the secret
+        // removed with it.
+        let err = opened.change_passphrase(b"new", FAST).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("generated secret"), "{err}");
+        // An existing file is never overwritten, and nothing is added.
+        let before = opened.key_ids().unwrap();
+        let err = opened.add_secret(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        assert_eq!(opened.key_ids().unwrap(), before);
+        let with_password = Repository::open(backend.clone(), b"pw").unwrap();
+        with_password.remove_key(&id).unwrap();
+        assert_eq!(
+            Repository::open(backend, text.as_bytes())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::WrongPassword
+        );
+    }
+
+    #[test]
+    fn a_key_file_repository_gets_no_secret_in_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("repo.key");
+        let (backend, _) = memory_repository_keyed(b"pw", Some(&file));
+        let repo = open_with(&backend, b"pw", &file).unwrap();
+        let secret = dir.path().join("secret");
+        let err = repo.add_secret(&secret).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(!secret.exists());
+        assert!(backend.list(FileKind::Key).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_secret_whose_slot_was_not_stored_leaves_no_file() {
+        use arca_backends::{BackendError, Call, Intercept, WriteBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn WriteBackend> = Arc::new(arca_backends::MemoryBackend::new());
+        let init = InitOptions {
+            kdf: FAST,
+            ..InitOptions::default()
+        };
+        Repository::init(inner.clone(), b"pw", &init).unwrap();
+        let backend: Arc<dyn WriteBackend> = Arc::new(Intercept::new(
+            inner,
+            Box::new(|call| match call {
+                Call::Write(FileKind::Key, ..) => Err(BackendError::new(
+                    arca_backends::ErrorKind::Permanent,
+                    "write",
+                    "keys/x",
+                    "read-only",
+                )),
+                _ => Ok(()),
+            }),
+        ));
+        let repo = Repository::open(backend, b"pw").unwrap();
+        let path = dir.path().join("secret");
+        assert!(repo.add_secret(&path).is_err());
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

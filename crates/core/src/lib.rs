@@ -113,8 +113,8 @@ pub use arca_backends::{
     BackendError, FaultPlan, Limits, ObjectId, ReadBackend, RetryHook, RetryPolicy, WriteBackend,
 };
 pub use arca_chunker::ChunkerParams;
-pub use arca_crypto::{IdAlgorithm, KdfParams};
+pub use arca_crypto::{GeneratedSecret, IdAlgorithm, KdfParams};
 pub use arca_repo::{
     BlobId, CacheStats, Compression, Config, DeletionPlan, ExportedKey, Holder, KeyTextFormat,
-    Node, NodeKind, PaperKeyReader, Snapshot, SnapshotSummary, Timestamp, Xattr,
+    Node, NodeKind, PaperKeyReader, SlotKdf, Snapshot, SnapshotSummary, Timestamp, Xattr,
 };

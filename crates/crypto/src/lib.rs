@@ -12,6 +12,8 @@
 //!   two sessions draw the same 128-bit id; the bounds are in docs/design.md.
 //! - [`KdfParams`], [`wrap_key`] / [`unwrap_key`]: key slots, which wrap the master key
 //!   under a key derived from a passphrase with Argon2id.
+//! - [`GeneratedSecret`]: 256 random bits that take a passphrase's place for unattended
+//!   jobs; a slot wrapped under one needs no costly derivation.
 //!
 //! ```
 //! use arca_crypto::{IdAlgorithm, IdHasher, MasterKey, Opener, Sealer};
@@ -37,6 +39,7 @@ mod id;
 mod kdf;
 mod keys;
 mod random;
+mod secret;
 
 pub use aead::{ENVELOPE_OVERHEAD, Opener, SESSION_MAX_BYTES, SESSION_MAX_MESSAGES, Sealer};
 pub use error::CryptoError;
@@ -44,6 +47,7 @@ pub use id::{IdAlgorithm, IdHasher};
 pub use kdf::{KdfParams, WRAP_OVERHEAD, derive_wrapping_key, unwrap_key, wrap_key};
 pub use keys::{MasterKey, SecretKey};
 pub use random::{expand_key, random_array, random_bytes};
+pub use secret::{GeneratedSecret, SECRET_TEXT_PREFIX};
 
 #[cfg(test)]
 mod tests;

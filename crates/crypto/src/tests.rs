@@ -114,6 +114,48 @@ fn argon2id_known_answer() {
     );
 }
 
+/// HKDF computed by hand with Python's `hmac` (RFC 5869: PRK = HMAC(label, secret),
+/// OKM = HMAC(PRK, salt || 0x01)).
+#[test]
+fn generated_secret_known_answer_and_text() {
+    let secret = GeneratedSecret::from_bytes(std::array::from_fn(|i| 0x40 + i as u8));
+    let salt: [u8; 32] = std::array::from_fn(|i| 0x80 + i as u8);
+    let k = secret.wrapping_key(&salt).unwrap();
+    assert_eq!(
+        hex::encode(k.expose()),
+        "ffb3a26ac4df3a2959328192ae8fd5ca2bf887940b4e70d02d372ec3f3359c83"
+    );
+    let text = "arca-secret-v1:404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+    assert_eq!(secret.to_text().as_str(), text);
+    let back = GeneratedSecret::parse(
+        format!(
+            " {}\r\n",
+            text.to_uppercase()
+                .replace("ARCA-SECRET-V1", "arca-secret-v1")
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(back.wrapping_key(&salt).unwrap().expose(), k.expose());
+    // Anything else is a passphrase.
+    for not in [
+        "",
+        "arca-secret-v1:",
+        &text[..text.len() - 2],
+        &format!("{text}00"),
+        &text.replace("4041", "404g"),
+        &text.replace("v1", "v2"),
+        &text[15..],
+    ] {
+        assert!(GeneratedSecret::parse(not.as_bytes()).is_none(), "{not}");
+    }
+    // A salt makes another key; a fresh secret is another secret.
+    assert_ne!(secret.wrapping_key(&[0; 32]).unwrap().expose(), k.expose());
+    let fresh = GeneratedSecret::generate().unwrap();
+    assert_ne!(fresh.to_text(), secret.to_text());
+    assert!(!format!("{fresh:?}").contains(&fresh.to_text()[15..]));
+}
+
 #[test]
 fn unwrap_known_answer_and_wrong_key() {
     let wrapped = hex::decode(
@@ -248,6 +290,13 @@ proptest! {
         let i = bit.index(env.len() * 8);
         env[i / 8] ^= 1 << (i % 8);
         prop_assert!(Opener::new(&key(3)).open(b"aad", &env).is_err());
+    }
+
+    #[test]
+    fn generated_secret_text_round_trip(bytes in any::<[u8; 32]>()) {
+        let secret = GeneratedSecret::from_bytes(bytes);
+        let back = GeneratedSecret::parse(secret.to_text().as_bytes()).unwrap();
+        prop_assert_eq!(back.to_text(), secret.to_text());
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Key slots: the master key wrapped under a passphrase-derived key.
+//! Key slots: the master key wrapped under a key derived from a passphrase (Argon2id)
+//! or from a generated secret (HKDF).
 //!
 //! File layout:
 //!
 //! ```text
 //! header (40: type 2, id = slot id)
 //! kdf algorithm (1) = 1 (Argon2id v0x13) | memory KiB (u32) | iterations (u32) | lanes (u32) | salt (32)
+//!                   = 2 (generated secret, HKDF-SHA-256) | 0 (u32) | 0 (u32) | 0 (u32) | salt (32)
 //! nonce (12) | ciphertext | tag (16)          associated data = the 85 bytes before the nonce
 //! ```
 //!
@@ -13,7 +15,8 @@
 
 use arca_backends::ObjectId;
 use arca_crypto::{
-    CryptoError, KdfParams, MasterKey, derive_wrapping_key, random_array, unwrap_key, wrap_key,
+    CryptoError, GeneratedSecret, KdfParams, MasterKey, SecretKey, derive_wrapping_key,
+    random_array, unwrap_key, wrap_key,
 };
 use zeroize::Zeroizing;
 
@@ -23,6 +26,7 @@ use crate::tree::Timestamp;
 use crate::wire::Reader;
 
 const KDF_ARGON2ID: u8 = 1;
+const KDF_SECRET: u8 = 2;
 const KEY_PAYLOAD_VERSION: u16 = 1;
 const KDF_SECTION_LEN: usize = 1 + 4 + 4 + 4 + 32;
 
@@ -39,13 +43,42 @@ pub struct KeyInfo {
     pub username: String,
 }
 
+/// How a key slot's wrapping key is derived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotKdf {
+    /// Argon2id over a passphrase, at these costs.
+    Argon2id(KdfParams),
+    /// HKDF over a [`GeneratedSecret`], given in the passphrase's place in its text
+    /// form: no cost, as 256 random bits cannot be guessed.
+    Secret,
+}
+
+impl SlotKdf {
+    /// The algorithm byte and the three cost fields, as stored.
+    fn fields(&self) -> (u8, [u32; 3]) {
+        match self {
+            Self::Argon2id(p) => (KDF_ARGON2ID, [p.memory_kib, p.iterations, p.parallelism]),
+            Self::Secret => (KDF_SECRET, [0; 3]),
+        }
+    }
+}
+
+/// What a new key slot is locked with.
+#[derive(Clone, Copy, Debug)]
+pub enum SlotLock<'a> {
+    /// A passphrase, derived with Argon2id at these costs.
+    Passphrase(&'a [u8], KdfParams),
+    /// A generated secret.
+    Secret(&'a GeneratedSecret),
+}
+
 /// One key slot, as stored.
 #[derive(Clone, Debug)]
 pub struct KeySlot {
     /// The slot's id (its file name).
     pub id: ObjectId,
-    /// Argon2id cost parameters.
-    pub kdf: KdfParams,
+    /// How its wrapping key is derived.
+    pub kdf: SlotKdf,
     salt: [u8; 32],
     wrapped: Vec<u8>,
 }
@@ -62,20 +95,25 @@ fn get_str(r: &mut Reader<'_>) -> Result<String, RepoError> {
 }
 
 impl KeySlot {
-    /// Wraps `master` under `passphrase` in a new slot with a random id and salt.
+    /// Wraps `master` under `lock` in a new slot with a random id and salt.
     ///
     /// # Errors
     /// Invalid KDF parameters or a failing random generator.
     pub fn create(
         master: &MasterKey,
-        passphrase: &[u8],
-        kdf: KdfParams,
+        lock: SlotLock<'_>,
         info: &KeyInfo,
     ) -> Result<Self, RepoError> {
         let rng = |e| RepoError::crypto("creating a key slot", e);
         let id = ObjectId::from_bytes(random_array().map_err(rng)?);
         let salt: [u8; 32] = random_array().map_err(rng)?;
-        let key = derive_wrapping_key(passphrase, &salt, &kdf).map_err(rng)?;
+        let (kdf, key) = match lock {
+            SlotLock::Passphrase(passphrase, params) => (
+                SlotKdf::Argon2id(params),
+                derive_wrapping_key(passphrase, &salt, &params).map_err(rng)?,
+            ),
+            SlotLock::Secret(secret) => (SlotKdf::Secret, secret.wrapping_key(&salt).map_err(rng)?),
+        };
 
         let mut plain = Zeroizing::new(Vec::with_capacity(160));
         plain.extend_from_slice(&KEY_PAYLOAD_VERSION.to_le_bytes());
@@ -100,10 +138,11 @@ impl KeySlot {
     fn prefix(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + KDF_SECTION_LEN);
         out.extend_from_slice(&Header::new(ObjectType::Key, *self.id.as_bytes()).encode());
-        out.push(KDF_ARGON2ID);
-        out.extend_from_slice(&self.kdf.memory_kib.to_le_bytes());
-        out.extend_from_slice(&self.kdf.iterations.to_le_bytes());
-        out.extend_from_slice(&self.kdf.parallelism.to_le_bytes());
+        let (algorithm, costs) = self.kdf.fields();
+        out.push(algorithm);
+        for cost in costs {
+            out.extend_from_slice(&cost.to_le_bytes());
+        }
         out.extend_from_slice(&self.salt);
         out
     }
@@ -140,19 +179,33 @@ impl KeySlot {
         let header = Header::decode(data, ObjectType::Key, object)?;
         let mut r = Reader::new(&data[HEADER_LEN..], object);
         let algorithm = r.u8()?;
-        if algorithm != KDF_ARGON2ID {
-            return Err(RepoError::corrupt(
-                object,
-                format!("unknown key derivation {algorithm}"),
-            ));
-        }
-        let kdf = KdfParams {
-            memory_kib: r.u32()?,
-            iterations: r.u32()?,
-            parallelism: r.u32()?,
+        let costs = [r.u32()?, r.u32()?, r.u32()?];
+        let kdf = match algorithm {
+            KDF_ARGON2ID => {
+                let params = KdfParams {
+                    memory_kib: costs[0],
+                    iterations: costs[1],
+                    parallelism: costs[2],
+                };
+                params
+                    .validate()
+                    .map_err(|e| RepoError::corrupt(object, e.to_string()))?;
+                SlotKdf::Argon2id(params)
+            }
+            KDF_SECRET if costs == [0; 3] => SlotKdf::Secret,
+            KDF_SECRET => {
+                return Err(RepoError::corrupt(
+                    object,
+                    "a generated secret's slot has nonzero cost fields",
+                ));
+            }
+            _ => {
+                return Err(RepoError::corrupt(
+                    object,
+                    format!("unknown key derivation {algorithm}"),
+                ));
+            }
         };
-        kdf.validate()
-            .map_err(|e| RepoError::corrupt(object, e.to_string()))?;
         let salt = r.array()?;
         let wrapped = r.rest().to_vec();
         Ok(Self {
@@ -163,7 +216,14 @@ impl KeySlot {
         })
     }
 
-    /// Unwraps the master key with `passphrase`.
+    /// Whether opening this slot costs a key derivation (Argon2id): callers try the
+    /// others first.
+    pub fn is_costly(&self) -> bool {
+        matches!(self.kdf, SlotKdf::Argon2id(_))
+    }
+
+    /// Unwraps the master key with `passphrase`: for a generated secret's slot, the
+    /// secret's text form (anything else is refused without any work).
     ///
     /// # Errors
     /// [`RepoError::WrongPassword`] if the passphrase does not open this slot (or the slot
@@ -171,8 +231,7 @@ impl KeySlot {
     /// its content is malformed.
     pub fn open(&self, passphrase: &[u8]) -> Result<(MasterKey, KeyInfo), RepoError> {
         let object = format!("key {}", self.id);
-        let key = derive_wrapping_key(passphrase, &self.salt, &self.kdf)
-            .map_err(|e| RepoError::crypto(format!("deriving the key of {object}"), e))?;
+        let key = self.wrapping_key(passphrase, &object)?;
         let plain = unwrap_key(&key, &self.prefix(), &self.wrapped).map_err(|e| match e {
             CryptoError::Authentication | CryptoError::Truncated { .. } => RepoError::WrongPassword,
             other => RepoError::crypto(format!("opening {object}"), other),
@@ -193,5 +252,16 @@ impl KeySlot {
         };
         r.finish()?;
         Ok((master, info))
+    }
+
+    fn wrapping_key(&self, passphrase: &[u8], object: &str) -> Result<SecretKey, RepoError> {
+        match &self.kdf {
+            SlotKdf::Argon2id(params) => derive_wrapping_key(passphrase, &self.salt, params),
+            SlotKdf::Secret => match GeneratedSecret::parse(passphrase) {
+                Some(secret) => secret.wrapping_key(&self.salt),
+                None => return Err(RepoError::WrongPassword),
+            },
+        }
+        .map_err(|e| RepoError::crypto(format!("deriving the key of {object}"), e))
     }
 }

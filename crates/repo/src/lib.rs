@@ -75,7 +75,7 @@ pub use error::RepoError;
 pub use header::{FORMAT_VERSION, HEADER_LEN, Header, MAGIC, ObjectType};
 pub use index::{BlobLocation, Index, IndexBuilder, IndexFile, IndexedPack};
 pub use key_text::{ExportedKey, KeyTextFormat, PAPER_LINE_BYTES, PaperKeyReader, encode_key_text};
-pub use keyfile::{KeyInfo, KeySlot};
+pub use keyfile::{KeyInfo, KeySlot, SlotKdf, SlotLock};
 pub use lock::{DeletionPlan, Holder, LockRecord};
 pub use pack::{Pack, PackBuilder, PackEntry, PackWriter, scan_pack};
 pub use pack_reader::{PACK_READ_WINDOW, PackReader};

@@ -18,7 +18,7 @@ use crate::compression::Compression;
 use crate::config::{ChunkerSettings, Config, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use crate::header::{Header, ObjectType, open_file, seal_file};
 use crate::index::{BlobLocation, Index, IndexFile};
-use crate::keyfile::{KeyInfo, KeySlot};
+use crate::keyfile::{KeyInfo, KeySlot, SlotLock};
 use crate::lock::LockRecord;
 use crate::pack::{Pack, PackEntry, PackWriter};
 use crate::pack_reader::{PACK_READ_WINDOW, PackReader};
@@ -167,7 +167,7 @@ impl Repo {
             hostname: p.hostname.clone(),
             username: p.username.clone(),
         };
-        let slot = KeySlot::create(&master, passphrase, p.kdf, &info)?;
+        let slot = KeySlot::create(&master, SlotLock::Passphrase(passphrase, p.kdf), &info)?;
         Ok(NewRepo {
             backend,
             config,
@@ -188,7 +188,9 @@ impl Repo {
         ))
     }
 
-    /// Opens a repository with `passphrase`, trying each key slot in `keys/`.
+    /// Opens a repository with `passphrase`, trying each key slot in `keys/`: first the
+    /// slots of generated secrets, which cost nothing to try, then the passphrase slots
+    /// (Argon2id), each in the order of its id.
     ///
     /// # Errors
     /// [`RepoError::NotFound`] if no repository is there; [`RepoError::NoKeySlots`] if
@@ -207,18 +209,21 @@ impl Repo {
         }
         slots.sort();
         let mut damaged = None;
+        let mut readable = Vec::with_capacity(slots.len());
         for (id, _) in slots {
-            let slot = match backend
+            match backend
                 .read_full(FileKind::Key, &id)
                 .map_err(RepoError::from)
                 .and_then(|b| KeySlot::decode(&b, &id))
             {
-                Ok(s) => s,
-                Err(e) => {
-                    damaged = Some(e);
-                    continue;
-                }
-            };
+                Ok(s) => readable.push(s),
+                Err(e) => damaged = Some(e),
+            }
+        }
+        // Stable: each kind stays in the order of its ids.
+        readable.sort_by_key(KeySlot::is_costly);
+        for slot in readable {
+            let id = slot.id;
             match slot.open(passphrase) {
                 Ok((master, info)) => {
                     let object = format!("key {id}");
@@ -648,17 +653,16 @@ impl Repo {
         &self.key
     }
 
-    /// Wraps the master key under `passphrase` in a new key slot, without storing it.
+    /// Wraps the master key under `lock` in a new key slot, without storing it.
     ///
     /// # Errors
     /// Invalid KDF parameters.
     pub fn create_key_slot(
         &self,
-        passphrase: &[u8],
-        kdf: KdfParams,
+        lock: SlotLock<'_>,
         info: &KeyInfo,
     ) -> Result<KeySlot, RepoError> {
-        KeySlot::create(&self.master, passphrase, kdf, info)
+        KeySlot::create(&self.master, lock, info)
     }
 
     /// Writes `slot` into `keys/` (under its id; an existing file is never replaced).
