@@ -78,7 +78,12 @@ class Arca(Tool):
 
     def __init__(self, work, args):
         super().__init__(work, args)
-        self.env["ARCA_PASSWORD"] = PASSWORD
+        # No ARCA_PASSWORD: each command names what opens the repository.
+        self.env.pop("ARCA_PASSWORD", None)
+        self.env.pop("ARCA_PASSWORD_FILE", None)
+        self.password = os.path.join(work, "password")
+        with open(self.password, "w") as f:
+            f.write(PASSWORD)
         self.bin = args.arca
         self.unlock = args.arca_unlock
         self.secrets = {}
@@ -87,18 +92,19 @@ class Arca(Tool):
         return [self.bin, "--version"]
 
     def init(self, repo):
-        self.run([self.bin, "init", "-q", "-r", repo])
+        self.run([self.bin, "init", "-q", "-r", repo, "--password-file", self.password])
+        self.secrets.pop(repo, None)
         if self.unlock == "secret":
-            secret = os.path.join(self.work, f"secret-{len(self.secrets)}-{os.path.basename(repo)}")
+            secret = os.path.join(self.work, f"secret-{os.path.basename(repo)}")
             if os.path.exists(secret):
                 os.remove(secret)
-            self.run([self.bin, "key", "add", "-q", "-r", repo, "--new-secret-file", secret])
+            self.run([self.bin, "key", "add", "-q", "-r", repo, "--password-file", self.password,
+                      "--new-secret-file", secret])
             self.secrets[repo] = secret
 
     def opened(self, repo):
-        """The options that open `repo`: its secret if it has one, else ARCA_PASSWORD."""
-        secret = self.secrets.get(repo)
-        return ["-r", repo] + (["--password-file", secret] if secret else [])
+        """The options that open `repo`: its secret if it has one, else the password."""
+        return ["-r", repo, "--password-file", self.secrets.get(repo, self.password)]
 
     def backup(self, repo, path):
         return self.run([self.bin, "backup", "-q", "--no-progress", *self.opened(repo), path])

@@ -597,6 +597,11 @@ fn a_generated_secret_runs_unattended_jobs() {
         &["generated secret", "arca key add"],
     );
     fails(
+        &with_password_file(&env, &secret, &["key", "export"]),
+        1,
+        &["generated secret", "password"],
+    );
+    fails(
         &env.run(&["key", "add", "--new-secret-file", s(&secret)]),
         1,
         &[s(&secret), "already exists"],

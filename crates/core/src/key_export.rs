@@ -50,8 +50,17 @@ impl Repository {
     /// text in `format`: still wrapped by that passphrase.
     ///
     /// # Errors
-    /// None in practice (a slot too large for the paper format is `InvalidInput`).
+    /// `InvalidInput` when a generated secret opened the repository: its slot opens
+    /// nothing without the secret's file, so an export of it would be a useless copy
+    /// (export with a password instead); a slot too large for the paper format is
+    /// `InvalidInput` too.
     pub fn export_key(&self, format: KeyTextFormat) -> Result<String> {
+        if self.repo.key_slot().kdf == arca_repo::SlotKdf::Secret {
+            return Err(Error::invalid(format!(
+                "key {} is a generated secret: an export of it would open nothing without the secret's file; open the repository with a password to export that password's key",
+                self.repo.key_id()
+            )));
+        }
         Ok(encode_key_text(
             format,
             self.repo.key_slot(),

@@ -125,10 +125,15 @@ impl Repository {
     /// # Errors
     /// `InvalidInput` for a repository whose keys are all in key files; storage errors.
     pub fn check_keys_may_grow(&self) -> Result<()> {
+        self.check_keys_may_grow_by("a password")
+    }
+
+    /// [`Repository::check_keys_may_grow`] for a new way in, `what`.
+    fn check_keys_may_grow_by(&self, what: &str) -> Result<()> {
         if self.keys_outside_only()? {
-            return Err(Error::invalid(
-                "the repository keeps its keys outside it, in key files: a password stored in the repository would open it without a key file; add a key file instead",
-            ));
+            return Err(Error::invalid(format!(
+                "the repository keeps its keys outside it, in key files: {what} stored in the repository would open it without a key file; add a key file instead"
+            )));
         }
         Ok(())
     }
@@ -176,7 +181,7 @@ impl Repository {
     /// would then open it); `AlreadyExists` if `path` exists; I/O errors naming it;
     /// storage errors.
     pub fn add_secret(&self, path: &Path) -> Result<ObjectId> {
-        self.check_keys_may_grow()?;
+        self.check_keys_may_grow_by("a generated secret")?;
         crate::key_file::check_new(path, "secret file")?;
         let secret = GeneratedSecret::generate()
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot generate a secret: {e}")))?;
@@ -185,22 +190,35 @@ impl Repository {
         text.push('\n');
         crate::key_file::write_new(path, text.as_bytes(), "secret file")?;
         if let Err(e) = self.repo.store_key_slot(&slot) {
+            let e = Error::from(e);
             let stored = self.key_ids().map(|ids| ids.contains(&slot.id));
-            if matches!(stored, Ok(false)) {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e.into());
+            let outcome = match stored {
+                Ok(false) => match std::fs::remove_file(path) {
+                    Ok(()) => "removed".to_owned(),
+                    Err(r) => format!("opens nothing and could not be removed ({r}): delete it"),
+                },
+                Ok(true) => format!("opens key {} after all", slot.id),
+                Err(_) => format!(
+                    "opens nothing unless `arca key list` shows key {}: delete it if not",
+                    slot.id
+                ),
+            };
+            return Err(Error::new(
+                e.kind(),
+                format!("{e} (secret file {}: {outcome})", path.display()),
+            ));
         }
         Ok(slot.id)
     }
 
     /// Removes key slot `id` from `keys/`. Refused when no other way to open the
     /// repository would be left (the last slot, unless the repository was opened with
-    /// a key file, which stays), for the slot in use (change its passphrase with
-    /// [`Repository::change_passphrase`] instead), and for a key file's slot (arca does
-    /// not delete files it did not create: delete the file).
+    /// a key file, which stays), when only generated secrets would be left (the last
+    /// password: a secret lives in one file on one machine), for the slot in use
+    /// (change its passphrase with [`Repository::change_passphrase`] instead), and for a
+    /// key file's slot (arca does not delete files it did not create: delete the file).
     ///
-    /// Only the listing is read, so a damaged slot can be removed too.
+    /// A damaged slot can be removed too (it counts as no password).
     ///
     /// # Errors
     /// `InvalidInput` in the cases above; `NotFound` for an unknown id; storage errors.
@@ -221,12 +239,38 @@ impl Repository {
             )));
         }
         if self.key_file.is_none() && *id == self.repo.key_id() {
+            let advice = if self.repo.key_slot().kdf == SlotKdf::Secret {
+                "open the repository with a password or another secret to remove it"
+            } else {
+                "use another password to remove it, or change this one with `arca key passwd`"
+            };
             return Err(Error::invalid(format!(
-                "key {id} is the one in use: use another password to remove it, or change this one with `arca key passwd`"
+                "key {id} is the one in use: {advice}"
+            )));
+        }
+        if self.is_password(id) && !self.other_password_than(id, &ids) {
+            return Err(Error::invalid(format!(
+                "key {id} is the last password: only generated secrets would open the repository, and losing their files would lose every backup; add another password first (`arca key add`)"
             )));
         }
         self.repo.backend().remove(FileKind::Key, id)?;
         Ok(())
+    }
+
+    /// Whether slot `id` of `keys/` is a passphrase's (a damaged one is not).
+    fn is_password(&self, id: &ObjectId) -> bool {
+        matches!(
+            self.repo.load_key_slot(id).map(|s| s.kdf),
+            Ok(SlotKdf::Argon2id(_))
+        )
+    }
+
+    /// Whether a passphrase opens the repository without slot `id`: another slot of
+    /// `keys/` (listed in `ids`), or the key file in use.
+    fn other_password_than(&self, id: &ObjectId, ids: &[ObjectId]) -> bool {
+        let key_file =
+            self.key_file.is_some() && matches!(self.repo.key_slot().kdf, SlotKdf::Argon2id(_));
+        key_file || ids.iter().any(|k| k != id && self.is_password(k))
     }
 
     /// Whether [`Repository::change_passphrase`] may run: not when a generated secret
@@ -367,7 +411,21 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         assert_eq!(opened.key_ids().unwrap(), before);
-        let with_password = Repository::open(backend.clone(), b"pw").unwrap();
+        // An export of the secret's slot would open nothing without the file.
+        let err = opened
+            .export_key(arca_repo::KeyTextFormat::Plain)
+            .unwrap_err();
+        assert!(err.to_string().contains("generated secret"), "{err}");
+        // The last password stays: secrets alone are one file on one machine.
+        let password = keys.iter().find(|k| k.kdf != SlotKdf::Secret).unwrap().id;
+        let err = opened.remove_key(&password).unwrap_err();
+        assert!(err.to_string().contains("last password"), "{err}");
+        let err = opened.remove_key(&id).unwrap_err();
+        assert!(err.to_string().contains("another secret"), "{err}");
+        let second = opened.add_key(b"second", FAST).unwrap();
+        opened.remove_key(&password).unwrap();
+        let with_password = Repository::open(backend.clone(), b"second").unwrap();
+        assert_eq!(with_password.key_id(), second);
         with_password.remove_key(&id).unwrap();
         assert_eq!(
             Repository::open(backend, text.as_bytes())

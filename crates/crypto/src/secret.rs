@@ -49,12 +49,14 @@ impl GeneratedSecret {
         Some(Self(SecretKey::from_bytes(*bytes)))
     }
 
-    /// The text form, `arca-secret-v1:` and 64 lowercase hex digits, without a newline.
+    /// The text form, `arca-secret-v1:` and 64 lowercase hex digits, without a newline
+    /// (room for one is reserved, so pushing it does not leave a copy behind in freed
+    /// memory).
     pub fn to_text(&self) -> Zeroizing<String> {
         let mut digits = Zeroizing::new([0u8; 64]);
         // 32 bytes always fit 64 digits.
         let _ = hex::encode_to_slice(self.0.expose(), &mut digits[..]);
-        let mut text = Zeroizing::new(String::with_capacity(SECRET_TEXT_PREFIX.len() + 64));
+        let mut text = Zeroizing::new(String::with_capacity(SECRET_TEXT_PREFIX.len() + 64 + 1));
         text.push_str(SECRET_TEXT_PREFIX);
         text.extend(digits.iter().map(|&d| char::from(d)));
         text

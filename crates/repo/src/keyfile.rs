@@ -108,6 +108,12 @@ impl KeySlot {
         let id = ObjectId::from_bytes(random_array().map_err(rng)?);
         let salt: [u8; 32] = random_array().map_err(rng)?;
         let (kdf, key) = match lock {
+            SlotLock::Passphrase(passphrase, _) if GeneratedSecret::parse(passphrase).is_some() => {
+                return Err(RepoError::InvalidInput(
+                    "a generated secret's text cannot be a password: it opens only secret slots"
+                        .to_owned(),
+                ));
+            }
             SlotLock::Passphrase(passphrase, params) => (
                 SlotKdf::Argon2id(params),
                 derive_wrapping_key(passphrase, &salt, &params).map_err(rng)?,
@@ -216,14 +222,9 @@ impl KeySlot {
         })
     }
 
-    /// Whether opening this slot costs a key derivation (Argon2id): callers try the
-    /// others first.
-    pub fn is_costly(&self) -> bool {
-        matches!(self.kdf, SlotKdf::Argon2id(_))
-    }
-
-    /// Unwraps the master key with `passphrase`: for a generated secret's slot, the
-    /// secret's text form (anything else is refused without any work).
+    /// Unwraps the master key with `passphrase`. A generated secret's text opens only a
+    /// secret slot, and any other passphrase only an Argon2id slot: the other kind is
+    /// refused without any work, so a secret never pays for Argon2id.
     ///
     /// # Errors
     /// [`RepoError::WrongPassword`] if the passphrase does not open this slot (or the slot
@@ -256,6 +257,9 @@ impl KeySlot {
 
     fn wrapping_key(&self, passphrase: &[u8], object: &str) -> Result<SecretKey, RepoError> {
         match &self.kdf {
+            SlotKdf::Argon2id(_) if GeneratedSecret::parse(passphrase).is_some() => {
+                return Err(RepoError::WrongPassword);
+            }
             SlotKdf::Argon2id(params) => derive_wrapping_key(passphrase, &self.salt, params),
             SlotKdf::Secret => match GeneratedSecret::parse(passphrase) {
                 Some(secret) => secret.wrapping_key(&self.salt),

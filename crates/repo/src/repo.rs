@@ -188,9 +188,9 @@ impl Repo {
         ))
     }
 
-    /// Opens a repository with `passphrase`, trying each key slot in `keys/`: first the
-    /// slots of generated secrets, which cost nothing to try, then the passphrase slots
-    /// (Argon2id), each in the order of its id.
+    /// Opens a repository with `passphrase`, trying each key slot in `keys/` in the
+    /// order of its id (a generated secret's text is tried only against secret slots,
+    /// which cost nothing; any other passphrase only against Argon2id slots).
     ///
     /// # Errors
     /// [`RepoError::NotFound`] if no repository is there; [`RepoError::NoKeySlots`] if
@@ -209,21 +209,18 @@ impl Repo {
         }
         slots.sort();
         let mut damaged = None;
-        let mut readable = Vec::with_capacity(slots.len());
         for (id, _) in slots {
-            match backend
+            let slot = match backend
                 .read_full(FileKind::Key, &id)
                 .map_err(RepoError::from)
                 .and_then(|b| KeySlot::decode(&b, &id))
             {
-                Ok(s) => readable.push(s),
-                Err(e) => damaged = Some(e),
-            }
-        }
-        // Stable: each kind stays in the order of its ids.
-        readable.sort_by_key(KeySlot::is_costly);
-        for slot in readable {
-            let id = slot.id;
+                Ok(s) => s,
+                Err(e) => {
+                    damaged = Some(e);
+                    continue;
+                }
+            };
             match slot.open(passphrase) {
                 Ok((master, info)) => {
                     let object = format!("key {id}");

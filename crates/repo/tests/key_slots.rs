@@ -1,6 +1,6 @@
 //! Key slots locked by a generated secret: golden bytes (built with Python's
-//! `cryptography` and `hmac`, independently of this code), damage, and the order in
-//! which opening tries slots.
+//! `cryptography` and `hmac`, independently of this code), damage, and which slots a
+//! secret and a passphrase are tried against.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -57,7 +57,6 @@ fn secret_slot_golden_bytes() {
     let id = ObjectId::from_bytes([0x22; 32]);
     let slot = KeySlot::decode(&bytes, &id).unwrap();
     assert_eq!(slot.kdf, SlotKdf::Secret);
-    assert!(!slot.is_costly());
     assert_eq!(slot.encode(), bytes);
 
     let (master, info) = slot.open(GOLDEN_SECRET.as_bytes()).unwrap();
@@ -106,8 +105,8 @@ fn secret_slots_refuse_damage() {
             Err(RepoError::WrongPassword)
         ));
     }
-    // Switching a passphrase slot's algorithm to "secret" is refused (its costs are
-    // not zero), so a slot cannot be made cheaper to attack.
+    // A passphrase slot relabelled as a secret's is refused as damaged (its cost
+    // fields are not zero) rather than reported as a wrong secret.
     let backend = Arc::new(MemoryBackend::new());
     Repo::init(backend.clone(), b"pw", &params()).unwrap();
     let (pid, _) = backend.list(FileKind::Key).unwrap()[0];
@@ -120,7 +119,7 @@ fn secret_slots_refuse_damage() {
 }
 
 #[test]
-fn a_secret_opens_the_repository_before_any_passphrase_slot_is_tried() {
+fn a_secret_and_a_passphrase_each_open_only_their_own_kind_of_slot() {
     let backend = Arc::new(MemoryBackend::new());
     let repo = Repo::init(backend.clone(), b"pw", &params()).unwrap();
     let secret = GeneratedSecret::generate().unwrap();
@@ -129,37 +128,48 @@ fn a_secret_opens_the_repository_before_any_passphrase_slot_is_tried() {
         .create_key_slot(SlotLock::Secret(&secret), &info(&repo))
         .unwrap();
     repo.store_key_slot(&slot).unwrap();
-    // A passphrase slot for the secret's own text, whose id sorts before the secret's
-    // slot: by id it would be tried first, and opening would pay for Argon2id.
-    let decoy = loop {
-        let s = repo
-            .create_key_slot(SlotLock::Passphrase(text.as_bytes(), fast()), &info(&repo))
-            .unwrap();
-        if s.id < slot.id {
-            break s;
-        }
-    };
-    repo.store_key_slot(&decoy).unwrap();
-
     let opened = Repo::open(backend.clone(), text.as_bytes()).unwrap();
     assert_eq!(opened.key_id(), slot.id);
     assert_eq!(opened.config(), repo.config());
-    // The passphrase slots still open with their passphrases.
     assert_ne!(
         Repo::open(backend.clone(), b"pw").unwrap().key_id(),
         slot.id
     );
-    // Without the secret's slot, its text is an ordinary passphrase.
-    backend.remove(FileKind::Key, &slot.id).unwrap();
+
+    // A secret's text is no password: no slot is made for it...
+    let err = repo
+        .create_key_slot(SlotLock::Passphrase(text.as_bytes(), fast()), &info(&repo))
+        .unwrap_err();
+    assert!(matches!(err, RepoError::InvalidInput(_)), "{err}");
+    // ...and one made by hand, which Argon2id over the text unwraps, is refused by it
+    // without deriving anything: a wrong or old secret never pays for Argon2id.
+    let id = [0x44; 32];
+    let salt = [0x55; 32];
+    let mut prefix = b"ARCA\x01\x02\x00\x00".to_vec();
+    prefix.extend_from_slice(&id);
+    prefix.push(1);
+    for cost in [64u32, 1, 1] {
+        prefix.extend_from_slice(&cost.to_le_bytes());
+    }
+    prefix.extend_from_slice(&salt);
+    let key = arca_crypto::derive_wrapping_key(text.as_bytes(), &salt, &fast()).unwrap();
+    let wrapped = arca_crypto::wrap_key(&key, &prefix, b"anything").unwrap();
     assert_eq!(
-        Repo::open(backend.clone(), text.as_bytes())
-            .unwrap()
-            .key_id(),
-        decoy.id
+        &arca_crypto::unwrap_key(&key, &prefix, &wrapped).unwrap()[..],
+        b"anything"
     );
-    let other = GeneratedSecret::generate().unwrap().to_text();
+    let bytes = [prefix, wrapped].concat();
+    let argon_slot = KeySlot::decode(&bytes, &ObjectId::from_bytes(id)).unwrap();
+    assert_eq!(argon_slot.kdf, SlotKdf::Argon2id(fast()));
     assert!(matches!(
-        Repo::open(backend, other.as_bytes()),
+        argon_slot.open(text.as_bytes()),
+        Err(RepoError::WrongPassword)
+    ));
+
+    // Without its slot, the secret opens nothing.
+    backend.remove(FileKind::Key, &slot.id).unwrap();
+    assert!(matches!(
+        Repo::open(backend, text.as_bytes()),
         Err(RepoError::WrongPassword)
     ));
 }
