@@ -8,6 +8,9 @@ use arca_backends::{FileKind, MemoryBackend, ObjectId, ReadBackend, WriteBackend
 use arca_repo::*;
 use proptest::prelude::*;
 
+mod common;
+use common::{new_repo, params};
+
 fn node(name: &str, kind: NodeKind) -> Node {
     let mut n = Node::new(name, kind);
     n.mode = 0o644;
@@ -38,35 +41,6 @@ fn node(name: &str, kind: NodeKind) -> Node {
         _ => {}
     }
     n
-}
-
-fn params() -> InitParams {
-    InitParams {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        id_algorithm: IdAlgorithm::Blake3,
-        chunk_min: 256 << 10,
-        chunk_avg: 1 << 20,
-        chunk_max: 4 << 20,
-        chunk_normalization: 1,
-        compression: Compression::default(),
-        pack_size: DEFAULT_PACK_SIZE,
-        now: Timestamp {
-            secs: 1_700_000_000,
-            nanos: 0,
-        },
-        hostname: "host".into(),
-        username: "user".into(),
-    }
-}
-
-fn new_repo() -> (Arc<MemoryBackend>, Repo) {
-    let backend = Arc::new(MemoryBackend::new());
-    let repo = Repo::init(backend.clone(), b"pw", &params()).unwrap();
-    (backend, repo)
 }
 
 #[test]

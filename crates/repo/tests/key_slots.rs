@@ -4,11 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-
-use arca_backends::{FileKind, MemoryBackend, ObjectId, ReadBackend, WriteBackend};
-use arca_crypto::{GeneratedSecret, IdAlgorithm, KdfParams};
+use arca_backends::{FileKind, ObjectId, ReadBackend, WriteBackend};
+use arca_crypto::GeneratedSecret;
 use arca_repo::*;
+
+mod common;
+use common::{FAST_KDF, new_repo};
 
 /// Slot `22…22` wrapping master key `a0 a1 … df` for repository `33…33`, created
 /// 1700000000 s + 5 ns by user@host, locked by the secret `40 41 … 5f` with salt
@@ -17,30 +18,6 @@ const GOLDEN_SECRET_SLOT: &str = "4152434101020000222222222222222222222222222222
 
 const GOLDEN_SECRET: &str =
     "arca-secret-v1:404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
-
-fn fast() -> KdfParams {
-    KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    }
-}
-
-fn params() -> InitParams {
-    InitParams {
-        kdf: fast(),
-        id_algorithm: IdAlgorithm::Blake3,
-        chunk_min: 256 << 10,
-        chunk_avg: 1 << 20,
-        chunk_max: 4 << 20,
-        chunk_normalization: 1,
-        compression: Compression::default(),
-        pack_size: 16 << 20,
-        now: Timestamp::default(),
-        hostname: "host".into(),
-        username: "user".into(),
-    }
-}
 
 fn info(repo: &Repo) -> KeyInfo {
     KeyInfo {
@@ -107,8 +84,7 @@ fn secret_slots_refuse_damage() {
     }
     // A passphrase slot relabelled as a secret's is refused as damaged (its cost
     // fields are not zero) rather than reported as a wrong secret.
-    let backend = Arc::new(MemoryBackend::new());
-    Repo::init(backend.clone(), b"pw", &params()).unwrap();
+    let (backend, _) = new_repo();
     let (pid, _) = backend.list(FileKind::Key).unwrap()[0];
     let mut data = backend.read_full(FileKind::Key, &pid).unwrap().to_vec();
     data[40] = 2;
@@ -120,8 +96,7 @@ fn secret_slots_refuse_damage() {
 
 #[test]
 fn a_secret_and_a_passphrase_each_open_only_their_own_kind_of_slot() {
-    let backend = Arc::new(MemoryBackend::new());
-    let repo = Repo::init(backend.clone(), b"pw", &params()).unwrap();
+    let (backend, repo) = new_repo();
     let secret = GeneratedSecret::generate().unwrap();
     let text = secret.to_text();
     let slot = repo
@@ -138,7 +113,10 @@ fn a_secret_and_a_passphrase_each_open_only_their_own_kind_of_slot() {
 
     // A secret's text is no password: no slot is made for it...
     let err = repo
-        .create_key_slot(SlotLock::Passphrase(text.as_bytes(), fast()), &info(&repo))
+        .create_key_slot(
+            SlotLock::Passphrase(text.as_bytes(), FAST_KDF),
+            &info(&repo),
+        )
         .unwrap_err();
     assert!(matches!(err, RepoError::InvalidInput(_)), "{err}");
     // ...and one made by hand, which Argon2id over the text unwraps, is refused by it
@@ -152,7 +130,7 @@ fn a_secret_and_a_passphrase_each_open_only_their_own_kind_of_slot() {
         prefix.extend_from_slice(&cost.to_le_bytes());
     }
     prefix.extend_from_slice(&salt);
-    let key = arca_crypto::derive_wrapping_key(text.as_bytes(), &salt, &fast()).unwrap();
+    let key = arca_crypto::derive_wrapping_key(text.as_bytes(), &salt, &FAST_KDF).unwrap();
     let wrapped = arca_crypto::wrap_key(&key, &prefix, b"anything").unwrap();
     assert_eq!(
         &arca_crypto::unwrap_key(&key, &prefix, &wrapped).unwrap()[..],
@@ -160,7 +138,7 @@ fn a_secret_and_a_passphrase_each_open_only_their_own_kind_of_slot() {
     );
     let bytes = [prefix, wrapped].concat();
     let argon_slot = KeySlot::decode(&bytes, &ObjectId::from_bytes(id)).unwrap();
-    assert_eq!(argon_slot.kdf, SlotKdf::Argon2id(fast()));
+    assert_eq!(argon_slot.kdf, SlotKdf::Argon2id(FAST_KDF));
     assert!(matches!(
         argon_slot.open(text.as_bytes()),
         Err(RepoError::WrongPassword)
