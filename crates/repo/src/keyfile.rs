@@ -63,13 +63,22 @@ impl SlotKdf {
     }
 }
 
-/// What a new key slot is locked with.
-#[derive(Clone, Copy, Debug)]
+/// What a new key slot is locked with. `Debug` shows neither passphrase nor secret.
+#[derive(Clone, Copy)]
 pub enum SlotLock<'a> {
     /// A passphrase, derived with Argon2id at these costs.
     Passphrase(&'a [u8], KdfParams),
     /// A generated secret.
     Secret(&'a GeneratedSecret),
+}
+
+impl std::fmt::Debug for SlotLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Passphrase(_, kdf) => write!(f, "Passphrase(.., {kdf:?})"),
+            Self::Secret(_) => f.write_str("Secret(..)"),
+        }
+    }
 }
 
 /// One key slot, as stored.

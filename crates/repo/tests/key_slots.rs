@@ -144,6 +144,18 @@ fn a_secret_and_a_passphrase_each_open_only_their_own_kind_of_slot() {
         Err(RepoError::WrongPassword)
     ));
 
+    // Neither kind of lock shows its secret in Debug output.
+    let shown = format!(
+        "{:?} {:?}",
+        SlotLock::Passphrase(b"hunter2", FAST_KDF),
+        SlotLock::Secret(&secret)
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("104, 117"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&text[15..]), "{shown}");
+
     // Without its slot, the secret opens nothing.
     backend.remove(FileKind::Key, &slot.id).unwrap();
     assert!(matches!(
