@@ -39,11 +39,6 @@ impl RecentPacks {
         packs.insert(0, (id, bytes));
         packs.truncate(KEPT);
     }
-
-    /// Forgets pack `id` (an entry of it failed to decode).
-    pub(crate) fn reject(&self, id: &ObjectId) {
-        self.lock().retain(|(p, _)| p != id);
-    }
 }
 
 #[cfg(test)]
@@ -70,7 +65,5 @@ mod tests {
         assert!(recent.get(&id(3), usize::MAX, 2).is_none());
         // A range it does not hold leaves the pack kept.
         assert_eq!(recent.get(&id(3), 0, 5).unwrap(), &b"three"[..]);
-        recent.reject(&id(3));
-        assert!(recent.get(&id(3), 0, 1).is_none());
     }
 }

@@ -63,13 +63,20 @@ pub struct Repo {
     sealer: Sealer,
     opener: Opener,
     ids: IdHasher,
-    cache: Option<Cache>,
-    /// Tree packs read whole while there is no `cache`.
-    recent: RecentPacks,
+    /// Where tree packs read whole are kept.
+    kept: KeptPacks,
     /// Kept to wrap it in new key slots (`key add`, `key passwd`).
     master: MasterKey,
     /// The key slot the passphrase opened (for `key export`).
     key: KeySlot,
+}
+
+/// Where a reader keeps the tree packs it read whole ([`Repo::read_blob`]).
+enum KeptPacks {
+    /// In the metadata cache, on disk.
+    Cache(Cache),
+    /// The last two in memory, for a reader without a cache.
+    Memory(RecentPacks),
 }
 
 impl std::fmt::Debug for Repo {
@@ -101,8 +108,7 @@ impl Repo {
             ids,
             backend,
             config,
-            cache: None,
-            recent: RecentPacks::default(),
+            kept: KeptPacks::Memory(RecentPacks::default()),
             master: master.clone(),
             key,
         })
@@ -303,12 +309,15 @@ impl Repo {
 
     /// Keeps index files, snapshot files and tree packs in `cache` from now on.
     pub fn set_cache(&mut self, cache: Cache) {
-        self.cache = Some(cache);
+        self.kept = KeptPacks::Cache(cache);
     }
 
     /// The metadata cache, if one is in use.
     pub fn cache(&self) -> Option<&Cache> {
-        self.cache.as_ref()
+        match &self.kept {
+            KeptPacks::Cache(cache) => Some(cache),
+            KeptPacks::Memory(_) => None,
+        }
     }
 
     /// The backend.
@@ -423,10 +432,16 @@ impl Repo {
         decode(&bytes)
     }
 
-    /// A tree blob: from a kept copy of its pack if one decodes, else from the pack read
-    /// whole, which is then kept: in the metadata cache, or in memory without one.
-    /// Directory trees are read in runs from the same few packs, and a request per tree
-    /// made `check` of a remote repository (which uses no cache) take minutes.
+    /// A tree blob, from its pack read whole and kept: directory trees are read in runs
+    /// from the same few packs, and a request per tree made `check` of a remote
+    /// repository (which uses no cache) take minutes.
+    ///
+    /// - In the metadata cache: a kept copy that does not decode may be damaged on this
+    ///   disk, so it is dropped and the pack read again; a pack is kept once a tree of
+    ///   it decodes.
+    /// - In memory (no cache): the copy is the bytes storage gave, kept before decoding,
+    ///   and a tree that does not decode is an error at once (reading it again would
+    ///   give the same bytes).
     fn read_tree_blob(
         &self,
         id: &BlobId,
@@ -434,34 +449,38 @@ impl Repo {
         decode: impl Fn(&[u8]) -> Result<Vec<u8>, RepoError>,
     ) -> Result<Vec<u8>, RepoError> {
         let (start, len) = (loc.offset as usize, loc.length as usize);
-        let kept = match &self.cache {
-            Some(cache) => cache
-                .get_range(FileKind::Pack, &loc.pack, start as u64, len)
-                .map(Bytes::from),
-            None => self.recent.get(&loc.pack, start, len),
-        };
-        if let Some(bytes) = kept {
-            match decode(&bytes) {
-                Ok(plain) => return Ok(plain),
-                Err(_) => match &self.cache {
-                    Some(cache) => cache.reject(FileKind::Pack, &loc.pack),
-                    None => self.recent.reject(&loc.pack),
-                },
-            }
-        }
-        let pack = self.backend.read_full(FileKind::Pack, &loc.pack)?;
-        let bytes = pack.get(start..start.saturating_add(len)).ok_or_else(|| {
-            RepoError::corrupt(
+        let tree_of = |pack: &Bytes| match start.checked_add(len) {
+            Some(end) if end <= pack.len() => Ok(pack.slice(start..end)),
+            _ => Err(RepoError::corrupt(
                 format!("tree blob {id} in pack {}", loc.pack),
                 format!("pack {} is too short", loc.pack),
-            )
-        })?;
-        let plain = decode(bytes)?;
-        match &self.cache {
-            Some(cache) => cache.put(FileKind::Pack, &loc.pack, &pack),
-            None => self.recent.put(loc.pack, pack),
+            )),
+        };
+        match &self.kept {
+            KeptPacks::Cache(cache) => {
+                if let Some(bytes) = cache.get_range(FileKind::Pack, &loc.pack, start as u64, len) {
+                    match decode(&bytes) {
+                        Ok(plain) => return Ok(plain),
+                        Err(_) => cache.reject(FileKind::Pack, &loc.pack),
+                    }
+                }
+                let pack = self.backend.read_full(FileKind::Pack, &loc.pack)?;
+                let plain = decode(&tree_of(&pack)?)?;
+                cache.put(FileKind::Pack, &loc.pack, &pack);
+                Ok(plain)
+            }
+            KeptPacks::Memory(recent) => {
+                let bytes = match recent.get(&loc.pack, start, len) {
+                    Some(bytes) => bytes,
+                    None => {
+                        let pack = self.backend.read_full(FileKind::Pack, &loc.pack)?;
+                        recent.put(loc.pack, pack.clone());
+                        tree_of(&pack)?
+                    }
+                };
+                decode(&bytes)
+            }
         }
-        Ok(plain)
     }
 
     /// Reads pack `id` (`len` bytes, as listed), a window at a time, and lists its
@@ -583,8 +602,7 @@ impl Repo {
             .map(|(_, payload)| payload)
         };
         let cache = self
-            .cache
-            .as_ref()
+            .cache()
             .filter(|_| matches!(kind, FileKind::Index | FileKind::Snapshot));
         if let Some(cache) = cache
             && let Some(data) = cache.get(kind, id)
