@@ -567,6 +567,13 @@ impl Selector {
         s
     }
 
+    /// Whether a directory on `device` is left unopened for being on another file
+    /// system than its source's (`source_device`; `None` while the source's own device
+    /// is not known yet, as for the source itself).
+    pub(crate) fn other_file_system(&self, source_device: Option<u64>, device: u64) -> bool {
+        self.one_file_system && source_device.is_some_and(|d| d != device)
+    }
+
     /// Whether a file of `size` bytes is skipped for its size.
     pub(crate) fn too_large(&self, size: u64) -> bool {
         self.larger_than.is_some_and(|limit| size > limit)

@@ -397,7 +397,9 @@ impl Verifier<'_> {
                 return Ok(None);
             }
         };
-        let other_fs = self.selector.one_file_system && device != 0 && stat.st_dev != device;
+        let other_fs = self
+            .selector
+            .other_file_system((device != 0).then_some(device), stat.st_dev);
         let cache = self.selector.exclude_caches && is_cache_dir_at(&dir);
         self.frame(
             path,

@@ -24,32 +24,30 @@ pub(crate) fn estimate(
     let mut last = Instant::now();
     // Depth first, with an open directory for each level that has names left (a level
     // with none closes before its last subdirectory is walked, as in the walker): the
-    // estimate runs beside the backup, under the same limit of open files.
-    let mut stack: Vec<(DirHandle, std::vec::IntoIter<Vec<u8>>)> = Vec::new();
+    // estimate runs beside the backup, under the same limit of open files. Each level
+    // carries its source's device (`None` above the source), for --one-file-system: as
+    // in the walker, a directory on another device is not opened (opening it could
+    // mount an automounted file system, or hang on one that is gone, and its files
+    // would swell the totals).
+    let mut stack: Vec<(DirHandle, std::vec::IntoIter<Vec<u8>>, Option<u64>)> = Vec::new();
     for source in sources {
-        // With --one-file-system, a directory on another device is not opened, as in
-        // the walker: opening it could mount an automounted file system, or hang on one
-        // that is gone, and its files would swell the totals.
-        let device = nix::sys::stat::lstat(source).ok().map(|st| st.st_dev);
-        let elsewhere = |dev| selector.one_file_system && device.is_some_and(|d| d != dev);
         // The source's parent with the source as its one name; `/`, which has none,
         // with its own names.
         let start = match (source.parent(), source.file_name()) {
             (Some(parent), Some(name)) => DirHandle::open_path(parent).map(|dir| {
-                (
-                    dir,
-                    vec![std::os::unix::ffi::OsStrExt::as_bytes(name).to_vec()],
-                )
+                let name = std::os::unix::ffi::OsStrExt::as_bytes(name).to_vec();
+                (dir, vec![name], None)
             }),
             _ => DirHandle::open_path(source).map(|root| {
                 let names = root.names().unwrap_or_default();
-                (root, names)
+                let device = root.stat().ok().map(|st| st.st_dev);
+                (root, names, device)
             }),
         };
-        if let Ok((dir, names)) = start {
-            stack.push((dir, names.into_iter()));
+        if let Ok((dir, names, device)) = start {
+            stack.push((dir, names.into_iter(), device));
         }
-        while let Some((dir, names)) = stack.last_mut() {
+        while let Some((dir, names, device)) = stack.last_mut() {
             if abort.should_stop() || done.load(Ordering::Relaxed) {
                 return;
             }
@@ -67,14 +65,15 @@ pub(crate) fn estimate(
                 continue;
             }
             match kind {
-                SFlag::S_IFDIR if elsewhere(st.st_dev) => {}
+                SFlag::S_IFDIR if selector.other_file_system(*device, st.st_dev) => {}
                 SFlag::S_IFDIR => {
+                    let device = Some(device.unwrap_or(st.st_dev));
                     if let Ok(child) = dir.child(&name) {
                         let names = child.names().unwrap_or_default();
                         if last_name {
                             stack.pop();
                         }
-                        stack.push((child, names.into_iter()));
+                        stack.push((child, names.into_iter(), device));
                     }
                 }
                 SFlag::S_IFREG if !selector.too_large(st.st_size.max(0) as u64) => {
@@ -112,21 +111,21 @@ mod tests {
         }
     }
 
-    /// Files the estimate counts under `/` with `rules`, with --one-file-system.
-    fn files_below_root(rules: &[&str]) -> u64 {
+    /// Files the estimate counts under `source` with `rules`.
+    fn files_below(source: &str, rules: &[&str], one_file_system: bool) -> u64 {
         let rules: Vec<FilterRule> = rules
             .iter()
             .filter_map(|l| FilterRule::from_line(l))
             .collect();
         let selector = Selector {
             filter: Filter::new(&rules).unwrap(),
-            one_file_system: true,
+            one_file_system,
             ..Selector::default()
         };
         let totals = Totals::default();
         let abort = Abort::new(CancelToken::new());
         estimate(
-            &[PathBuf::from("/")],
+            &[PathBuf::from(source)],
             &selector,
             &totals,
             &abort,
@@ -135,21 +134,45 @@ mod tests {
         totals.0.load(Ordering::Relaxed)
     }
 
+    /// Whether `a` and `b` exist on different devices.
+    fn separate(a: &str, b: &str) -> bool {
+        matches!(
+            (std::fs::metadata(a), std::fs::metadata(b)),
+            (Ok(a), Ok(b)) if a.dev() != b.dev()
+        )
+    }
+
+    #[test]
+    fn root_as_a_source_is_walked() {
+        // It was left on the stack unwalked, so a backup of `/` had no estimate.
+        assert!(files_below("/", &["+ /etc", "- /*"], true) > 0);
+    }
+
     #[test]
     fn one_file_system_keeps_the_estimate_on_the_source_file_system() {
         // /proc, a file system of its own on Linux, holds thousands of regular files.
-        let (root, proc) = (std::fs::metadata("/"), std::fs::metadata("/proc"));
-        if !matches!((root, proc), (Ok(r), Ok(p)) if r.dev() != p.dev()) {
+        if !separate("/", "/proc") {
             eprintln!("/proc is not a separate file system here; skipping");
             return;
         }
         assert_eq!(
-            files_below_root(&["+ /proc", "- /*"]),
+            files_below("/", &["+ /proc", "- /*"], true),
             0,
             "files counted in /proc"
         );
-        // `/` as a source is walked (it was left on the stack unwalked, so a backup of
-        // `/` had no estimate).
-        assert!(files_below_root(&["+ /etc", "- /*"]) > 0);
+    }
+
+    #[test]
+    fn one_file_system_applies_below_a_source_that_is_not_root() {
+        // /dev/shm is a tmpfs of its own below /dev.
+        if !separate("/dev", "/dev/shm") {
+            eprintln!("/dev/shm is not a separate file system here; skipping");
+            return;
+        }
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let rules = ["+ /dev/shm", "- /dev/*"];
+        assert!(files_below("/dev", &rules, false) > 0);
+        assert_eq!(files_below("/dev", &rules, true), 0);
     }
 }

@@ -359,7 +359,7 @@ impl Walker<'_> {
         };
         // A mount point is recorded, empty (as Borg does), and not opened: opening it
         // could mount an automounted file system, or fail on one that is gone.
-        if self.selector.one_file_system && parent.device.is_some_and(|d| d != sub_device) {
+        if self.selector.other_file_system(parent.device, sub_device) {
             return (Listing::new(path), None);
         }
         let handle = match parent.handle.child(&name) {
