@@ -44,6 +44,12 @@ impl FileKind {
         }
     }
 
+    /// Whether `name` is that of a `data/XX` directory: two hex digits.
+    pub(crate) fn is_pack_dir_name(name: &std::ffi::OsStr) -> bool {
+        let name = name.as_encoded_bytes();
+        name.len() == 2 && name.iter().all(u8::is_ascii_hexdigit)
+    }
+
     /// Where object `id` of this kind lives, relative to the repository's root, in the
     /// layout every backend shares: `config`, `data/XX/ID` (XX: the id's first byte in
     /// hex), `KIND_DIR/ID` for the rest.
@@ -155,5 +161,14 @@ mod tests {
             format!("snapshots/{hex}")
         );
         assert_eq!(FileKind::Lock.object_path(&id), format!("locks/{hex}"));
+        for (name, is) in [
+            ("ab", true),
+            ("0F", true),
+            ("abc", false),
+            ("g0", false),
+            (".t", false),
+        ] {
+            assert_eq!(FileKind::is_pack_dir_name(name.as_ref()), is, "{name}");
+        }
     }
 }

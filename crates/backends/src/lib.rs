@@ -78,6 +78,28 @@ pub use throttle::{Limits, Throttle};
 /// object's name does.
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
+/// Whether a file named `name` is a temporary file of a write ([`TEMP_PREFIX`]).
+pub(crate) fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes())
+}
+
+/// Where writes leave their temporary files, beside their objects: the root (for
+/// `config`), each kind's directory but `data`, and `pack_dirs` (the `data/XX`).
+pub(crate) fn temporary_dirs(
+    root: &std::path::Path,
+    pack_dirs: Vec<std::path::PathBuf>,
+) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    dirs.extend(
+        FileKind::ALL
+            .into_iter()
+            .filter(|kind| !matches!(kind, FileKind::Config | FileKind::Pack))
+            .map(|kind| root.join(kind.dir_name())),
+    );
+    dirs.extend(pack_dirs);
+    dirs
+}
+
 /// Where a backend's configuration looks up environment variables (`std::env::var` in
 /// production; a map in tests).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;

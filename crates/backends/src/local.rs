@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::{
     BackendError, ErrorKind, FileKind, ObjectId, ObjectWriter, ReadBackend, TEMP_PREFIX,
-    WriteBackend,
+    WriteBackend, is_temporary, temporary_dirs,
 };
 
 /// A repository stored in a directory on a local (or locally mounted) filesystem.
@@ -133,12 +133,7 @@ impl LocalBackend {
         let mut dirs = Vec::new();
         for sub in subdirs {
             let sub = sub.map_err(|e| self.err(op, &data, e))?;
-            let name = sub.file_name();
-            let is_prefix = name.len() == 2
-                && name
-                    .to_str()
-                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
-            if is_prefix && sub.path().is_dir() {
+            if FileKind::is_pack_dir_name(&sub.file_name()) && sub.path().is_dir() {
                 dirs.push(sub.path());
             }
         }
@@ -156,11 +151,7 @@ impl LocalBackend {
         let mut removed = 0;
         for entry in entries {
             let entry = entry.map_err(|e| self.err(OP, dir, e))?;
-            if !entry
-                .file_name()
-                .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes())
-            {
+            if !is_temporary(&entry.file_name()) {
                 continue;
             }
             let path = entry.path();
@@ -346,17 +337,9 @@ impl WriteBackend for LocalBackend {
     }
 
     fn remove_stale_temporaries(&self, before: SystemTime) -> Result<u64, BackendError> {
-        // Temporary files are made beside their object: `config` in the root.
-        let mut dirs = vec![self.root.clone()];
-        for kind in FileKind::ALL {
-            match kind {
-                FileKind::Config => {}
-                FileKind::Pack => dirs.extend(self.pack_dirs("remove temporary files")?),
-                _ => dirs.push(self.root.join(kind.dir_name())),
-            }
-        }
+        let pack_dirs = self.pack_dirs("remove temporary files")?;
         let mut removed = 0;
-        for dir in dirs {
+        for dir in temporary_dirs(&self.root, pack_dirs) {
             removed += self.remove_temporaries_in(&dir, before)?;
         }
         Ok(removed)

@@ -21,7 +21,10 @@ pub use config::{SftpConfig, SftpConfigError};
 
 use session::{Channel, Fail, Pool, sftp_status};
 
-use crate::{BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, TEMP_PREFIX, WriteBackend};
+use crate::{
+    BackendError, ErrorKind, FileKind, ObjectId, ReadBackend, TEMP_PREFIX, WriteBackend,
+    is_temporary, temporary_dirs,
+};
 
 /// A repository in a directory on an SFTP server.
 pub struct SftpBackend {
@@ -101,8 +104,27 @@ impl SftpBackend {
         Ok(())
     }
 
+    /// The `data/XX` directories below `root` (none if `data` is missing).
+    fn pack_dirs(sftp: &Sftp, root: &Path) -> Result<Vec<PathBuf>, Fail> {
+        let data = root.join(FileKind::Pack.dir_name());
+        let subdirs = match sftp.readdir(&data) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(subdirs
+            .into_iter()
+            .filter(|(dir, stat)| {
+                stat.is_dir() && dir.file_name().is_some_and(FileKind::is_pack_dir_name)
+            })
+            .map(|(dir, _)| dir)
+            .collect())
+    }
+
     /// Removes the temporary files (`.tmp-*`) in `dir` last modified before `before`
-    /// (seconds since the epoch, by the server's clock).
+    /// (seconds since the epoch by the client's clock, compared with the server's
+    /// modification times: [`crate::WriteBackend::remove_stale_temporaries`] callers
+    /// leave a margin for the difference).
     fn remove_temporaries_in(sftp: &Sftp, dir: &Path, before: u64) -> Result<u64, Fail> {
         let entries = match sftp.readdir(dir) {
             Ok(entries) => entries,
@@ -111,9 +133,7 @@ impl SftpBackend {
         };
         let mut removed = 0;
         for (path, stat) in entries {
-            let temporary = path
-                .file_name()
-                .is_some_and(|n| n.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes()));
+            let temporary = path.file_name().is_some_and(is_temporary);
             if temporary && stat.is_file() && stat.mtime.is_some_and(|t| t < before) {
                 match sftp.unlink(&path) {
                     Ok(()) => removed += 1,
@@ -249,16 +269,8 @@ impl ReadBackend for SftpBackend {
                     Err(e) => return Err(e.into()),
                 },
                 FileKind::Pack => {
-                    let data = self.root.join(kind.dir_name());
-                    let subdirs = match sftp.readdir(&data) {
-                        Ok(entries) => entries,
-                        Err(e) if is_missing(&e) => Vec::new(),
-                        Err(e) => return Err(e.into()),
-                    };
-                    for (dir, stat) in subdirs {
-                        if stat.is_dir() {
-                            Self::list_dir(sftp, &dir, &mut out)?;
-                        }
+                    for dir in Self::pack_dirs(sftp, &self.root)? {
+                        Self::list_dir(sftp, &dir, &mut out)?;
                     }
                 }
                 _ => Self::list_dir(sftp, &self.root.join(kind.dir_name()), &mut out)?,
@@ -355,26 +367,9 @@ impl WriteBackend for SftpBackend {
         let before = before.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.pool
             .with("remove temporary files", &|| self.location(), |sftp| {
-                // Temporary files are made beside their object: `config` in the root.
-                let mut dirs = vec![self.root.clone()];
-                for kind in FileKind::ALL {
-                    if !matches!(kind, FileKind::Config | FileKind::Pack) {
-                        dirs.push(self.root.join(kind.dir_name()));
-                    }
-                }
-                let data = self.root.join(FileKind::Pack.dir_name());
-                match sftp.readdir(&data) {
-                    Ok(subdirs) => dirs.extend(
-                        subdirs
-                            .into_iter()
-                            .filter(|(_, stat)| stat.is_dir())
-                            .map(|(dir, _)| dir),
-                    ),
-                    Err(e) if is_missing(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                let pack_dirs = Self::pack_dirs(sftp, &self.root)?;
                 let mut removed = 0;
-                for dir in dirs {
+                for dir in temporary_dirs(&self.root, pack_dirs) {
                     removed += Self::remove_temporaries_in(sftp, &dir, before)?;
                 }
                 Ok(removed)
