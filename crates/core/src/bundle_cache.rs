@@ -175,10 +175,7 @@ mod tests {
     fn a_bundle_is_kept_until_later_ones_push_it_out() {
         let cache = BundleCache::default();
         for n in 0..5 {
-            let Claim::Mine(reading) = cache.claim(&id(n)) else {
-                panic!("bundle {n} is neither kept nor being read");
-            };
-            reading.keep(Arc::new(vec![n]));
+            mine(&cache, n).keep(Arc::new(vec![n]));
         }
         // Four are kept, the oldest went.
         assert!(matches!(cache.claim(&id(0)), Claim::Mine(_)));

@@ -1,7 +1,9 @@
 //! Pack files: a 40-byte header followed by self-describing blob entries.
 //!
 //! A pack holds blobs of one type only. Because every entry carries its type, id and
-//! length, the index can be rebuilt from the packs alone ([`scan_pack`]).
+//! length, the index can be rebuilt from the packs alone: [`crate::PackReader`] lists a
+//! stored pack's entries a window at a time; [`scan_pack`] lists them from bytes in
+//! memory (the fuzz target, and the reference the reader is tested against).
 
 use arca_backends::{ObjectId, ObjectWriter};
 use bytes::Bytes;

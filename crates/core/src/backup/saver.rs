@@ -27,8 +27,8 @@ pub(crate) struct SaverStats {
 }
 
 /// A pack being filled: written straight to storage where the backend can take it
-/// piece by piece (a local directory, rate-limited or not: of the layers, only
-/// `Throttle` passes `start_write` through), so it costs no memory of its size;
+/// piece by piece (a backend whose `start_write` gives a writer, through layers that
+/// pass it on: see `Layer::start_stream`), so it costs no memory of its size;
 /// assembled in memory otherwise, and in a dry run.
 #[derive(Debug)]
 enum OpenPack {

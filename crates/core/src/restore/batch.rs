@@ -19,7 +19,8 @@ use crate::content::bundle_slice;
 /// Entries closer than this in one pack are read together (the gap is read and
 /// discarded: cheaper than another request).
 const MAX_GAP: u64 = 256 << 10;
-/// No single read spans more than this.
+/// A run of entries is not stretched past this to take in another entry; one entry
+/// larger than this is read whole, once, for all its pieces.
 const MAX_READ: u64 = 8 << 20;
 /// A batch holds at most this many files, or this much content.
 const BATCH_FILES: usize = 64;
@@ -215,8 +216,10 @@ fn run_len(pieces: &[Piece]) -> usize {
     let mut n = 1;
     for p in &pieces[1..] {
         let new_end = end.max(p.end());
-        // A piece within the span so far (another file's slice of the same bundle)
-        // always joins it, whatever the span's length.
+        // A piece within the span so far (the pieces are sorted and entries do not
+        // overlap, so: the same entry again, such as another file's slice of a
+        // bundle or a chunk two files share) adds no bytes and always joins it,
+        // whatever the span's length.
         if p.loc.pack != first.loc.pack
             || p.offset() > end + MAX_GAP
             || (new_end > end && new_end - first.offset() > MAX_READ)
