@@ -485,13 +485,10 @@ impl Repository {
         let mut problems = Vec::new();
         let mut bad = Vec::new();
         let mut seen = HashSet::new();
-        let (mut reader, mut ended) =
-            match PackReader::open(&**self.repo.backend(), *pack, len, PACK_READ_WINDOW) {
-                Ok(reader) => (Some(reader), None),
-                Err(e) => (None, Some(e)),
-            };
+        let mut reader = PackReader::new(&**self.repo.backend(), *pack, len, PACK_READ_WINDOW);
+        let mut ended = None;
         // The entries stop at the first error.
-        for next in reader.iter_mut().flatten() {
+        for next in &mut reader {
             match next {
                 Ok((entry, bytes)) => {
                     seen.insert(entry.offset);
@@ -504,7 +501,7 @@ impl Repository {
                 Err(e) => ended = Some(e),
             }
         }
-        let bytes_read = reader.map_or(0, |r| r.bytes_read());
+        let bytes_read = reader.bytes_read();
         let unseen = expected
             .iter()
             .filter(|(offset, _)| !seen.contains(*offset));

@@ -8,7 +8,7 @@ use crate::blob::ENTRY_HEADER_LEN;
 use crate::header::HEADER_LEN;
 use crate::pack::{PackEntry, check_pack_header, frame_entry};
 
-/// The window of [`PackReader::open`] for callers that have no reason to choose: twice
+/// The window of [`PackReader::new`] for callers that have no reason to choose: twice
 /// the largest data blob the default chunker and bundler make.
 pub const PACK_READ_WINDOW: u64 = 4 << 20;
 
@@ -20,9 +20,10 @@ pub const PACK_READ_WINDOW: u64 = 4 << 20;
 /// moment when a new window starts inside an entry, whose start it keeps): a 16 MiB
 /// pack read whole by each of several workers cost `check` more memory than all else
 /// it keeps.
-/// The first damage ends the entries; a storage error ends them too and is returned
-/// as [`RepoError::Backend`], so a caller can tell a pack it could not read from a
-/// damaged one.
+/// The pack's header is checked first, as the first step of the iteration. The first
+/// damage ends the entries; a storage error ends them too and is returned as
+/// [`RepoError::Backend`] (not-found included), so a caller can tell a pack it could
+/// not read from a damaged one.
 pub struct PackReader<'a, B: ReadBackend + ?Sized> {
     backend: &'a B,
     id: ObjectId,
@@ -32,20 +33,18 @@ pub struct PackReader<'a, B: ReadBackend + ?Sized> {
     buf: Bytes,
     buf_start: u64,
     pos: u64,
+    header_checked: bool,
     stopped: bool,
     bytes_read: u64,
 }
 
 impl<'a, B: ReadBackend + ?Sized> PackReader<'a, B> {
-    /// Starts reading pack `id`, `len` bytes long (as listed), in windows of `window`
-    /// bytes, and checks its header.
-    ///
-    /// # Errors
-    /// [`RepoError::Backend`] if it cannot be read (not-found included);
-    /// [`RepoError::Corrupt`] or [`RepoError::UnsupportedVersion`] if it does not start
-    /// with the header of pack `id`.
-    pub fn open(backend: &'a B, id: ObjectId, len: u64, window: u64) -> Result<Self, RepoError> {
-        let mut reader = Self {
+    /// A reader of pack `id`, `len` bytes long (as listed), in windows of `window`
+    /// bytes. Nothing is read until the first [`Iterator::next`], which checks the
+    /// header: a pack that does not start with the header of pack `id` gives
+    /// [`RepoError::Corrupt`] or [`RepoError::UnsupportedVersion`] as its one item.
+    pub fn new(backend: &'a B, id: ObjectId, len: u64, window: u64) -> Self {
+        Self {
             backend,
             id,
             object: format!("pack {id}"),
@@ -54,12 +53,15 @@ impl<'a, B: ReadBackend + ?Sized> PackReader<'a, B> {
             buf: Bytes::new(),
             buf_start: 0,
             pos: HEADER_LEN as u64,
+            header_checked: false,
             stopped: false,
             bytes_read: 0,
-        };
-        let head = reader.bytes(0, len.min(HEADER_LEN as u64))?;
-        check_pack_header(&head, &id, &reader.object)?;
-        Ok(reader)
+        }
+    }
+
+    fn check_header(&mut self) -> Result<(), RepoError> {
+        let head = self.bytes(0, self.len.min(HEADER_LEN as u64))?;
+        check_pack_header(&head, &self.id, &self.object)
     }
 
     /// Bytes read from storage so far.
@@ -121,7 +123,17 @@ impl<B: ReadBackend + ?Sized> Iterator for PackReader<'_, B> {
     /// The next entry and its bytes (exactly `entry.length` of them), `None` after the
     /// last, or the error that ends the entries (`None` after it).
     fn next(&mut self) -> Option<Self::Item> {
-        if self.stopped || self.pos >= self.len {
+        if self.stopped {
+            return None;
+        }
+        if !self.header_checked {
+            self.header_checked = true;
+            if let Err(e) = self.check_header() {
+                self.stopped = true;
+                return Some(Err(e));
+            }
+        }
+        if self.pos >= self.len {
             return None;
         }
         let pos = self.pos;

@@ -496,25 +496,18 @@ impl Repo {
         id: &ObjectId,
         len: u64,
     ) -> Result<Option<(Vec<PackEntry>, bool)>, RepoError> {
-        let backend = &*self.backend;
-        let reader = match PackReader::open(backend, *id, len, PACK_READ_WINDOW) {
-            Ok(r) => r,
-            Err(RepoError::Backend(e)) if e.is_not_found() => return Ok(None),
-            Err(e @ RepoError::Backend(_)) => return Err(e),
-            Err(_) => return Ok(Some((Vec::new(), true))),
-        };
         let mut damaged = false;
         let mut entries = Vec::new();
-        // The entries stop at the first error.
-        for next in reader {
+        for next in PackReader::new(&*self.backend, *id, len, PACK_READ_WINDOW) {
             let (mut e, bytes) = match next {
                 Ok(found) => found,
-                // Removed while it was being read: as if it had not been there.
+                // Missing, or removed while it was being read: as if it had not been.
                 Err(RepoError::Backend(e)) if e.is_not_found() => return Ok(None),
                 Err(e @ RepoError::Backend(_)) => return Err(e),
+                // Damage ends the entries.
                 Err(_) => {
                     damaged = true;
-                    continue;
+                    break;
                 }
             };
             let object = format!("{} blob {} in pack {id}", e.blob_type, e.id);

@@ -478,12 +478,8 @@ fn read_entries(
     len: u64,
     window: u64,
 ) -> (Vec<(PackEntry, Vec<u8>)>, Option<RepoError>) {
-    let reader = match PackReader::open(backend, id, len, window) {
-        Ok(r) => r,
-        Err(e) => return (Vec::new(), Some(e)),
-    };
     let mut entries = Vec::new();
-    for next in reader {
+    for next in PackReader::new(backend, id, len, window) {
         match next {
             Ok((entry, bytes)) => entries.push((entry, bytes.to_vec())),
             Err(e) => return (entries, Some(e)),
@@ -711,7 +707,7 @@ proptest! {
         let (scanned, damage) = scan_pack(&pack.bytes, &pack.id);
         prop_assert!(damage.is_none());
         let len = pack.bytes.len() as u64;
-        let mut reader = PackReader::open(&*backend, pack.id, len, window).unwrap();
+        let mut reader = PackReader::new(&*backend, pack.id, len, window);
         let read: Vec<_> = reader.by_ref().map(Result::unwrap).collect();
         prop_assert_eq!(read.len(), scanned.len());
         for ((entry, bytes), want) in read.iter().zip(&scanned) {
